@@ -156,7 +156,12 @@ class GridSpec:
         """
         pts = np.asarray(points_m, dtype=np.float64)[:, :3]
         with np.errstate(invalid='ignore'):
-            idx_f = np.floor((pts - self.mins) / self.cell_m)
+            if self.aligned_with_anovox:
+                # Same arithmetic as the AnoVox rule, so a point never lands in a
+                # different voxel through rounding at a cell boundary.
+                idx_f = np.floor((pts + ANOVOX_ORIGIN_OFFSET_M) / ANOVOX_VOXEL_M) - np.array(self.anovox_offset)
+            else:
+                idx_f = np.floor((pts - self.mins) / self.cell_m)
         inside = np.all(np.isfinite(idx_f), axis=1)
         inside &= np.all(idx_f >= 0, axis=1) & np.all(idx_f < np.array(self.shape), axis=1)
         idx = np.zeros(idx_f.shape, dtype=np.int64)
