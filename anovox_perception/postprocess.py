@@ -1,0 +1,560 @@
+"""Detector outputs -> score grid, voxel-score cloud, anomalous components and marker specs.
+
+Inputs are the model's per-voxel probabilities ``occupancy`` and ``anomaly``, each
+shaped ``(nx, ny, nz)`` on a :class:`~anovox_perception.geometry.GridSpec` (a
+leading batch dimension of 1 is accepted). Everything here is numpy only, so the
+node, the offline path and the tests share it without a middleware.
+
+Each function costs about a millisecond on the default 160 x 160 x 16 grid, so
+they run per frame at 10 Hz.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from anovox_perception.errors import BackendError, ConfigError, GeometryError
+from anovox_perception.geometry import GridSpec
+
+__all__ = [
+    'Component',
+    'MarkerSpec',
+    'MarkerTracker',
+    'find_components',
+    'label_components',
+    'score_color',
+    'score_grid',
+    'voxel_scores',
+]
+
+UNKNOWN_CELL = -1  # nav_msgs/OccupancyGrid's "unknown" value
+
+# Lexicographically positive neighbour offsets: each undirected neighbour pair is
+# visited once. Keyed by connectivity (6 / 18 / 26 in 3D, 4 / 8 in 2D).
+_HALF_OFFSETS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _half_offsets(ndim: int, connectivity: int) -> np.ndarray:
+    key = (ndim, connectivity)
+    if key not in _HALF_OFFSETS:
+        full = np.array(np.meshgrid(*([[-1, 0, 1]] * ndim), indexing='ij')).reshape(ndim, -1).T
+        nonzero = np.abs(full).sum(axis=1)
+        # 4/6: face neighbours (one axis moves); 8/18: plus edges (two axes); 26: all.
+        max_axes = {(2, 4): 1, (2, 8): 2, (3, 6): 1, (3, 18): 2, (3, 26): 3}.get(key)
+        if max_axes is None:
+            msg = f'connectivity={connectivity} is not supported in {ndim}D; use 4 or 8 in 2D, 6, 18 or 26 in 3D'
+            raise ConfigError(msg)
+        keep = (nonzero > 0) & (nonzero <= max_axes)
+        offsets = full[keep]
+        # Keep the half whose first non-zero coordinate is positive.
+        first_nz = offsets[np.arange(len(offsets)), np.argmax(offsets != 0, axis=1)]
+        _HALF_OFFSETS[key] = offsets[first_nz > 0]
+    return _HALF_OFFSETS[key]
+
+
+def _check_threshold(name: str, value: float) -> float:
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        msg = f'{name} must be in [0, 1], got {value}'
+        raise ConfigError(msg)
+    return value
+
+
+def _grid_arrays(grid: GridSpec, occupancy: np.ndarray, anomaly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and squeeze the model outputs to (nx, ny, nz) float arrays."""
+    out = []
+    for name, arr in (('occupancy', occupancy), ('anomaly', anomaly)):
+        arr = np.asarray(arr)
+        if arr.ndim == 4 and arr.shape[0] == 1:
+            arr = arr[0]
+        if arr.shape != grid.shape:
+            msg = f'model output {name!r} has shape {arr.shape}; expected {grid.shape} (nx, ny, nz) of the grid'
+            raise GeometryError(msg)
+        if arr.dtype.kind != 'f':
+            arr = arr.astype(np.float32)
+        # NaN would silently compare False against every threshold; fail loudly instead.
+        if not np.isfinite(arr).all():
+            msg = f'model output {name!r} contains non-finite values; the model or backend is broken'
+            raise BackendError(msg)
+        out.append(arr)
+    return out[0], out[1]
+
+
+def _max_over_z(volume: np.ndarray) -> np.ndarray:
+    """(nx, ny) maximum over the last axis of an (nx, ny, nz) array.
+
+    numpy reduces a short innermost axis slowly; an element-wise maximum over
+    the nz slices is several times faster for nz ~ 16.
+    """
+    best = volume[:, :, 0].copy()
+    for iz in range(1, volume.shape[2]):
+        np.maximum(best, volume[:, :, iz], out=best)
+    return best
+
+
+def _nonzero3(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """np.nonzero of a 3D bool array (C order), via the flat index: several times faster."""
+    flat = np.flatnonzero(mask)
+    _, ny, nz = mask.shape
+    column, iz = np.divmod(flat, nz)
+    ix, iy = np.divmod(column, ny)
+    return ix, iy, iz
+
+
+def score_grid(
+    occupancy: np.ndarray,
+    anomaly: np.ndarray,
+    grid: GridSpec,
+    occupancy_threshold: float = 0.5,
+) -> np.ndarray:
+    """Bird's-eye anomaly score map laid out as nav_msgs/OccupancyGrid data.
+
+    Each cell holds the highest anomaly score (0..100) over the occupied voxels
+    of its column, or -1 (unknown) where no voxel is occupied.
+
+    Args:
+        occupancy: (nx, ny, nz) occupancy probabilities.
+        anomaly: (nx, ny, nz) anomaly probabilities.
+        grid: the grid both arrays live on.
+        occupancy_threshold: a voxel is occupied when ``occupancy >= threshold``.
+
+    Returns:
+        (ny, nx) int8, C-contiguous: row ``iy`` along y, column ``ix`` along x, so
+        ``data.ravel()`` is the OccupancyGrid payload with its origin at
+        ``(x_min_m, y_min_m)``.
+
+    Raises:
+        GeometryError: an array does not match the grid's shape.
+        BackendError: an array holds non-finite values.
+        ConfigError: the threshold is outside [0, 1].
+    """
+    thr = _check_threshold('occupancy_threshold', occupancy_threshold)
+    occ, anom = _grid_arrays(grid, occupancy, anomaly)
+    # Scores are in [0, 1]: pushing free voxels 2 below keeps them out of the max,
+    # and a negative column maximum marks "nothing occupied". Arithmetic instead
+    # of np.where avoids branchy per-element selection (several times faster).
+    free = occ < thr
+    best = _max_over_z(anom - np.float32(2.0) * free)
+    scores = np.rint(np.clip(best, 0.0, 1.0) * 100.0).astype(np.int8)
+    scores[best < 0] = UNKNOWN_CELL
+    return np.ascontiguousarray(scores.T)
+
+
+def voxel_scores(
+    occupancy: np.ndarray,
+    anomaly: np.ndarray,
+    grid: GridSpec,
+    occupancy_threshold: float = 0.5,
+) -> np.ndarray:
+    """The prediction set evaluation uses: every occupied voxel with its anomaly score.
+
+    Args:
+        occupancy: (nx, ny, nz) occupancy probabilities.
+        anomaly: (nx, ny, nz) anomaly probabilities.
+        grid: the grid both arrays live on.
+        occupancy_threshold: a voxel is predicted when ``occupancy >= threshold``.
+
+    Returns:
+        (K, 4) float32: x, y, z of the voxel centres in the LiDAR frame (metres) and
+        the anomaly score, in C order of the voxel index (ix, iy, iz).
+
+    Raises:
+        GeometryError: an array does not match the grid's shape.
+        BackendError: an array holds non-finite values.
+        ConfigError: the threshold is outside [0, 1].
+    """
+    thr = _check_threshold('occupancy_threshold', occupancy_threshold)
+    occ, anom = _grid_arrays(grid, occupancy, anomaly)
+    ix, iy, iz = _nonzero3(occ >= thr)
+    out = np.empty((ix.size, 4), dtype=np.float32)
+    cell = grid.cell_m
+    out[:, 0] = grid.x_min_m + (ix + 0.5) * cell
+    out[:, 1] = grid.y_min_m + (iy + 0.5) * cell
+    out[:, 2] = grid.z_min_m + (iz + 0.5) * cell
+    out[:, 3] = anom[ix, iy, iz]
+    return out
+
+
+def _union_find(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Root (smallest member index) of each of ``n`` nodes joined by edges ``a[k] -- b[k]``.
+
+    Vectorised hook-and-compress: every round hooks the larger root of each
+    edge onto the smaller one, then compresses paths by pointer jumping. Hooking
+    always points to a smaller index, so no cycle can form.
+    """
+    parent = np.arange(n, dtype=np.int64)
+    while a.size:
+        ra, rb = parent[a], parent[b]
+        differ = ra != rb
+        if not differ.any():
+            break
+        lo = np.minimum(ra[differ], rb[differ])
+        hi = np.maximum(ra[differ], rb[differ])
+        np.minimum.at(parent, hi, lo)
+        while True:
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+        # Edges inside one component never change again; drop them.
+        a, b = a[differ], b[differ]
+    return parent
+
+
+def label_components(coords: np.ndarray, connectivity: int) -> tuple[np.ndarray, int]:
+    """Connected-component labels of a sparse set of cells.
+
+    Args:
+        coords: (K, d) int cell indices (d = 2 or 3), unique.
+        connectivity: 4 or 8 (2D); 6, 18 or 26 (3D).
+
+    Returns:
+        ``(labels, count)``: (K,) int64 labels in 0..count-1, numbered in the order
+        of each component's first cell in ``coords``.
+
+    Raises:
+        ConfigError: the connectivity is not supported for this dimension.
+    """
+    coords = np.asarray(coords, dtype=np.int64)
+    k, ndim = coords.shape
+    offsets = _half_offsets(ndim, connectivity)
+    if k == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    # Index volume over the occupied bounding box only, with a one-cell margin so
+    # that every neighbour's flat index is the cell's plus a constant (no wrap).
+    local = coords - coords.min(axis=0) + 1
+    box = local.max(axis=0) + 2
+    strides = np.cumprod(np.r_[box[1:], 1][::-1])[::-1]
+    flat = local @ strides
+    index = np.full(int(np.prod(box)), -1, dtype=np.int64)
+    index[flat] = np.arange(k)
+    pairs_a, pairs_b = [], []
+    for off in offsets @ strides:
+        nb = index[flat + off]
+        hit = np.flatnonzero(nb >= 0)
+        pairs_a.append(hit)
+        pairs_b.append(nb[hit])
+    roots = _union_find(k, np.concatenate(pairs_a), np.concatenate(pairs_b))
+    # np.unique numbers by root value = smallest member index, i.e. by first cell.
+    _, labels = np.unique(roots, return_inverse=True)
+    return labels.astype(np.int64), int(labels.max()) + 1
+
+
+@dataclass(frozen=True)
+class Component:
+    """One connected blob of anomalous occupied voxels (LiDAR frame, metres)."""
+
+    centroid_m: tuple[float, float, float]
+    box_min_m: tuple[float, float, float]
+    box_max_m: tuple[float, float, float]
+    max_score: float
+    mean_score: float
+    voxel_count: int
+
+    @property
+    def size_m(self) -> tuple[float, float, float]:
+        """Axis-aligned box extent (dx, dy, dz) over the voxels' cell edges."""
+        return tuple(hi - lo for lo, hi in zip(self.box_min_m, self.box_max_m, strict=True))  # type: ignore[return-value]
+
+    @property
+    def box_center_m(self) -> tuple[float, float, float]:
+        return tuple((lo + hi) / 2.0 for lo, hi in zip(self.box_min_m, self.box_max_m, strict=True))  # type: ignore[return-value]
+
+    @property
+    def range_m(self) -> float:
+        """Horizontal distance of the centroid from the LiDAR."""
+        return math.hypot(self.centroid_m[0], self.centroid_m[1])
+
+
+def find_components(
+    occupancy: np.ndarray,
+    anomaly: np.ndarray,
+    grid: GridSpec,
+    occupancy_threshold: float = 0.5,
+    anomaly_threshold: float = 0.5,
+    min_voxels: int = 3,
+    connectivity: int = 26,
+    bev: bool = False,
+    max_components: int | None = 64,
+) -> list[Component]:
+    """Connected components of voxels that are both occupied and anomalous.
+
+    Args:
+        occupancy: (nx, ny, nz) occupancy probabilities.
+        anomaly: (nx, ny, nz) anomaly probabilities.
+        grid: the grid both arrays live on.
+        occupancy_threshold: occupied when ``occupancy >= threshold``.
+        anomaly_threshold: anomalous when ``anomaly >= threshold``.
+        min_voxels: components with fewer voxels are dropped (noise).
+        connectivity: neighbourhood in 3D (6, 18, 26), or in 2D (4, 8) when ``bev``.
+        bev: join voxels whose bird's-eye columns touch, whatever their height.
+        max_components: keep at most this many, highest ``max_score`` first
+            (bounds the marker count whatever the model outputs); None keeps all.
+
+    Returns:
+        Components sorted by ``max_score`` descending, ties by their first voxel
+        in C order. Deterministic.
+
+    Raises:
+        GeometryError: an array does not match the grid's shape.
+        BackendError: an array holds non-finite values.
+        ConfigError: a threshold, ``min_voxels`` or ``connectivity`` is invalid.
+    """
+    occ_thr = _check_threshold('occupancy_threshold', occupancy_threshold)
+    anom_thr = _check_threshold('anomaly_threshold', anomaly_threshold)
+    if min_voxels < 1:
+        msg = f'min_voxels must be >= 1, got {min_voxels}'
+        raise ConfigError(msg)
+    if max_components is not None and max_components < 0:
+        msg = f'max_components must be >= 0 or None, got {max_components}'
+        raise ConfigError(msg)
+    occ, anom = _grid_arrays(grid, occupancy, anomaly)
+    active = (occ >= occ_thr) & (anom >= anom_thr)
+    coords = np.stack(_nonzero3(active), axis=1)
+    if coords.size == 0:
+        return []
+    if bev:
+        columns, column_of_voxel = np.unique(coords[:, :2], axis=0, return_inverse=True)
+        col_labels, _ = label_components(columns, connectivity)
+        labels = col_labels[column_of_voxel.reshape(-1)]
+    else:
+        labels, _ = label_components(coords, connectivity)
+    scores = anom[tuple(coords.T)].astype(np.float64)
+
+    order = np.argsort(labels, kind='stable')
+    coords, labels, scores = coords[order], labels[order], scores[order]
+    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    counts = np.diff(np.r_[starts, labels.size])
+    keep = counts >= min_voxels
+    if not keep.any():
+        return []
+    idx_min = np.minimum.reduceat(coords, starts, axis=0)[keep]
+    idx_max = np.maximum.reduceat(coords, starts, axis=0)[keep]
+    idx_sum = np.add.reduceat(coords, starts, axis=0)[keep].astype(np.float64)
+    max_score = np.maximum.reduceat(scores, starts)[keep]
+    mean_score = (np.add.reduceat(scores, starts)[keep]) / counts[keep]
+    counts = counts[keep]
+
+    mins, cell = grid.mins, grid.cell_m
+    centroid = mins + (idx_sum / counts[:, None] + 0.5) * cell
+    box_min = mins + idx_min * cell
+    box_max = mins + (idx_max + 1) * cell
+    # Stable sort on -score keeps label (first voxel) order among ties.
+    rank = np.argsort(-max_score, kind='stable')
+    if max_components is not None:
+        rank = rank[:max_components]
+    return [
+        Component(
+            centroid_m=tuple(float(v) for v in centroid[i]),  # type: ignore[arg-type]
+            box_min_m=tuple(float(v) for v in box_min[i]),  # type: ignore[arg-type]
+            box_max_m=tuple(float(v) for v in box_max[i]),  # type: ignore[arg-type]
+            max_score=float(max_score[i]),
+            mean_score=float(mean_score[i]),
+            voxel_count=int(counts[i]),
+        )
+        for i in rank
+    ]
+
+
+def score_color(score: float, alpha: float = 0.5) -> tuple[float, float, float, float]:
+    """RGBA colour of a score in [0, 1]: yellow at 0 through orange to red at 1."""
+    s = min(max(float(score), 0.0), 1.0)
+    return (1.0, 1.0 - s, 0.0, float(alpha))
+
+
+@dataclass(frozen=True)
+class MarkerSpec:
+    """A middleware-free description of one RViz marker (see msg_codec.markers_to_msg).
+
+    ``id`` is shared by a component's box and its text; ``kind`` tells them apart
+    (they go to different marker namespaces). ``action='delete'`` removes the
+    marker with this ``kind`` and ``id``; other fields are then ignored.
+    """
+
+    id: int
+    kind: str  # 'box' | 'text'
+    action: str = 'add'  # 'add' | 'delete'
+    position_m: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    orientation_xyzw: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
+    scale_m: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    color_rgba: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.5)
+    text: str = ''
+    lifetime_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ('box', 'text') or self.action not in ('add', 'delete'):
+            msg = f'MarkerSpec {self.id}: kind={self.kind!r}, action={self.action!r}; expected box|text, add|delete'
+            raise ConfigError(msg)
+        if not (0 <= self.id < 2**31):
+            msg = f'MarkerSpec: id={self.id} does not fit a marker id (int32 >= 0)'
+            raise ConfigError(msg)
+
+
+@dataclass
+class _Track:
+    id: int
+    component: Component
+    missed: int = 0
+    last_seen_ns: int = 0
+
+
+class MarkerTracker:
+    """Keeps marker ids stable across frames by matching components to tracks.
+
+    Matching is greedy on centroid distance: the closest (track, component) pair
+    within ``gate_m`` is matched first, then the next closest among the rest.
+    Unmatched components start new tracks with fresh ids; a track unmatched for
+    more than ``max_missed`` consecutive frames is removed.
+
+    Flicker and stale boxes: every live track (matched, or missed at most
+    ``max_missed`` times, shown at its last place) is re-published each frame
+    with a ``lifetime_s`` a few frame periods long, so a frame with a missed
+    detection does not blink and RViz expires everything by itself if the node
+    stops. A removed track gets explicit deletes at once, so it does not linger
+    for its lifetime. A stamp going backwards (bag loop) deletes every track.
+    """
+
+    def __init__(
+        self,
+        gate_m: float = 2.0,
+        max_missed: int = 2,
+        lifetime_s: float = 0.5,
+        text_height_m: float = 0.8,
+    ) -> None:
+        """Create an empty tracker.
+
+        Args:
+            gate_m: largest centroid distance at which a component continues a track.
+            max_missed: consecutive frames a track may go undetected and still be shown.
+            lifetime_s: marker lifetime; RViz removes markers not refreshed within it.
+            text_height_m: height of the text label's letters.
+
+        Raises:
+            ConfigError: a value is out of range.
+        """
+        if not (gate_m >= 0 and math.isfinite(gate_m)):
+            msg = f'MarkerTracker: gate_m must be a finite value >= 0, got {gate_m}'
+            raise ConfigError(msg)
+        if max_missed < 0:
+            msg = f'MarkerTracker: max_missed must be >= 0, got {max_missed}'
+            raise ConfigError(msg)
+        if not (lifetime_s >= 0 and math.isfinite(lifetime_s)):
+            msg = f'MarkerTracker: lifetime_s must be a finite value >= 0, got {lifetime_s}'
+            raise ConfigError(msg)
+        if not text_height_m > 0:
+            msg = f'MarkerTracker: text_height_m must be > 0, got {text_height_m}'
+            raise ConfigError(msg)
+        self.gate_m = float(gate_m)
+        self.max_missed = int(max_missed)
+        self.lifetime_s = float(lifetime_s)
+        self.text_height_m = float(text_height_m)
+        self._tracks: dict[int, _Track] = {}
+        self._next_id = 0
+        self._last_stamp_ns: int | None = None
+
+    @property
+    def track_ids(self) -> list[int]:
+        """Ids of the live tracks, ascending."""
+        return sorted(self._tracks)
+
+    def reset(self) -> list[MarkerSpec]:
+        """Forget every track; returns the deletes that clear their markers."""
+        deletes = [spec for tid in sorted(self._tracks) for spec in self._delete_specs(tid)]
+        self._tracks.clear()
+        self._last_stamp_ns = None
+        return deletes
+
+    def update(self, components: Sequence[Component], stamp_ns: int) -> list[MarkerSpec]:
+        """Match this frame's components and return the markers to publish.
+
+        Args:
+            components: this frame's components (e.g. from :func:`find_components`).
+            stamp_ns: the frame's stamp; going backwards resets the tracker.
+
+        Returns:
+            Deletes for removed tracks first (ascending id), then a box and a text
+            per live track (ascending id).
+        """
+        specs: list[MarkerSpec] = []
+        if self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
+            specs.extend(self.reset())
+        self._last_stamp_ns = int(stamp_ns)
+
+        track_ids = sorted(self._tracks)
+        matched_tracks: set[int] = set()
+        matched_comps: set[int] = set()
+        if track_ids and components:
+            prev = np.array([self._tracks[t].component.centroid_m for t in track_ids])
+            cur = np.array([c.centroid_m for c in components])
+            dist = np.linalg.norm(prev[:, None, :] - cur[None, :, :], axis=2)
+            ti, ci = np.nonzero(dist <= self.gate_m)
+            # Closest first; ties by (track id, component index) through the stable sort.
+            for k in np.argsort(dist[ti, ci], kind='stable'):
+                t, c = track_ids[ti[k]], int(ci[k])
+                if t in matched_tracks or c in matched_comps:
+                    continue
+                matched_tracks.add(t)
+                matched_comps.add(c)
+                track = self._tracks[t]
+                track.component, track.missed, track.last_seen_ns = components[c], 0, int(stamp_ns)
+
+        for t in track_ids:
+            if t in matched_tracks:
+                continue
+            track = self._tracks[t]
+            track.missed += 1
+            if track.missed > self.max_missed:
+                specs.extend(self._delete_specs(t))
+                del self._tracks[t]
+
+        for c, comp in enumerate(components):
+            if c not in matched_comps:
+                tid = self._new_id()
+                self._tracks[tid] = _Track(tid, comp, last_seen_ns=int(stamp_ns))
+
+        for t in sorted(self._tracks):
+            specs.extend(self._add_specs(self._tracks[t]))
+        return specs
+
+    def _new_id(self) -> int:
+        # Marker ids are int32; wrap long before overflow, skipping ids still in use.
+        while True:
+            tid = self._next_id
+            self._next_id = (self._next_id + 1) % (2**31 - 1)
+            if tid not in self._tracks:
+                return tid
+
+    def _add_specs(self, track: _Track) -> list[MarkerSpec]:
+        comp = track.component
+        size = comp.size_m
+        center = comp.box_center_m
+        text = f'anomaly {comp.max_score:.2f} | {size[0]:.1f}x{size[1]:.1f}x{size[2]:.1f} m | {comp.range_m:.1f} m'
+        box = MarkerSpec(
+            id=track.id,
+            kind='box',
+            position_m=center,
+            scale_m=size,
+            color_rgba=score_color(comp.max_score),
+            lifetime_s=self.lifetime_s,
+        )
+        label = MarkerSpec(
+            id=track.id,
+            kind='text',
+            position_m=(center[0], center[1], comp.box_max_m[2] + self.text_height_m),
+            scale_m=(self.text_height_m, self.text_height_m, self.text_height_m),
+            color_rgba=(1.0, 1.0, 1.0, 1.0),
+            text=text,
+            lifetime_s=self.lifetime_s,
+        )
+        return [box, label]
+
+    @staticmethod
+    def _delete_specs(track_id: int) -> list[MarkerSpec]:
+        return [
+            MarkerSpec(id=track_id, kind='box', action='delete'),
+            MarkerSpec(id=track_id, kind='text', action='delete'),
+        ]

@@ -1,0 +1,319 @@
+"""Tests for anovox_perception.postprocess: score grids, voxel scores, components, marker tracking."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import pytest
+
+from anovox_perception.errors import BackendError, ConfigError, GeometryError
+from anovox_perception.geometry import GridSpec
+from anovox_perception.postprocess import (
+    Component,
+    MarkerSpec,
+    MarkerTracker,
+    find_components,
+    label_components,
+    score_color,
+    score_grid,
+    voxel_scores,
+)
+
+# 8 x 6 x 4 cells of 0.5 m: x in [-2, 2), y in [-1, 2), z in [-1, 1).
+GRID = GridSpec(x_min_m=-2.0, x_max_m=2.0, y_min_m=-1.0, y_max_m=2.0, z_min_m=-1.0, z_max_m=1.0, cell_m=0.5)
+
+
+def empty_volumes(grid: GridSpec = GRID) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(grid.shape, np.float32), np.zeros(grid.shape, np.float32)
+
+
+def test_score_grid_puts_a_voxel_at_known_xy_in_the_right_row_and_column() -> None:
+    occ, anom = empty_volumes()
+    # The point (1.2, 0.7, 0.1) m lies in cell ix = (1.2 + 2) // 0.5 = 6, iy = (0.7 + 1) // 0.5 = 3.
+    index, inside = GRID.cell_index(np.array([[1.2, 0.7, 0.1]]))
+    ix, iy, iz = index[0]
+    assert inside[0] and (ix, iy) == (6, 3)
+    occ[ix, iy, iz] = 0.9
+    anom[ix, iy, iz] = 0.734
+    grid = score_grid(occ, anom, GRID, occupancy_threshold=0.5)
+    assert grid.shape == (GRID.ny, GRID.nx) and grid.dtype == np.int8 and grid.flags.c_contiguous
+    assert grid[3, 6] == 73
+    # OccupancyGrid convention: cell (row, col) spans x_min + col * res, y_min + row * res.
+    assert GRID.x_min_m + 6 * GRID.cell_m <= 1.2 < GRID.x_min_m + 7 * GRID.cell_m
+    assert GRID.y_min_m + 3 * GRID.cell_m <= 0.7 < GRID.y_min_m + 4 * GRID.cell_m
+    expected = np.full((GRID.ny, GRID.nx), -1, np.int8)
+    expected[3, 6] = 73
+    np.testing.assert_array_equal(grid, expected)
+
+
+def test_score_grid_takes_the_max_over_occupied_voxels_only() -> None:
+    occ, anom = empty_volumes()
+    occ[2, 1, 0], anom[2, 1, 0] = 0.6, 0.2
+    occ[2, 1, 1], anom[2, 1, 1] = 0.5, 0.41  # exactly at the threshold counts as occupied
+    occ[2, 1, 3], anom[2, 1, 3] = 0.49, 1.0  # free: its high score must not show
+    occ[5, 5, 2], anom[5, 5, 2] = 1.0, 0.0
+    grid = score_grid(occ, anom, GRID, occupancy_threshold=0.5)
+    assert grid[1, 2] == 41
+    assert grid[5, 5] == 0
+    assert (grid == -1).sum() == GRID.nx * GRID.ny - 2
+
+
+def test_score_grid_accepts_a_batch_dimension_of_one() -> None:
+    occ, anom = empty_volumes()
+    occ[0, 0, 0], anom[0, 0, 0] = 1.0, 1.0
+    grid = score_grid(occ[None], anom[None], GRID)
+    assert grid[0, 0] == 100
+
+
+def test_postprocess_rejects_outputs_that_do_not_match_the_grid() -> None:
+    occ, anom = empty_volumes()
+    with pytest.raises(GeometryError, match=r"'anomaly' has shape \(8, 6, 3\); expected \(8, 6, 4\)"):
+        score_grid(occ, anom[:, :, :3], GRID)
+
+
+def test_postprocess_rejects_non_finite_model_outputs() -> None:
+    occ, anom = empty_volumes()
+    anom[1, 1, 1] = np.nan
+    with pytest.raises(BackendError, match="'anomaly' contains non-finite"):
+        voxel_scores(occ, anom, GRID)
+
+
+def test_postprocess_rejects_thresholds_outside_unit_interval() -> None:
+    occ, anom = empty_volumes()
+    with pytest.raises(ConfigError, match=r'occupancy_threshold must be in \[0, 1\], got 1.5'):
+        score_grid(occ, anom, GRID, occupancy_threshold=1.5)
+
+
+def test_voxel_scores_lists_every_occupied_voxel_centre_with_its_score() -> None:
+    occ, anom = empty_volumes()
+    occ[0, 0, 0], anom[0, 0, 0] = 0.7, 0.25
+    occ[7, 5, 3], anom[7, 5, 3] = 0.5, 0.75
+    occ[3, 3, 3], anom[3, 3, 3] = 0.2, 0.99  # below the threshold: not predicted
+    out = voxel_scores(occ, anom, GRID, occupancy_threshold=0.5)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [[-1.75, -0.75, -0.75, 0.25], [1.75, 1.75, 0.75, 0.75]])
+
+
+def test_voxel_scores_matches_cell_center_for_random_grids() -> None:
+    rng = np.random.default_rng(3)
+    occ = rng.random(GRID.shape).astype(np.float32)
+    anom = rng.random(GRID.shape).astype(np.float32)
+    out = voxel_scores(occ, anom, GRID, occupancy_threshold=0.7)
+    idx = np.argwhere(occ >= 0.7)
+    np.testing.assert_allclose(out[:, :3], GRID.cell_center(idx), atol=1e-6)
+    np.testing.assert_array_equal(out[:, 3], anom[tuple(idx.T)])
+
+
+def blob(occ: np.ndarray, anom: np.ndarray, lo: tuple[int, int, int], hi: tuple[int, int, int], score: float) -> None:
+    sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    occ[sl] = 0.9
+    anom[sl] = score
+
+
+def test_find_components_separates_two_blobs_and_measures_their_boxes() -> None:
+    occ, anom = empty_volumes()
+    blob(occ, anom, (0, 0, 0), (2, 2, 2), 0.8)  # 8 voxels
+    blob(occ, anom, (5, 3, 1), (8, 4, 2), 0.95)  # 3 voxels
+    anom[5, 3, 1] = 0.6  # mean differs from max
+    comps = find_components(occ, anom, GRID, min_voxels=1)
+    assert len(comps) == 2
+    first, second = comps  # highest max_score first
+    assert first.voxel_count == 3
+    assert first.max_score == pytest.approx(0.95)
+    assert first.mean_score == pytest.approx((0.6 + 0.95 + 0.95) / 3)
+    assert first.box_min_m == pytest.approx((0.5, 0.5, -0.5))
+    assert first.box_max_m == pytest.approx((2.0, 1.0, 0.0))
+    assert first.size_m == pytest.approx((1.5, 0.5, 0.5))
+    assert first.centroid_m == pytest.approx((1.25, 0.75, -0.25))
+    assert first.range_m == pytest.approx(np.hypot(1.25, 0.75))
+    assert second.voxel_count == 8
+    assert second.box_min_m == pytest.approx((-2.0, -1.0, -1.0))
+    assert second.box_max_m == pytest.approx((-1.0, 0.0, 0.0))
+    assert second.box_center_m == pytest.approx((-1.5, -0.5, -0.5))
+
+
+def test_find_components_ignores_free_or_normal_voxels_and_small_blobs() -> None:
+    occ, anom = empty_volumes()
+    blob(occ, anom, (0, 0, 0), (3, 1, 1), 0.9)
+    occ[4, 4, 0], anom[4, 4, 0] = 0.9, 0.3  # occupied but normal
+    occ[6, 4, 0], anom[6, 4, 0] = 0.1, 0.9  # anomalous but free
+    occ[7, 5, 3], anom[7, 5, 3] = 0.9, 0.9  # a lone voxel, below min_voxels
+    comps = find_components(occ, anom, GRID, anomaly_threshold=0.5, min_voxels=2)
+    assert [c.voxel_count for c in comps] == [3]
+
+
+def test_find_components_connectivity_decides_whether_diagonal_voxels_join() -> None:
+    occ, anom = empty_volumes()
+    occ[1, 1, 1] = occ[2, 2, 2] = 0.9
+    anom[1, 1, 1] = anom[2, 2, 2] = 0.9
+    assert [c.voxel_count for c in find_components(occ, anom, GRID, min_voxels=1, connectivity=26)] == [2]
+    assert [c.voxel_count for c in find_components(occ, anom, GRID, min_voxels=1, connectivity=18)] == [1, 1]
+    assert [c.voxel_count for c in find_components(occ, anom, GRID, min_voxels=1, connectivity=6)] == [1, 1]
+
+
+def test_find_components_in_bev_joins_voxels_of_touching_columns_at_any_height() -> None:
+    occ, anom = empty_volumes()
+    occ[3, 3, 0] = occ[4, 3, 3] = 0.9
+    anom[3, 3, 0] = anom[4, 3, 3] = 0.9
+    assert len(find_components(occ, anom, GRID, min_voxels=1)) == 2
+    (comp,) = find_components(occ, anom, GRID, min_voxels=1, bev=True, connectivity=8)
+    assert comp.voxel_count == 2
+    assert comp.box_min_m == pytest.approx((-0.5, 0.5, -1.0))
+    assert comp.box_max_m == pytest.approx((0.5, 1.0, 1.0))
+
+
+def test_find_components_keeps_the_highest_scoring_when_capped() -> None:
+    occ, anom = empty_volumes()
+    for i, score in enumerate([0.6, 0.9, 0.7, 0.8]):
+        blob(occ, anom, (2 * i, 0, 0), (2 * i + 1, 1, 1), score)
+    comps = find_components(occ, anom, GRID, min_voxels=1, max_components=2)
+    assert [c.max_score for c in comps] == pytest.approx([0.9, 0.8])
+
+
+def test_find_components_rejects_unsupported_connectivity() -> None:
+    occ, anom = empty_volumes()
+    occ[0, 0, 0] = anom[0, 0, 0] = 1.0
+    with pytest.raises(ConfigError, match='connectivity=8 is not supported in 3D'):
+        find_components(occ, anom, GRID, connectivity=8)
+
+
+def reference_labels(mask: np.ndarray, connectivity: int) -> np.ndarray:
+    """Breadth-first flood fill, numbering components by first cell in C order (-1 = background)."""
+    ndim = mask.ndim
+    steps = [
+        np.array(o)
+        for o in np.ndindex(*([3] * ndim))
+        if 0 < np.abs(np.array(o) - 1).sum() <= {4: 1, 8: 2, 6: 1, 18: 2, 26: 3}[connectivity]
+    ]
+    labels = np.full(mask.shape, -1)
+    current = 0
+    for start in zip(*np.nonzero(mask), strict=True):
+        if labels[start] >= 0:
+            continue
+        labels[start] = current
+        queue = deque([np.array(start)])
+        while queue:
+            cell = queue.popleft()
+            for step in steps:
+                nb = cell + step - 1
+                if np.all(nb >= 0) and np.all(nb < mask.shape) and mask[tuple(nb)] and labels[tuple(nb)] < 0:
+                    labels[tuple(nb)] = current
+                    queue.append(nb)
+        current += 1
+    return labels
+
+
+@pytest.mark.parametrize(
+    ('shape', 'connectivity'), [((9, 8, 5), 6), ((9, 8, 5), 18), ((9, 8, 5), 26), ((15, 12), 4), ((15, 12), 8)]
+)
+def test_label_components_matches_a_flood_fill_on_random_masks(shape: tuple[int, ...], connectivity: int) -> None:
+    rng = np.random.default_rng(len(shape) * 100 + connectivity)
+    for density in (0.1, 0.3, 0.5):
+        mask = rng.random(shape) < density
+        coords = np.argwhere(mask)
+        labels, count = label_components(coords, connectivity)
+        expected = reference_labels(mask, connectivity)
+        np.testing.assert_array_equal(labels, expected[tuple(coords.T)])
+        assert count == expected.max() + 1
+
+
+def test_label_components_of_nothing_is_empty() -> None:
+    labels, count = label_components(np.zeros((0, 3), np.int64), 26)
+    assert labels.shape == (0,) and count == 0
+
+
+def component_at(x: float, y: float, score: float = 0.9) -> Component:
+    return Component(
+        centroid_m=(x, y, 0.0),
+        box_min_m=(x - 0.5, y - 0.25, -0.5),
+        box_max_m=(x + 0.5, y + 0.25, 0.5),
+        max_score=score,
+        mean_score=score,
+        voxel_count=8,
+    )
+
+
+def live_ids(specs: list[MarkerSpec]) -> list[int]:
+    return sorted({s.id for s in specs if s.action == 'add'})
+
+
+def test_tracker_keeps_the_id_when_a_blob_moves_slightly() -> None:
+    tracker = MarkerTracker(gate_m=2.0)
+    first = tracker.update([component_at(10.0, 0.0), component_at(20.0, 5.0)], stamp_ns=0)
+    assert live_ids(first) == [0, 1]
+    second = tracker.update([component_at(20.4, 5.3), component_at(10.5, -0.2)], stamp_ns=100)
+    boxes = {s.id: s for s in second if s.kind == 'box'}
+    assert boxes[0].position_m[:2] == pytest.approx((10.5, -0.2))
+    assert boxes[1].position_m[:2] == pytest.approx((20.4, 5.3))
+
+
+def test_tracker_gives_a_new_id_to_a_blob_that_appears_or_jumps_beyond_the_gate() -> None:
+    tracker = MarkerTracker(gate_m=1.0, max_missed=0)
+    tracker.update([component_at(10.0, 0.0)], stamp_ns=0)
+    specs = tracker.update([component_at(10.2, 0.0), component_at(30.0, 0.0)], stamp_ns=1)
+    assert live_ids(specs) == [0, 1]
+    specs = tracker.update([component_at(12.0, 0.0), component_at(30.1, 0.0)], stamp_ns=2)
+    assert live_ids(specs) == [1, 2]
+    assert [(s.id, s.kind) for s in specs if s.action == 'delete'] == [(0, 'box'), (0, 'text')]
+
+
+def test_tracker_shows_a_missed_track_until_max_missed_then_deletes_it() -> None:
+    tracker = MarkerTracker(max_missed=2)
+    tracker.update([component_at(5.0, 1.0)], stamp_ns=0)
+    for stamp in (1, 2):
+        specs = tracker.update([], stamp_ns=stamp)
+        assert live_ids(specs) == [0], 'a missed track keeps its markers (no flicker)'
+        assert specs[0].position_m[:2] == pytest.approx((5.0, 1.0))
+    specs = tracker.update([], stamp_ns=3)
+    assert specs == [MarkerSpec(id=0, kind='box', action='delete'), MarkerSpec(id=0, kind='text', action='delete')]
+    assert tracker.track_ids == []
+    assert tracker.update([], stamp_ns=4) == []
+
+
+def test_tracker_resets_and_deletes_everything_when_time_goes_backwards() -> None:
+    tracker = MarkerTracker()
+    tracker.update([component_at(5.0, 1.0)], stamp_ns=1_000)
+    specs = tracker.update([component_at(40.0, 1.0)], stamp_ns=10)
+    assert [(s.id, s.action) for s in specs] == [(0, 'delete'), (0, 'delete'), (1, 'add'), (1, 'add')]
+
+
+def test_tracker_markers_carry_box_text_colour_and_lifetime() -> None:
+    tracker = MarkerTracker(lifetime_s=0.4, text_height_m=0.5)
+    comp = Component((23.0, 4.0, 0.2), (22.4, 3.6, -0.1), (23.6, 4.4, 0.5), 0.93, 0.8, 23)
+    box, text = tracker.update([comp], stamp_ns=0)
+    assert box.kind == 'box' and text.kind == 'text' and box.id == text.id == 0
+    assert box.position_m == pytest.approx((23.0, 4.0, 0.2))
+    assert box.scale_m == pytest.approx((1.2, 0.8, 0.6))
+    assert box.color_rgba == score_color(0.93)
+    assert box.lifetime_s == text.lifetime_s == 0.4
+    assert text.text == f'anomaly 0.93 | 1.2x0.8x0.6 m | {np.hypot(23.0, 4.0):.1f} m'
+    assert text.position_m == pytest.approx((23.0, 4.0, 1.0))
+
+
+def test_tracker_is_deterministic() -> None:
+    rng = np.random.default_rng(0)
+    frames = [[component_at(*rng.uniform(0, 20, 2)) for _ in range(rng.integers(0, 6))] for _ in range(20)]
+    runs = []
+    for _ in range(2):
+        tracker = MarkerTracker(gate_m=3.0)
+        runs.append([tracker.update(f, stamp_ns=i) for i, f in enumerate(frames)])
+    assert runs[0] == runs[1]
+
+
+def test_score_color_runs_from_yellow_to_red() -> None:
+    assert score_color(0.0) == (1.0, 1.0, 0.0, 0.5)
+    assert score_color(1.0, alpha=1.0) == (1.0, 0.0, 0.0, 1.0)
+    assert score_color(7.0) == score_color(1.0)
+
+
+def test_marker_spec_rejects_unknown_kinds_and_negative_ids() -> None:
+    with pytest.raises(ConfigError, match="kind='sphere'"):
+        MarkerSpec(id=0, kind='sphere')
+    with pytest.raises(ConfigError, match='id=-1'):
+        MarkerSpec(id=-1, kind='box')
+
+
+def test_tracker_rejects_bad_configuration() -> None:
+    with pytest.raises(ConfigError, match='max_missed must be >= 0'):
+        MarkerTracker(max_missed=-1)
