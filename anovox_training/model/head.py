@@ -1,0 +1,118 @@
+"""Stage 4: per-voxel occupancy, normal-class semantics and anomaly score on the detector grid.
+
+Per voxel the head predicts an occupancy logit, an anomaly logit and K normal-class
+logits. Training uses the training split's anomaly categories as outlier exposure:
+the anomaly logit learns "known anomaly vs. normal" and the semantic logits are
+pushed towards uniform on anomaly voxels. The exported score combines both as a
+noisy-OR of two cues,
+
+    score = 1 - (1 - sigmoid(anomaly_logit)) * max_softmax(semantic_logits) ** w,
+
+so a voxel scores high when it resembles a known anomaly *or* fits none of the
+normal classes. The second cue is what lets categories never seen in training
+still score high: the anomaly logit alone tends to fire only on look-alikes of
+the training outliers, while the normal classes are learned from every frame.
+``w`` (``ModelConfig.semantic_weight``) trades the two; 0 disables the second cue.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from anovox_training.model.backbones import conv_bn_relu
+
+__all__ = ['HeadLogits', 'VoxelHead', 'anomaly_score']
+
+# Initial output biases: rare positives start near their prior, which keeps the
+# first steps of training stable (the RetinaNet trick).
+_OCCUPANCY_PRIOR = 0.02
+_ANOMALY_PRIOR = 0.01
+
+
+class HeadLogits(NamedTuple):
+    """Raw head outputs, each on the (nz, nx, ny) grid (z first, as the convs produce them).
+
+    Attributes:
+        occupancy: (B, nz, nx, ny) occupancy logits.
+        anomaly: (B, nz, nx, ny) anomaly logits.
+        semantic: (B, K, nz, nx, ny) normal-class logits.
+    """
+
+    occupancy: Tensor
+    anomaly: Tensor
+    semantic: Tensor
+
+
+def anomaly_score(anomaly_logit: Tensor, semantic_logits: Tensor, semantic_weight: float) -> Tensor:
+    """The noisy-OR anomaly score in [0, 1] (see module docstring).
+
+    Args:
+        anomaly_logit: (...) anomaly logits.
+        semantic_logits: (B, K, ...) normal-class logits (class dim 1).
+        semantic_weight: Exponent ``w`` of the max-softmax term.
+
+    Returns:
+        Scores shaped like ``anomaly_logit``.
+    """
+    p_anomaly = torch.sigmoid(anomaly_logit)
+    if semantic_weight == 0:
+        return p_anomaly
+    msp = torch.softmax(semantic_logits, dim=1).amax(dim=1)
+    return 1.0 - (1.0 - p_anomaly) * msp.pow(semantic_weight)
+
+
+class VoxelHead(nn.Module):
+    """U-Net style decoder from the fused coarse features back to full grid resolution.
+
+    Args:
+        widths: BEV backbone widths, finest first (the decoder mirrors them).
+        nz: Grid cells along z.
+        n_classes: Normal semantic classes K.
+        semantic_weight: Exponent of the max-softmax cue in :func:`anomaly_score`.
+    """
+
+    def __init__(self, widths: tuple[int, ...], nz: int, n_classes: int, semantic_weight: float) -> None:
+        super().__init__()
+        self.nz = nz
+        self.n_classes = n_classes
+        self.semantic_weight = semantic_weight
+        ups = []
+        for coarse, fine in zip(widths[:0:-1], widths[-2::-1], strict=True):
+            ups.append(nn.Sequential(conv_bn_relu(coarse + fine, fine), conv_bn_relu(fine, fine)))
+        self.ups = nn.ModuleList(ups)
+        self.out = nn.Conv2d(widths[0], nz * (2 + n_classes), 1)
+        with torch.no_grad():
+            bias = self.out.bias.view(2 + n_classes, nz)
+            bias.zero_()
+            bias[0] = math.log(_OCCUPANCY_PRIOR / (1 - _OCCUPANCY_PRIOR))
+            bias[1] = math.log(_ANOMALY_PRIOR / (1 - _ANOMALY_PRIOR))
+
+    def forward(self, fused: Tensor, skips: list[Tensor]) -> HeadLogits:
+        """Decode.
+
+        Args:
+            fused: (B, C_last, qx, qy) fused features at the coarsest scale.
+            skips: BEV backbone features finest first (the last entry is unused).
+
+        Returns:
+            The per-voxel logits.
+        """
+        x = fused
+        for up, skip in zip(self.ups, skips[-2::-1], strict=True):
+            x = F.interpolate(x, scale_factor=2.0, mode='nearest')
+            x = up(torch.cat([x, skip], dim=1))
+        out = self.out(x)
+        b, _, nx, ny = out.shape
+        out = out.reshape(b, 2 + self.n_classes, self.nz, nx, ny)
+        return HeadLogits(occupancy=out[:, 0], anomaly=out[:, 1], semantic=out[:, 2:])
+
+    def probabilities(self, logits: HeadLogits) -> tuple[Tensor, Tensor]:
+        """(occupancy, anomaly) probabilities, each (B, nx, ny, nz)."""
+        occupancy = torch.sigmoid(logits.occupancy)
+        score = anomaly_score(logits.anomaly, logits.semantic, self.semantic_weight)
+        return occupancy.permute(0, 2, 3, 1), score.permute(0, 2, 3, 1)

@@ -1,0 +1,63 @@
+"""Checkpoints: atomic writes, faithful reloads, clear errors on bad files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision.models import resnet18
+
+from anovox_perception.errors import ConfigError, DataError
+from anovox_training.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
+
+torch.set_num_threads(1)
+
+
+def _state(model, cfg):
+    return {'model': model.state_dict(), 'config': {'model': cfg.to_dict()}, 'input_spec': cfg.input_spec().to_dict()}
+
+
+def test_a_saved_checkpoint_reloads_into_a_model_with_identical_outputs(tmp_path):
+    cfg = ModelConfig.tiny()
+    torch.manual_seed(1)
+    model = build_model(cfg).eval()
+    path = save_checkpoint(tmp_path / 'ckpt' / 'last.pt', {**_state(model, cfg), 'epoch': 3})
+    assert [p.name for p in path.parent.iterdir()] == ['last.pt']  # no temporary file left behind
+    loaded, config, ckpt = load_checkpoint(path)
+    assert config == {'model': cfg.to_dict()} and ckpt['epoch'] == 3 and not loaded.training
+    inputs = model.example_inputs()
+    with torch.no_grad():
+        for a, b in zip(model(*inputs.values()), loaded(*inputs.values()), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_saving_without_required_keys_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"lacks \['config', 'input_spec'\]"):
+        save_checkpoint(tmp_path / 'x.pt', {'model': {}})
+
+
+def test_missing_and_corrupt_checkpoints_raise_data_errors(tmp_path):
+    with pytest.raises(DataError, match='does not exist'):
+        load_checkpoint(tmp_path / 'nope.pt')
+    bad = tmp_path / 'bad.pt'
+    bad.write_bytes(b'not a checkpoint')
+    with pytest.raises(DataError, match='cannot be read'):
+        load_checkpoint(bad)
+
+
+def test_weights_that_do_not_fit_the_config_are_reported(tmp_path):
+    cfg = ModelConfig.tiny()
+    state = _state(build_model(cfg.__class__.tiny(modality='lidar')), cfg)
+    path = save_checkpoint(tmp_path / 'x.pt', state)
+    with pytest.raises(DataError, match='weights do not fit its model config'):
+        load_checkpoint(path)
+
+
+def test_image_trunk_loads_a_local_resnet18_state_dict_and_rejects_a_missing_file(tmp_path):
+    torch.manual_seed(2)
+    reference = resnet18(weights=None)
+    weights = tmp_path / 'resnet18.pth'
+    torch.save(reference.state_dict(), weights)
+    model = build_model(ModelConfig.tiny(image_weights=str(weights)))
+    torch.testing.assert_close(model.backbones.image.trunk[0].weight, reference.conv1.weight)
+    with pytest.raises(ConfigError, match='does not exist'):
+        build_model(ModelConfig.tiny(image_weights=str(tmp_path / 'missing.pth')))

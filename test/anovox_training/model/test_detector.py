@@ -1,0 +1,102 @@
+"""Detector: shapes, ranges, modality routing and ONNX exportability of the assembled model."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from anovox_training.model import INPUT_NAMES, OUTPUT_NAMES, ModelConfig, build_model
+from anovox_training.model.head import anomaly_score
+
+torch.set_num_threads(1)
+
+
+def _model(**overrides):
+    torch.manual_seed(0)
+    return build_model(ModelConfig.tiny(**overrides)).eval()
+
+
+@pytest.mark.parametrize('modality', ['fusion', 'lidar', 'camera'])
+def test_every_variant_returns_probabilities_on_the_detector_grid(modality):
+    model = _model(modality=modality)
+    inputs = model.example_inputs(batch=2)
+    assert tuple(inputs) == INPUT_NAMES == model.INPUT_NAMES
+    assert model.OUTPUT_NAMES == OUTPUT_NAMES == ('occupancy', 'anomaly')
+    with torch.no_grad():
+        occupancy, anomaly = model(*inputs.values())
+    assert occupancy.shape == anomaly.shape == (2, 32, 32, 8)
+    for out in (occupancy, anomaly):
+        assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+def test_an_invalid_camera_makes_the_fusion_model_ignore_the_image():
+    model = _model()
+    inputs = model.example_inputs()
+    inputs['camera_valid'].zero_()
+    with torch.no_grad():
+        first = model(*inputs.values())
+        inputs['image'].normal_()
+        second = model(*inputs.values())
+    for a, b in zip(first, second, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_valid_camera_lets_the_image_change_the_scores():
+    model = _model()
+    inputs = model.example_inputs()
+    with torch.no_grad():
+        first = model.logits(*inputs.values())
+        inputs['image'].mul_(-1)
+        second = model.logits(*inputs.values())
+    for a, b in zip(first, second, strict=True):
+        assert (a - b).abs().max() > 1e-5  # untrained weights: small but clearly non-zero
+
+
+@pytest.mark.parametrize(('modality', 'ignored'), [('lidar', 'image'), ('camera', 'bev')])
+def test_single_modality_variants_ignore_the_other_sensor(modality, ignored):
+    model = _model(modality=modality)
+    inputs = model.example_inputs()
+    with torch.no_grad():
+        first = model(*inputs.values())
+        inputs[ignored].uniform_(-3, 3)
+        second = model(*inputs.values())
+    for a, b in zip(first, second, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_anomaly_score_is_a_noisy_or_of_the_anomaly_probability_and_semantic_doubt():
+    logit = torch.tensor([[0.0, 0.0]])  # (B=1, 2 voxels): anomaly probability 0.5 each
+    # (B=1, K=2 classes, 2 voxels): the first voxel is confidently class 0, the second is a toss-up.
+    semantic = torch.tensor([[[10.0, 0.0], [0.0, 0.0]]])
+    score = anomaly_score(logit, semantic, semantic_weight=1.0)
+    msp = torch.softmax(torch.tensor([10.0, 0.0]), 0).max()
+    torch.testing.assert_close(score, torch.tensor([[1 - 0.5 * msp, 1 - 0.5 * 0.5]]))
+    torch.testing.assert_close(anomaly_score(logit, semantic, semantic_weight=0.0), torch.full((1, 2), 0.5))
+
+
+@pytest.mark.filterwarnings('ignore:You are using the legacy TorchScript-based ONNX export')
+def test_the_tiny_model_exports_to_onnx_opset_17_with_static_shapes(tmp_path):
+    model = _model()
+    inputs = model.example_inputs()
+    path = tmp_path / 'tiny.onnx'
+    torch.onnx.export(
+        model,
+        tuple(inputs.values()),
+        str(path),
+        input_names=list(INPUT_NAMES),
+        output_names=list(OUTPUT_NAMES),
+        opset_version=17,
+        dynamo=False,
+    )
+    graph = onnx.load(str(path)).graph
+    for value in list(graph.input) + list(graph.output):
+        assert all(d.dim_value > 0 for d in value.type.tensor_type.shape.dim), value.name
+    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    outputs = session.run(list(OUTPUT_NAMES), {k: v.numpy() for k, v in inputs.items()})
+    with torch.no_grad():
+        expected = model(*inputs.values())
+    for got, want in zip(outputs, expected, strict=True):
+        np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
