@@ -1,0 +1,402 @@
+"""Camera / LiDAR time synchronisers (pure Python, no middleware import).
+
+Two policies produce the same :class:`SyncedPair`:
+
+- :class:`LidarDrivenSync` (default): every cloud is processed; it takes the
+  nearest camera image within ``slop_s`` and, when none has arrived yet, waits a
+  bounded time for one before running LiDAR-only or skipping.
+- :class:`ApproximateSync`: message_filters' Python ``ApproximateTimeSynchronizer``
+  semantics for two topics (images and clouds).
+
+Both are thread-safe: state changes under a lock, the callback runs after the
+lock is released (a slow consumer never blocks the other topic's callback).
+Pairs are also returned by the ``add_*`` / ``poll`` calls. A stamp that jumps
+backwards on a topic by more than ``time_jump_tolerance_s`` (a bag loop, a
+simulator restart) clears all state and counts a reset. Memory is bounded by
+the constructor arguments whatever the input.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from anovox_perception.errors import ConfigError
+
+__all__ = [
+    'ApproximateSync',
+    'LidarDrivenSync',
+    'ON_MISSING_CAMERA',
+    'StampedMsg',
+    'SyncedPair',
+]
+
+ON_MISSING_CAMERA = ('lidar_only', 'skip')
+_NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class StampedMsg:
+    """A message with its header stamp.
+
+    Attributes:
+        stamp_ns: header stamp in nanoseconds (the sensor's time of capture).
+        payload: anything (a ROS message, decoded arrays...); passed through untouched.
+        received_ns: when it arrived on the consumer's clock; only
+            :meth:`LidarDrivenSync.poll` uses it (defaults to ``stamp_ns``).
+    """
+
+    stamp_ns: int
+    payload: Any
+    received_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class SyncedPair:
+    """A cloud and the image synchronised with it (``None`` when LiDAR-only)."""
+
+    points_stamp_ns: int
+    points: Any
+    image: Any | None = None
+    image_stamp_ns: int | None = None
+
+
+def _seconds_to_ns(name: str, value: float, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError) as err:
+        msg = f'{name} must be a number of seconds, got {value!r}'
+        raise ConfigError(msg) from err
+    if not (math.isfinite(value) and value >= 0.0):
+        msg = f'{name} must be a finite number of seconds >= 0, got {value}'
+        raise ConfigError(msg)
+    # Truncation, as rclpy's Duration(seconds=...) does.
+    return int(value * _NS_PER_S)
+
+
+class _SyncBase:
+    """Lock, counters, backward-jump detection and callback dispatch."""
+
+    _TOPICS = ('image', 'points')
+    _COUNTERS: tuple[str, ...] = ()
+
+    def __init__(self, time_jump_tolerance_s: float | None, callback: Callable[[SyncedPair], None] | None) -> None:
+        self._jump_tolerance_ns = _seconds_to_ns('time_jump_tolerance_s', time_jump_tolerance_s, allow_none=True)
+        self._callback = callback
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(self._COUNTERS, 0)
+        self._latest_ns: dict[str, int | None] = dict.fromkeys(self._TOPICS)
+
+    def counters(self) -> dict[str, int]:
+        """A snapshot of the counters (for diagnostics), plus current buffer sizes."""
+        with self._lock:
+            out = dict(self._counts)
+            out.update(self._gauges())
+            return out
+
+    def reset(self) -> None:
+        """Drop every buffered message (counted as dropped) and forget the latest stamps."""
+        with self._lock:
+            self._reset_locked()
+
+    def _reset_locked(self) -> None:
+        self._clear_locked()
+        self._latest_ns = dict.fromkeys(self._TOPICS)
+
+    def _note_stamp_locked(self, topic: str, stamp_ns: int) -> None:
+        """Reset on a backward jump, then record the topic's newest stamp."""
+        latest = self._latest_ns[topic]
+        tol = self._jump_tolerance_ns
+        if latest is not None and tol is not None and stamp_ns < latest - tol:
+            self._counts['resets'] += 1
+            self._reset_locked()
+            latest = None
+        self._latest_ns[topic] = stamp_ns if latest is None else max(latest, stamp_ns)
+
+    def _dispatch(self, pairs: list[SyncedPair]) -> list[SyncedPair]:
+        # Called without the lock held: a slow or re-entrant callback cannot deadlock us.
+        if self._callback is not None:
+            for pair in pairs:
+                self._callback(pair)
+        return pairs
+
+    def _clear_locked(self) -> None:
+        raise NotImplementedError
+
+    def _gauges(self) -> dict[str, int]:
+        raise NotImplementedError
+
+
+class LidarDrivenSync(_SyncBase):
+    """Every cloud takes the nearest image within ``slop_s``, waiting at most ``timeout_s``.
+
+    An image's effective stamp is ``image stamp + camera_offset_s`` (the offset
+    maps camera time onto LiDAR time) and is compared with the cloud's stamp.
+    Images are assumed to arrive in stamp order, so a cloud is decided as soon
+    as an image at or after its stamp is buffered: no later image can be nearer.
+    Otherwise it waits until (a) a later cloud arrives stamped ``timeout_s`` or
+    more after it (message time, works at any replay rate), or (b)
+    :meth:`poll` is called with ``now_ns >= received_ns + timeout_s`` (the
+    consumer's clock, for when clouds stop coming). It then takes the nearest
+    image within slop found so far or, if none, is emitted LiDAR-only
+    (``on_missing_camera='lidar_only'``) or dropped (``'skip'``).
+
+    Each cloud ends in exactly one of the counters ``paired``, ``lidar_only``,
+    ``skipped`` or ``dropped_on_reset``, or is still ``pending``. An image may
+    serve several clouds. Equidistant images: the earlier wins; of images
+    sharing a stamp, the last received.
+    """
+
+    _COUNTERS = (
+        'clouds_in',
+        'images_in',
+        'paired',
+        'lidar_only',
+        'skipped',
+        'dropped_on_reset',
+        'pending_overflow',
+        'resets',
+    )
+
+    def __init__(
+        self,
+        slop_s: float = 0.05,
+        camera_offset_s: float = 0.0,
+        timeout_s: float = 0.1,
+        on_missing_camera: str = 'lidar_only',
+        max_images: int = 16,
+        max_pending_clouds: int = 4,
+        time_jump_tolerance_s: float | None = 1.0,
+        callback: Callable[[SyncedPair], None] | None = None,
+    ) -> None:
+        """Create the synchroniser.
+
+        Args:
+            slop_s: largest |effective image stamp - cloud stamp| of a pair.
+            camera_offset_s: added to image stamps before comparing (may be negative).
+            timeout_s: how long a cloud waits for a later image.
+            on_missing_camera: ``'lidar_only'`` or ``'skip'``.
+            max_images: images kept (oldest evicted first).
+            max_pending_clouds: clouds waiting at once; beyond it the oldest is
+                decided at once with what is buffered (counted in ``pending_overflow``).
+            time_jump_tolerance_s: backward jump on one topic that resets; None never resets.
+            callback: called with each pair, outside the lock.
+
+        Raises:
+            ConfigError: an argument is out of range.
+        """
+        super().__init__(time_jump_tolerance_s, callback)
+        self.slop_ns = _seconds_to_ns('slop_s', slop_s)
+        self.timeout_ns = _seconds_to_ns('timeout_s', timeout_s)
+        offset = float(camera_offset_s)
+        if not math.isfinite(offset):
+            msg = f'camera_offset_s must be finite, got {camera_offset_s}'
+            raise ConfigError(msg)
+        self.camera_offset_ns = round(offset * _NS_PER_S)
+        if on_missing_camera not in ON_MISSING_CAMERA:
+            msg = f'on_missing_camera must be one of {ON_MISSING_CAMERA}, got {on_missing_camera!r}'
+            raise ConfigError(msg)
+        self.on_missing_camera = on_missing_camera
+        for name, value in (('max_images', max_images), ('max_pending_clouds', max_pending_clouds)):
+            if int(value) < 1:
+                msg = f'{name} must be >= 1, got {value}'
+                raise ConfigError(msg)
+        self.max_images = int(max_images)
+        self.max_pending_clouds = int(max_pending_clouds)
+        # Images sorted by effective stamp (parallel lists so bisect works on stamps).
+        self._image_eff_ns: list[int] = []
+        self._images: list[StampedMsg] = []
+        self._pending: list[StampedMsg] = []
+
+    def add_image(self, msg: StampedMsg) -> list[SyncedPair]:
+        """Buffer an image and return (and call back with) the pairs it completes."""
+        with self._lock:
+            self._note_stamp_locked('image', msg.stamp_ns)
+            self._counts['images_in'] += 1
+            eff = msg.stamp_ns + self.camera_offset_ns
+            pos = bisect.bisect_right(self._image_eff_ns, eff)
+            self._image_eff_ns.insert(pos, eff)
+            self._images.insert(pos, msg)
+            if len(self._images) > self.max_images:
+                del self._image_eff_ns[0], self._images[0]
+            pairs = self._resolve_locked(now_ns=None)
+        return self._dispatch(pairs)
+
+    def add_points(self, msg: StampedMsg) -> list[SyncedPair]:
+        """Queue a cloud and return (and call back with) the pairs now decided."""
+        with self._lock:
+            self._note_stamp_locked('points', msg.stamp_ns)
+            self._counts['clouds_in'] += 1
+            self._pending.append(msg)
+            pairs: list[SyncedPair] = []
+            while len(self._pending) > self.max_pending_clouds:
+                self._counts['pending_overflow'] += 1
+                pair = self._decide_locked(self._pending.pop(0))
+                if pair is not None:
+                    pairs.append(pair)
+            pairs.extend(self._resolve_locked(now_ns=None))
+        return self._dispatch(pairs)
+
+    def poll(self, now_ns: int) -> list[SyncedPair]:
+        """Decide clouds that have waited ``timeout_s`` on the consumer's clock.
+
+        Args:
+            now_ns: current time on the clock ``received_ns`` was taken from (the
+                node's clock, which follows /clock under use_sim_time).
+        """
+        with self._lock:
+            pairs = self._resolve_locked(now_ns=now_ns)
+        return self._dispatch(pairs)
+
+    def _resolve_locked(self, now_ns: int | None) -> list[SyncedPair]:
+        newest_image = self._image_eff_ns[-1] if self._image_eff_ns else None
+        newest_cloud = self._latest_ns['points']
+        pairs: list[SyncedPair] = []
+        waiting: list[StampedMsg] = []
+        for cloud in self._pending:
+            stamp = cloud.stamp_ns
+            received = stamp if cloud.received_ns is None else cloud.received_ns
+            ready = (
+                (newest_image is not None and newest_image >= stamp)
+                or (newest_cloud is not None and newest_cloud - stamp >= self.timeout_ns)
+                or (now_ns is not None and now_ns - received >= self.timeout_ns)
+            )
+            if not ready:
+                waiting.append(cloud)
+                continue
+            pair = self._decide_locked(cloud)
+            if pair is not None:
+                pairs.append(pair)
+        self._pending = waiting
+        return pairs
+
+    def _decide_locked(self, cloud: StampedMsg) -> SyncedPair | None:
+        image = self._nearest_image_locked(cloud.stamp_ns)
+        if image is not None:
+            self._counts['paired'] += 1
+            return SyncedPair(cloud.stamp_ns, cloud.payload, image.payload, image.stamp_ns)
+        if self.on_missing_camera == 'lidar_only':
+            self._counts['lidar_only'] += 1
+            return SyncedPair(cloud.stamp_ns, cloud.payload, None, None)
+        self._counts['skipped'] += 1
+        return None
+
+    def _nearest_image_locked(self, stamp_ns: int) -> StampedMsg | None:
+        effs = self._image_eff_ns
+        pos = bisect.bisect_left(effs, stamp_ns)
+        # Only the last image before the stamp and the first stamp at or after it can
+        # be nearest; the earlier is tried first, and of equal stamps the last received.
+        candidates = [pos - 1] if pos > 0 else []
+        if pos < len(effs):
+            candidates.append(bisect.bisect_right(effs, effs[pos]) - 1)
+        best, best_delta = None, None
+        for i in candidates:
+            delta = abs(effs[i] - stamp_ns)
+            if delta <= self.slop_ns and (best_delta is None or delta < best_delta):
+                best, best_delta = self._images[i], delta
+        return best
+
+    def _clear_locked(self) -> None:
+        self._counts['dropped_on_reset'] += len(self._pending)
+        self._pending = []
+        self._images = []
+        self._image_eff_ns = []
+
+    def _gauges(self) -> dict[str, int]:
+        return {'pending': len(self._pending), 'images_buffered': len(self._images)}
+
+
+class ApproximateSync(_SyncBase):
+    """message_filters' ``ApproximateTimeSynchronizer`` for an image and a cloud topic.
+
+    Same algorithm as the ROS 2 Python implementation: each topic keeps a dict
+    ``stamp_ns -> message`` of at most ``queue_size`` entries (a repeated stamp
+    replaces the entry, overflow deletes the oldest stamp, possibly the one just
+    added). On each arrival, the other topic's stamps within ``slop`` of the new
+    stamp (inclusive) are candidates, sorted by distance (stable: insertion
+    order breaks ties); the first whose spread with the new stamp is strictly
+    below ``slop`` forms a pair, both are removed, and older entries stay.
+    Differences: the callback runs outside the lock, and a backward time jump
+    resets (pass ``time_jump_tolerance_s=None`` to match exactly).
+
+    Counters: ``clouds_dropped`` / ``images_dropped`` count entries evicted,
+    replaced or cleared, so ``clouds_in == paired + clouds_dropped + clouds_queued``.
+    """
+
+    _COUNTERS = ('clouds_in', 'images_in', 'paired', 'clouds_dropped', 'images_dropped', 'resets')
+
+    def __init__(
+        self,
+        queue_size: int = 10,
+        slop_s: float = 0.05,
+        time_jump_tolerance_s: float | None = 1.0,
+        callback: Callable[[SyncedPair], None] | None = None,
+    ) -> None:
+        """Create the synchroniser.
+
+        Args:
+            queue_size: messages kept per topic.
+            slop_s: pairs need |image stamp - cloud stamp| < slop_s.
+            time_jump_tolerance_s: backward jump on one topic that resets; None never resets.
+            callback: called with each pair, outside the lock.
+
+        Raises:
+            ConfigError: an argument is out of range.
+        """
+        super().__init__(time_jump_tolerance_s, callback)
+        if int(queue_size) < 1:
+            msg = f'queue_size must be >= 1, got {queue_size}'
+            raise ConfigError(msg)
+        self.queue_size = int(queue_size)
+        self.slop_ns = _seconds_to_ns('slop_s', slop_s)
+        self._queues: dict[str, dict[int, StampedMsg]] = {'image': {}, 'points': {}}
+
+    def add_image(self, msg: StampedMsg) -> list[SyncedPair]:
+        """Add an image; returns (and calls back with) the pair it completes, if any."""
+        return self._add('image', msg)
+
+    def add_points(self, msg: StampedMsg) -> list[SyncedPair]:
+        """Add a cloud; returns (and calls back with) the pair it completes, if any."""
+        return self._add('points', msg)
+
+    def _add(self, topic: str, msg: StampedMsg) -> list[SyncedPair]:
+        other_topic = 'points' if topic == 'image' else 'image'
+        dropped_key = 'images_dropped' if topic == 'image' else 'clouds_dropped'
+        with self._lock:
+            self._note_stamp_locked(topic, msg.stamp_ns)
+            self._counts['images_in' if topic == 'image' else 'clouds_in'] += 1
+            mine, other = self._queues[topic], self._queues[other_topic]
+            stamp = msg.stamp_ns
+            if stamp in mine:
+                self._counts[dropped_key] += 1
+            mine[stamp] = msg
+            while len(mine) > self.queue_size:
+                del mine[min(mine)]
+                self._counts[dropped_key] += 1
+            candidates = [(s, abs(s - stamp)) for s in other if abs(s - stamp) <= self.slop_ns]
+            candidates.sort(key=lambda c: c[1])
+            pairs: list[SyncedPair] = []
+            for other_stamp, delta in candidates:
+                # With two topics the spread of the set is the distance itself; the
+                # arriving message may have been evicted by its own queue's overflow.
+                if delta < self.slop_ns and stamp in mine:
+                    first, second = mine.pop(stamp), other.pop(other_stamp)
+                    image, cloud = (first, second) if topic == 'image' else (second, first)
+                    self._counts['paired'] += 1
+                    pairs.append(SyncedPair(cloud.stamp_ns, cloud.payload, image.payload, image.stamp_ns))
+                    break
+        return self._dispatch(pairs)
+
+    def _clear_locked(self) -> None:
+        self._counts['images_dropped'] += len(self._queues['image'])
+        self._counts['clouds_dropped'] += len(self._queues['points'])
+        self._queues = {'image': {}, 'points': {}}
+
+    def _gauges(self) -> dict[str, int]:
+        return {'clouds_queued': len(self._queues['points']), 'images_queued': len(self._queues['image'])}

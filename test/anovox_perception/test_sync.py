@@ -1,0 +1,420 @@
+"""Tests for anovox_perception.sync: LiDAR-driven and message_filters-style approximate sync."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from anovox_perception.errors import ConfigError
+from anovox_perception.sync import ApproximateSync, LidarDrivenSync, StampedMsg, SyncedPair
+
+MS = 1_000_000  # nanoseconds per millisecond
+
+
+def img(stamp_ms: float, name: str | None = None) -> StampedMsg:
+    return StampedMsg(round(stamp_ms * MS), name or f'img@{stamp_ms}')
+
+
+def cloud(stamp_ms: float, received_ms: float | None = None) -> StampedMsg:
+    received = None if received_ms is None else round(received_ms * MS)
+    return StampedMsg(round(stamp_ms * MS), f'cloud@{stamp_ms}', received)
+
+
+def pairing(pairs: list[SyncedPair]) -> list[tuple[str, str | None]]:
+    return [(p.points, p.image) for p in pairs]
+
+
+# --- LidarDrivenSync ------------------------------------------------------
+
+
+def test_lidar_sync_pairs_a_cloud_with_the_nearest_image_once_a_later_image_exists() -> None:
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1)
+    for t in (0, 40, 100):
+        assert sync.add_image(img(t)) == []
+    pairs = sync.add_points(cloud(90))
+    assert pairing(pairs) == [('cloud@90', 'img@100')]
+    assert pairs[0] == SyncedPair(90 * MS, 'cloud@90', 'img@100', 100 * MS)
+    assert sync.counters()['paired'] == 1
+
+
+def test_lidar_sync_applies_the_camera_offset_before_comparing() -> None:
+    sync = LidarDrivenSync(slop_s=0.01, camera_offset_s=-0.03, timeout_s=0.0)
+    sync.add_image(img(1000))  # effective 970 ms
+    sync.add_image(img(1040))  # effective 1010 ms
+    assert pairing(sync.add_points(cloud(970))) == [('cloud@970', 'img@1000')]
+    pair = sync.add_points(cloud(1012))[0]
+    assert pair.image == 'img@1040' and pair.image_stamp_ns == 1040 * MS  # the raw stamp is reported
+
+
+def test_lidar_sync_waits_for_a_later_image_that_may_be_nearer() -> None:
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1)
+    sync.add_image(img(70))
+    assert sync.add_points(cloud(100)) == []
+    assert sync.counters()['pending'] == 1
+    assert pairing(sync.add_image(img(105))) == [('cloud@100', 'img@105')]
+
+
+def test_lidar_sync_keeps_the_earlier_image_when_the_later_one_is_farther() -> None:
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1)
+    sync.add_image(img(95))
+    assert sync.add_points(cloud(100)) == []
+    assert pairing(sync.add_image(img(130))) == [('cloud@100', 'img@95')]
+
+
+def test_lidar_sync_prefers_the_earlier_of_two_equidistant_images() -> None:
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1)
+    sync.add_image(img(90))
+    sync.add_image(img(110))
+    assert pairing(sync.add_points(cloud(100))) == [('cloud@100', 'img@90')]
+
+
+def test_lidar_sync_times_out_on_a_later_cloud_and_uses_the_best_image_so_far() -> None:
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1)
+    sync.add_image(img(70))
+    assert sync.add_points(cloud(100)) == []
+    assert sync.add_points(cloud(199)) == []  # 99 ms later: still waiting
+    pairs = sync.add_points(cloud(200))
+    assert pairing(pairs) == [('cloud@100', 'img@70')]
+    assert sync.counters()['pending'] == 2
+
+
+def test_lidar_sync_runs_lidar_only_when_no_image_is_within_slop() -> None:
+    sync = LidarDrivenSync(slop_s=0.02, timeout_s=0.05, on_missing_camera='lidar_only')
+    sync.add_image(img(10))
+    assert sync.add_points(cloud(100)) == []
+    assert pairing(sync.add_points(cloud(150))) == [('cloud@100', None)]
+    assert sync.counters()['lidar_only'] == 1
+
+
+def test_lidar_sync_decides_at_once_when_a_later_image_is_outside_slop() -> None:
+    sync = LidarDrivenSync(slop_s=0.02, timeout_s=10.0)
+    sync.add_image(img(200))
+    assert pairing(sync.add_points(cloud(100))) == [('cloud@100', None)]
+
+
+def test_lidar_sync_skips_and_counts_clouds_without_camera_in_skip_mode() -> None:
+    sync = LidarDrivenSync(slop_s=0.02, timeout_s=0.0, on_missing_camera='skip')
+    assert sync.add_points(cloud(100)) == []
+    counters = sync.counters()
+    assert counters['skipped'] == 1 and counters['pending'] == 0 and counters['lidar_only'] == 0
+
+
+def test_lidar_sync_poll_times_out_on_the_receive_clock() -> None:
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1)
+    sync.add_image(img(80))
+    # Stamps from another clock (e.g. a bag without --clock): the deadline follows received_ns.
+    assert sync.add_points(cloud(100, received_ms=5_000)) == []
+    assert sync.poll(now_ns=5_099 * MS) == []
+    assert pairing(sync.poll(now_ns=5_100 * MS)) == [('cloud@100', 'img@80')]
+
+
+def test_lidar_sync_decides_the_oldest_cloud_when_too_many_are_pending() -> None:
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=1.0, max_pending_clouds=2)
+    sync.add_image(img(0))
+    assert sync.add_points(cloud(10)) == []
+    assert sync.add_points(cloud(20)) == []
+    assert pairing(sync.add_points(cloud(30))) == [('cloud@10', 'img@0')]
+    counters = sync.counters()
+    assert counters['pending_overflow'] == 1 and counters['pending'] == 2
+
+
+def test_lidar_sync_keeps_at_most_max_images() -> None:
+    sync = LidarDrivenSync(max_images=3)
+    for t in range(10):
+        sync.add_image(img(t * 10))
+    assert sync.counters()['images_buffered'] == 3
+    assert pairing(sync.add_points(cloud(0))) == [('cloud@0', None)], 'evicted images are gone'
+
+
+def test_lidar_sync_resets_when_time_jumps_backwards() -> None:
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=1.0, time_jump_tolerance_s=0.5)
+    sync.add_image(img(10_000))
+    sync.add_points(cloud(10_000))  # decided: the image is at the cloud's stamp
+    sync.add_image(img(10_050))
+    sync.add_points(cloud(10_100))  # pending: no image at or after it yet
+    sync.add_points(cloud(9_800))  # 300 ms back: within tolerance, no reset (decided LiDAR-only)
+    assert sync.counters()['resets'] == 0
+    assert sync.counters()['pending'] == 1
+    sync.add_points(cloud(100))  # the bag looped
+    counters = sync.counters()
+    assert counters['resets'] == 1
+    assert counters['dropped_on_reset'] == 1
+    assert counters['images_buffered'] == 0
+    assert pairing(sync.add_image(img(100))) == [('cloud@100', 'img@100')]
+
+
+def test_lidar_sync_rejects_bad_configuration() -> None:
+    with pytest.raises(ConfigError, match="on_missing_camera must be one of .*got 'drop'"):
+        LidarDrivenSync(on_missing_camera='drop')
+    with pytest.raises(ConfigError, match='slop_s must be a finite number of seconds >= 0, got -0.1'):
+        LidarDrivenSync(slop_s=-0.1)
+    with pytest.raises(ConfigError, match='max_pending_clouds must be >= 1, got 0'):
+        LidarDrivenSync(max_pending_clouds=0)
+    with pytest.raises(ConfigError, match='camera_offset_s must be finite'):
+        LidarDrivenSync(camera_offset_s=float('nan'))
+
+
+def run_in_thread(fn, timeout_s: float = 10.0) -> bool:
+    """Run ``fn`` in a daemon thread; True if it finished (False means it deadlocked)."""
+    thread = threading.Thread(target=fn, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return not thread.is_alive()
+
+
+@pytest.mark.parametrize('make_sync', [LidarDrivenSync, ApproximateSync])
+def test_sync_calls_back_outside_its_lock(make_sync) -> None:
+    seen: list[SyncedPair] = []
+
+    def callback(pair: SyncedPair) -> None:
+        # Re-entering the synchroniser would deadlock if the lock were held.
+        seen.append(pair)
+        sync.counters()
+        sync.add_image(img(500))
+
+    sync = make_sync(slop_s=0.05, callback=callback)
+
+    def feed() -> None:
+        sync.add_image(img(100))
+        sync.add_points(cloud(100))
+
+    assert run_in_thread(feed), 'the callback ran under the lock'
+    assert pairing(seen) == [('cloud@100', 'img@100')]
+
+
+def test_sync_stays_consistent_under_concurrent_producers() -> None:
+    out: list[SyncedPair] = []
+    lock = threading.Lock()
+
+    def collect(pair: SyncedPair) -> None:
+        with lock:
+            out.append(pair)
+
+    sync = LidarDrivenSync(slop_s=0.02, timeout_s=0.05, time_jump_tolerance_s=None, callback=collect)
+    images = threading.Thread(target=lambda: [sync.add_image(img(t)) for t in range(0, 20_000, 33)])
+    clouds = threading.Thread(target=lambda: [sync.add_points(cloud(t)) for t in range(0, 20_000, 100)])
+    images.start(), clouds.start()
+    images.join(), clouds.join()
+    sync.poll(now_ns=10**15)
+    c = sync.counters()
+    assert c['clouds_in'] == 200 and c['images_in'] == len(range(0, 20_000, 33))
+    assert c['paired'] + c['lidar_only'] + c['skipped'] + c['dropped_on_reset'] == 200
+    assert len(out) == 200 and len({p.points for p in out}) == 200
+
+
+# Hypothesis streams: (is_image, stamp_ms, received_offset_ms) events; poll events in between.
+events_strategy = st.lists(
+    st.tuples(st.sampled_from(['image', 'points', 'poll']), st.integers(0, 2_000), st.integers(0, 300)),
+    max_size=80,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    events=events_strategy,
+    slop_ms=st.integers(0, 80),
+    offset_ms=st.integers(-50, 50),
+    timeout_ms=st.integers(0, 200),
+    mode=st.sampled_from(['lidar_only', 'skip']),
+    jump_ms=st.one_of(st.none(), st.integers(0, 500)),
+)
+def test_lidar_sync_invariants_hold_for_any_stream(events, slop_ms, offset_ms, timeout_ms, mode, jump_ms) -> None:
+    sync = LidarDrivenSync(
+        slop_s=slop_ms / 1000,
+        camera_offset_s=offset_ms / 1000,
+        timeout_s=timeout_ms / 1000,
+        on_missing_camera=mode,
+        max_images=5,
+        max_pending_clouds=3,
+        time_jump_tolerance_s=None if jump_ms is None else jump_ms / 1000,
+    )
+    out: list[SyncedPair] = []
+    for i, (kind, stamp_ms, delay_ms) in enumerate(events):
+        if kind == 'image':
+            out += sync.add_image(StampedMsg(stamp_ms * MS, ('img', i)))
+        elif kind == 'points':
+            out += sync.add_points(StampedMsg(stamp_ms * MS, ('cloud', i), (stamp_ms + delay_ms) * MS))
+        else:
+            out += sync.poll(now_ns=(stamp_ms + delay_ms) * MS)
+        c = sync.counters()
+        assert c['pending'] <= 3 and c['images_buffered'] <= 5, 'memory is bounded'
+        in_flight = c['paired'] + c['lidar_only'] + c['skipped'] + c['dropped_on_reset'] + c['pending']
+        assert in_flight == c['clouds_in'], 'every cloud is accounted for exactly once'
+    out += sync.poll(now_ns=10**15)
+    c = sync.counters()
+    assert c['pending'] == 0
+    assert c['paired'] + c['lidar_only'] + c['skipped'] + c['dropped_on_reset'] == c['clouds_in']
+    assert len(out) == c['paired'] + c['lidar_only']
+    assert len({p.points for p in out}) == len(out), 'no cloud is emitted twice'
+    assert mode == 'lidar_only' or all(p.image is not None for p in out)
+    for p in out:
+        if p.image is not None:
+            assert abs(p.image_stamp_ns + offset_ms * MS - p.points_stamp_ns) <= slop_ms * MS, 'slop violated'
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    image_ms=st.lists(st.integers(0, 1_000), max_size=15),
+    cloud_ms=st.lists(st.integers(0, 1_000), max_size=15),
+    slop_ms=st.integers(0, 100),
+)
+def test_lidar_sync_finds_the_globally_nearest_image_when_images_come_first(image_ms, cloud_ms, slop_ms) -> None:
+    sync = LidarDrivenSync(slop_s=slop_ms / 1000, timeout_s=0.0, max_images=16, time_jump_tolerance_s=None)
+    images = sorted(image_ms)
+    for i, t in enumerate(images):
+        sync.add_image(StampedMsg(t * MS, (t, i)))
+    for t in cloud_ms:
+        (pair,) = sync.add_points(StampedMsg(t * MS, t))
+        # Nearest, then the earlier stamp; of images sharing a stamp, the last received.
+        within = [(abs(s - t), s, -i) for i, s in enumerate(images) if abs(s - t) <= slop_ms]
+        if within:
+            _, stamp, neg_index = min(within)
+            assert pair.image == (stamp, -neg_index)
+        else:
+            assert pair.image is None
+
+
+# --- ApproximateSync ------------------------------------------------------
+
+
+class ReferenceApproximateSync:
+    """message_filters' ApproximateTimeSynchronizer.add, restated for N queues of int stamps.
+
+    Per topic a dict stamp -> msg; insert (replacing a repeated stamp); trim the
+    oldest stamps beyond queue_size; for every other topic collect the stamps
+    within slop of the new one (inclusive), sorted by distance (stable); try the
+    product of those lists in order, the new stamp inserted at its topic's
+    position; the first set whose max - min is strictly below slop and whose
+    stamps are all still queued is emitted and removed.
+    """
+
+    def __init__(self, n_topics: int, queue_size: int, slop_ns: int) -> None:
+        self.queues: list[dict[int, object]] = [{} for _ in range(n_topics)]
+        self.queue_size = queue_size
+        self.slop_ns = slop_ns
+
+    def add(self, topic: int, stamp: int, msg: object) -> list[tuple]:
+        mine = self.queues[topic]
+        mine[stamp] = msg
+        while len(mine) > self.queue_size:
+            del mine[min(mine)]
+        candidates = []
+        for j, queue in enumerate(self.queues):
+            if j == topic:
+                continue
+            near = [(s, abs(s - stamp)) for s in queue if abs(s - stamp) <= self.slop_ns]
+            if not near:
+                return []
+            candidates.append([s for s, _ in sorted(near, key=lambda c: c[1])])
+        for combo in itertools.product(*candidates):
+            stamps = list(combo)
+            stamps.insert(topic, stamp)
+            if max(stamps) - min(stamps) < self.slop_ns and all(
+                s in q for q, s in zip(self.queues, stamps, strict=True)
+            ):
+                msgs = tuple(q.pop(s) for q, s in zip(self.queues, stamps, strict=True))
+                return [msgs]
+        return []
+
+
+def test_reference_follows_message_filters_on_three_topics() -> None:
+    # A worked example of the restated algorithm itself: the arriving stamp is the pivot.
+    ref = ReferenceApproximateSync(3, queue_size=5, slop_ns=10)
+    assert ref.add(0, 100, 'a') == []
+    assert ref.add(1, 104, 'b') == []
+    assert ref.add(2, 95, 'c') == [('a', 'b', 'c')]  # spread 104 - 95 = 9 < 10
+    assert ref.queues == [{}, {}, {}]
+    ref = ReferenceApproximateSync(3, queue_size=5, slop_ns=10)
+    ref.add(0, 100, 'a'), ref.add(1, 108, 'b')
+    assert ref.add(2, 98, 'c') == [], 'spread 10 is not strictly below slop'
+    assert ref.add(2, 99, 'd') == [('a', 'b', 'd')]
+    assert ref.queues == [{}, {}, {98: 'c'}]
+
+
+def test_approximate_sync_pairs_only_strictly_within_slop() -> None:
+    sync = ApproximateSync(queue_size=5, slop_s=0.01)
+    sync.add_image(img(100))
+    assert sync.add_points(cloud(110)) == [], 'a 10 ms spread is not below a 10 ms slop'
+    assert pairing(sync.add_points(cloud(109.999999))) == [('cloud@109.999999', 'img@100')]
+
+
+def test_approximate_sync_pivots_on_the_arriving_message() -> None:
+    sync = ApproximateSync(queue_size=5, slop_s=0.05)
+    sync.add_points(cloud(100))
+    sync.add_points(cloud(130))
+    # The image at 120 takes the nearest queued cloud (130), not the oldest.
+    assert pairing(sync.add_image(img(120))) == [('cloud@130', 'img@120')]
+    assert sync.counters()['clouds_queued'] == 1  # 100 stays queued, as in message_filters
+
+
+def test_approximate_sync_drops_the_oldest_beyond_queue_size() -> None:
+    sync = ApproximateSync(queue_size=2, slop_s=0.01)
+    for t in (100, 200, 300):
+        sync.add_points(cloud(t))
+    c = sync.counters()
+    assert c['clouds_dropped'] == 1 and c['clouds_queued'] == 2
+    assert sync.add_image(img(100)) == []
+    assert pairing(sync.add_image(img(200))) == [('cloud@200', 'img@200')]
+
+
+def test_approximate_sync_resets_when_time_jumps_backwards() -> None:
+    sync = ApproximateSync(queue_size=5, slop_s=0.01, time_jump_tolerance_s=1.0)
+    sync.add_points(cloud(50_000))
+    sync.add_image(img(40_000))
+    sync.add_points(cloud(1_000))
+    c = sync.counters()
+    assert c['resets'] == 1 and c['clouds_dropped'] == 1 and c['images_dropped'] == 1
+    assert c['clouds_queued'] == 1 and c['images_queued'] == 0
+
+
+def test_approximate_sync_rejects_bad_configuration() -> None:
+    with pytest.raises(ConfigError, match='queue_size must be >= 1, got 0'):
+        ApproximateSync(queue_size=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    events=st.lists(st.tuples(st.booleans(), st.integers(0, 400)), max_size=60),
+    queue_size=st.integers(1, 6),
+    slop_ms=st.integers(0, 60),
+)
+def test_approximate_sync_matches_the_message_filters_reference(events, queue_size, slop_ms) -> None:
+    sync = ApproximateSync(queue_size=queue_size, slop_s=slop_ms / 1000, time_jump_tolerance_s=None)
+    ref = ReferenceApproximateSync(2, queue_size, slop_ms * MS)
+    for i, (is_image, stamp_ms) in enumerate(events):
+        stamp = stamp_ms * MS
+        if is_image:
+            got = sync.add_image(StampedMsg(stamp, ('img', i)))
+            want = ref.add(0, stamp, ('img', i))
+        else:
+            got = sync.add_points(StampedMsg(stamp, ('cloud', i)))
+            want = ref.add(1, stamp, ('cloud', i))
+        assert [(p.image, p.points) for p in got] == want
+        c = sync.counters()
+        assert (c['images_queued'], c['clouds_queued']) == (len(ref.queues[0]), len(ref.queues[1]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    events=st.lists(st.tuples(st.booleans(), st.integers(0, 3_000)), max_size=80),
+    queue_size=st.integers(1, 6),
+    slop_ms=st.integers(0, 60),
+    jump_ms=st.one_of(st.none(), st.integers(0, 1_000)),
+)
+def test_approximate_sync_invariants_hold_for_any_stream(events, queue_size, slop_ms, jump_ms) -> None:
+    sync = ApproximateSync(queue_size, slop_ms / 1000, None if jump_ms is None else jump_ms / 1000)
+    out: list[SyncedPair] = []
+    for i, (is_image, stamp_ms) in enumerate(events):
+        msg = StampedMsg(stamp_ms * MS, i)
+        out += sync.add_image(msg) if is_image else sync.add_points(msg)
+        c = sync.counters()
+        assert c['images_queued'] <= queue_size and c['clouds_queued'] <= queue_size
+        assert c['clouds_in'] == c['paired'] + c['clouds_dropped'] + c['clouds_queued']
+        assert c['images_in'] == c['paired'] + c['images_dropped'] + c['images_queued']
+    assert len({p.points for p in out}) == len(out) == sync.counters()['paired']
+    for p in out:
+        assert abs(p.image_stamp_ns - p.points_stamp_ns) < slop_ms * MS
