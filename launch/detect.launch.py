@@ -25,10 +25,12 @@ NODE_NAME = 'anovox_detector'
 def _detector(context, *args, **kwargs):
     """The detector node; model_path and backend override the params file only when given."""
     overrides = {'use_sim_time': LaunchConfiguration('use_sim_time').perform(context).lower() in ('true', '1')}
-    for key in ('model_path', 'backend'):
-        value = LaunchConfiguration(key).perform(context)
-        if value:
-            overrides[key] = value
+    model_path = LaunchConfiguration('model_path').perform(context)
+    backend = LaunchConfiguration('backend').perform(context)
+    if model_path:
+        overrides['model_path'] = model_path
+    if backend:
+        overrides['backend'] = backend
     image_topic = LaunchConfiguration('image_topic').perform(context)
     return [
         Node(
