@@ -1,0 +1,277 @@
+"""Run a bag through the detector without a middleware: the node's pipeline, message by message.
+
+The bag's camera and LiDAR messages are decoded with the same codecs as the
+node (``msg_codec`` reads rosbags objects as well as rclpy ones), synchronised
+by the same synchroniser built from the same ``sync.*`` parameters, and
+processed by the same :class:`~anovox_perception.detector.Detector`. Messages
+are fed in the bag's log-time order with the log time as their receive time,
+and the LiDAR-driven synchroniser is polled on that clock, as the node's timer
+would poll it on a replay. Unlike the node, which keeps only the newest pair
+when inference lags, every synced pair is processed: evaluation sees every
+frame the synchroniser emits.
+
+Each result comes with the ground-truth voxels the bag holds for the cloud's
+stamp (``None`` when it holds none), ready for evaluation.
+
+    python -m anovox_perception.offline BAG [--params-file config/detector.yaml] [--model M.onnx] [--backend B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from anovox_perception import msg_codec
+from anovox_perception.bag_messages import stamp_to_ns, voxels_from_message
+from anovox_perception.bags import BagMessage, BagTopics, iter_bag_messages, read_bag_metadata
+from anovox_perception.detector import CameraFrame, CloudFrame, Detector, DetectorConfig, FrameResult
+from anovox_perception.errors import AnovoxError, ConfigError, DataError, DecodeError
+from anovox_perception.parameters import defaults, load_params_file, validate_values
+from anovox_perception.sync import ApproximateSync, LidarDrivenSync, StampedMsg, SyncedPair
+
+__all__ = ['OfflineFrame', 'OfflineStats', 'main', 'make_sync', 'run_offline']
+
+_LOG = logging.getLogger(__name__)
+_SYNC_PREFIX = 'sync.'
+_COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
+
+
+class OfflineFrame(NamedTuple):
+    """One processed cloud: its stamp, the detector's result and the bag's ground truth for it.
+
+    ``ground_truth`` is (M, 4) uint16 AnoVox voxels ``[ix, iy, iz, label]`` or ``None``.
+    """
+
+    stamp_ns: int
+    result: FrameResult
+    ground_truth: np.ndarray | None
+
+
+@dataclass
+class OfflineStats:
+    """Counters of a run (filled while iterating)."""
+
+    clouds: int = 0
+    images: int = 0
+    frames: int = 0
+    lidar_only: int = 0
+    bad_input: dict[str, int] = field(default_factory=dict)
+    sync: dict[str, int] = field(default_factory=dict)
+
+    def bad(self, kind: str, err: Exception) -> None:
+        self.bad_input[kind] = self.bad_input.get(kind, 0) + 1
+        _LOG.warning('skipped bad %s input: %s', kind, err)
+
+
+def make_sync(parameters: Mapping[str, Any] | None = None) -> LidarDrivenSync | ApproximateSync:
+    """The synchroniser the node builds from its ``sync.*`` parameters (defaults for those not given).
+
+    Args:
+        parameters: dotted parameter names; keys outside ``sync.*`` are ignored.
+
+    Raises:
+        ConfigError: a sync parameter is unknown or invalid.
+    """
+    given = {k: v for k, v in (parameters or {}).items() if k.startswith(_SYNC_PREFIX)}
+    values = {**defaults(), **validate_values(given, 'sync parameters')}
+    if values['sync.policy'] == 'approximate':
+        return ApproximateSync(queue_size=values['sync.queue_size'], slop_s=values['sync.slop_s'])
+    return LidarDrivenSync(
+        slop_s=values['sync.slop_s'],
+        camera_offset_s=values['sync.camera_offset_s'],
+        timeout_s=values['sync.timeout_s'],
+        on_missing_camera=values['sync.on_missing_camera'],
+    )
+
+
+class _Pipeline:
+    """Feeds decoded messages to the sync and the detector; holds results until their ground truth is read."""
+
+    def __init__(self, detector: Detector, sync: Any, stats: OfflineStats) -> None:
+        self.detector = detector
+        self.sync = sync
+        self.stats = stats
+        self.ground_truth: dict[int, np.ndarray] = {}
+        self.cloud_log_ns: dict[int, int] = {}
+        # Results wait here until the reader has passed their cloud's log time: the ground
+        # truth is logged with the cloud, so by then it has been read if the bag has it.
+        self.ready: deque[FrameResult] = deque()
+
+    def feed(self, message: BagMessage, topics: BagTopics) -> None:
+        msg = message.decode()
+        pairs: list[SyncedPair] = []
+        if message.topic == topics.points:
+            self.stats.clouds += 1
+            try:
+                cloud = msg_codec.pointcloud2_to_xyzi(msg)
+            except DecodeError as err:
+                self.stats.bad('points', err)
+            else:
+                stamp = stamp_to_ns(msg.header.stamp)
+                self.cloud_log_ns[stamp] = message.log_time_ns
+                payload = CloudFrame(cloud.points, msg.header.frame_id)
+                pairs += self.sync.add_points(StampedMsg(stamp, payload, message.log_time_ns))
+        elif message.topic == topics.image:
+            self.stats.images += 1
+            try:
+                compressed = message.msgtype == _COMPRESSED_TYPE
+                rgb = msg_codec.compressed_to_rgb(msg) if compressed else msg_codec.image_to_rgb(msg)
+            except DecodeError as err:
+                self.stats.bad('image', err)
+            else:
+                payload = CameraFrame(rgb, msg.header.frame_id)
+                pairs += self.sync.add_image(StampedMsg(stamp_to_ns(msg.header.stamp), payload, message.log_time_ns))
+        elif message.topic == topics.camera_info:
+            try:
+                self.detector.set_camera_info(msg_codec.camera_info_to_model(msg))
+            except DecodeError as err:
+                self.stats.bad('camera_info', err)
+        elif message.topic == topics.voxels:
+            try:
+                self.ground_truth[stamp_to_ns(msg.header.stamp)] = voxels_from_message(msg)
+            except DecodeError as err:
+                self.stats.bad('ground_truth', err)
+        if isinstance(self.sync, LidarDrivenSync):
+            pairs += self.sync.poll(message.log_time_ns)  # the node's timer, on the bag's clock
+        self.process(pairs)
+
+    def process(self, pairs: list[SyncedPair]) -> None:
+        for pair in pairs:
+            try:
+                result = self.detector.process(pair)
+            except DecodeError as err:
+                self.stats.bad('frame', err)
+                self.cloud_log_ns.pop(pair.points_stamp_ns, None)
+                continue
+            self.ready.append(result)
+
+    def flush(self, log_time_ns: int | None) -> Iterator[OfflineFrame]:
+        """Results whose cloud was logged before ``log_time_ns`` (all when ``None``)."""
+        while self.ready:
+            stamp = self.ready[0].stamp_ns
+            if log_time_ns is not None and self.cloud_log_ns.get(stamp, -1) >= log_time_ns:
+                return
+            result = self.ready.popleft()
+            self.cloud_log_ns.pop(stamp, None)
+            truth = self.ground_truth.pop(stamp, None)
+            # Clouds are emitted in stamp order: older entries (clouds the sync skipped) can go.
+            for table in (self.ground_truth, self.cloud_log_ns):
+                for old in [s for s in table if s < stamp]:
+                    del table[old]
+            self.stats.frames += 1
+            self.stats.lidar_only += int(not result.camera_used)
+            yield OfflineFrame(stamp, result, truth)
+
+
+def run_offline(
+    bag_path: str | Path,
+    detector_config: DetectorConfig | None = None,
+    *,
+    detector: Detector | None = None,
+    sync_parameters: Mapping[str, Any] | None = None,
+    topics: BagTopics | None = None,
+    stats: OfflineStats | None = None,
+) -> Iterator[OfflineFrame]:
+    """Process a bag's clouds (with their synced images) as the node would, without a middleware.
+
+    Args:
+        bag_path: rosbag2 directory (e.g. from ``anovox-make-bag``).
+        detector_config: builds the detector (ignored when ``detector`` is given); it is closed at the end.
+        detector: an existing detector to use (left open).
+        sync_parameters: ``sync.*`` parameter values (dotted names); defaults otherwise.
+        topics: topic names; default: those recorded in the bag's metadata.
+        stats: filled with counters while iterating.
+
+    Yields:
+        :class:`OfflineFrame` per processed cloud, in stamp order.
+
+    Raises:
+        ConfigError: neither a detector nor a config, or bad sync parameters.
+        DataError: the bag cannot be read or has no LiDAR topic.
+    """
+    if detector is None and detector_config is None:
+        msg = 'run_offline: pass a detector_config or a detector'
+        raise ConfigError(msg)
+    meta = read_bag_metadata(bag_path)
+    topics = topics or meta.topics
+    if topics.points not in meta.msgtypes:
+        msg = f'bag {bag_path}: no LiDAR topic {topics.points!r}; it holds {sorted(meta.msgtypes)}'
+        raise DataError(msg)
+    wanted = [t for t in (topics.image, topics.camera_info, topics.points, topics.voxels) if t in meta.msgtypes]
+    sync = make_sync(sync_parameters)
+    stats = stats if stats is not None else OfflineStats()
+    owned = detector is None
+    det = detector if detector is not None else Detector(detector_config)
+    pipeline = _Pipeline(det, sync, stats)
+    try:
+        for message in iter_bag_messages(bag_path, topics=wanted):
+            yield from pipeline.flush(message.log_time_ns)
+            pipeline.feed(message, topics)
+        if isinstance(sync, LidarDrivenSync):
+            # End of the bag: clouds still waiting for a later image time out, as they would live.
+            pipeline.process(sync.poll(meta.end_ns + sync.timeout_ns + 1))
+        yield from pipeline.flush(None)
+        stats.sync = sync.counters()
+    finally:
+        if owned:
+            det.close()
+
+
+def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog='python -m anovox_perception.offline', description='Run a bag through the detector without ROS 2.'
+    )
+    parser.add_argument('bag', type=Path, help='rosbag2 directory')
+    parser.add_argument('--params-file', type=Path, default=None, help='detector parameter YAML (as for the node)')
+    parser.add_argument('--model', default=None, help='ONNX model (overrides model_path)')
+    parser.add_argument('--backend', default=None, help='auto | tensorrt | onnxruntime | torch (overrides backend)')
+    return parser.parse_args(list(argv))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print a JSON summary of an offline run; returns the exit status."""
+    args = _parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(message)s')
+    try:
+        values: dict[str, Any] = load_params_file(args.params_file) if args.params_file else defaults()
+        if args.model is not None:
+            values['model_path'] = args.model
+        if args.backend is not None:
+            values['backend'] = args.backend
+        config = DetectorConfig.from_parameters(values)
+        stats = OfflineStats()
+        latencies, anomalous = [], 0
+        for frame in run_offline(args.bag, config, sync_parameters=values, stats=stats):
+            latencies.append(sum(frame.result.timings_ms.values()))
+            anomalous += int(bool(frame.result.components))
+    except AnovoxError as err:
+        print(f'offline: {err}', file=sys.stderr)
+        return 1
+    summary = {
+        'frames': stats.frames,
+        'clouds': stats.clouds,
+        'images': stats.images,
+        'lidar_only': stats.lidar_only,
+        'frames_with_anomalies': anomalous,
+        'bad_input': stats.bad_input,
+        'sync': stats.sync,
+        'latency_ms': {
+            'p50': float(np.percentile(latencies, 50)) if latencies else None,
+            'p99': float(np.percentile(latencies, 99)) if latencies else None,
+        },
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
