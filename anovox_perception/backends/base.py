@@ -1,0 +1,154 @@
+"""The inference backend interface, its options and the input checks every backend shares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from anovox_perception.errors import BackendError, ConfigError
+from anovox_perception.model_card import ModelCard
+
+__all__ = ['GRAPH_OPTIMIZATION_LEVELS', 'PRECISIONS', 'Backend', 'BackendOptions', 'check_inputs']
+
+GRAPH_OPTIMIZATION_LEVELS = ('disable', 'basic', 'extended', 'layout', 'all')
+# 'int8' is the documented extension point of the TensorRT backend (needs calibration data).
+PRECISIONS = ('fp32', 'fp16')
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Options of all backends; each backend reads the ones it knows.
+
+    Attributes:
+        intra_op_threads: ONNX Runtime / torch threads inside one operator
+            (0 = the runtime's default, usually one per core).
+        inter_op_threads: ONNX Runtime threads across independent operators
+            (0 = default; only matters with ``parallel_execution``).
+        parallel_execution: ONNX Runtime ``ORT_PARALLEL`` execution mode.
+        graph_optimization: ONNX Runtime graph optimisation level, one of
+            :data:`GRAPH_OPTIMIZATION_LEVELS`.
+        use_cuda: ONNX Runtime: use the CUDA execution provider. None = when
+            the installed ONNX Runtime has it.
+        device_id: CUDA device index (ONNX Runtime CUDA provider, TensorRT).
+        io_binding: ONNX Runtime: bind inputs and outputs to buffers on the
+            session's device (saves a copy per tensor with the CUDA provider).
+        precision: TensorRT build precision, one of :data:`PRECISIONS`.
+        workspace_mib: TensorRT builder workspace limit in MiB.
+        engine_cache_dir: TensorRT engine cache folder (None = the default,
+            see :func:`anovox_perception.backends.engine_cache.default_cache_dir`).
+        verify_model: Check the ONNX file's graph hash against its card before
+            loading (catches corrupt or modified files with a clear error).
+        model_factory: torch backend: ``factory(model_path) -> torch.nn.Module``
+            giving the eager model (e.g. from a training checkpoint). None =
+            load the ``<name>.pt2`` program the exporter writes beside the ONNX.
+    """
+
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    parallel_execution: bool = False
+    graph_optimization: str = 'all'
+    use_cuda: bool | None = None
+    device_id: int = 0
+    io_binding: bool = True
+    precision: str = 'fp32'
+    workspace_mib: int = 1024
+    engine_cache_dir: str | None = None
+    verify_model: bool = True
+    model_factory: Callable[[Path], Any] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ('intra_op_threads', 'inter_op_threads', 'device_id'):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                msg = f'BackendOptions.{name} must be an integer >= 0, got {value!r}'
+                raise ConfigError(msg)
+        if self.graph_optimization not in GRAPH_OPTIMIZATION_LEVELS:
+            msg = (
+                f'BackendOptions.graph_optimization must be one of {GRAPH_OPTIMIZATION_LEVELS}, '
+                f'got {self.graph_optimization!r}'
+            )
+            raise ConfigError(msg)
+        if self.precision not in PRECISIONS:
+            msg = (
+                f'BackendOptions.precision must be one of {PRECISIONS}, got {self.precision!r} '
+                '(int8 needs a calibrator; see the TensorRT backend)'
+            )
+            raise ConfigError(msg)
+        if not isinstance(self.workspace_mib, int) or self.workspace_mib < 16:
+            msg = f'BackendOptions.workspace_mib must be an integer >= 16, got {self.workspace_mib!r}'
+            raise ConfigError(msg)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> BackendOptions:
+        """Build from a parameter mapping, rejecting unknown keys.
+
+        Raises:
+            ConfigError: Unknown key or invalid value.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            msg = f'BackendOptions: unknown keys {unknown}; expected a subset of {sorted(known)}'
+            raise ConfigError(msg)
+        return cls(**dict(data))
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A loaded model that maps named input arrays to named output arrays.
+
+    Attributes:
+        name: Backend name as in the table (``'onnxruntime'``, ...).
+        device: Where it runs, in words (``'cpu'``, ``'cuda:0 (NVIDIA ...)'``).
+        card: The model card, whose I/O the backend has checked.
+    """
+
+    name: ClassVar[str]
+    device: str
+    card: ModelCard
+
+    @classmethod
+    def load(cls, model_path: str | Path, options: BackendOptions) -> Backend:
+        """Load ``model_path`` (an exported ``.onnx``) with ``options``."""
+        ...
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one inference; inputs and outputs as in the card, batch included."""
+        ...
+
+    def close(self) -> None:
+        """Release device memory and sessions (the backend cannot run afterwards)."""
+        ...
+
+
+def check_inputs(card: ModelCard, inputs: Mapping[str, np.ndarray], backend: str) -> None:
+    """Check names, shapes and dtypes of one run's inputs against the card.
+
+    Raises:
+        BackendError: Naming every missing, extra or mismatched input.
+    """
+    problems = []
+    missing = [n for n in card.inputs if n not in inputs]
+    extra = [n for n in inputs if n not in card.inputs]
+    if missing:
+        problems.append(f'missing inputs {missing}')
+    if extra:
+        problems.append(f'unexpected inputs {extra}')
+    for name, spec in card.inputs.items():
+        if name not in inputs:
+            continue
+        array = inputs[name]
+        if not isinstance(array, np.ndarray):
+            problems.append(f'input {name!r} is a {type(array).__name__}, not a numpy array')
+            continue
+        if array.shape != spec.shape:
+            problems.append(f'input {name!r} has shape {list(array.shape)}, model expects {list(spec.shape)}')
+        if array.dtype != np.dtype(spec.dtype):
+            problems.append(f'input {name!r} has dtype {array.dtype}, model expects {spec.dtype}')
+    if problems:
+        msg = f'{backend} backend, model {card.name!r}: ' + '; '.join(problems)
+        raise BackendError(msg)
