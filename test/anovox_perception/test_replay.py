@@ -176,3 +176,61 @@ def test_looping_replay_with_clock_repeats_the_bag_and_stops_cleanly_on_sigint(t
     clock = [s for t, s in received if t == '/clock']
     assert clock and all(meta.start_ns <= c <= meta.end_ns for c in clock)
     assert any(b < a for a, b in zip(clock, clock[1:], strict=False))  # /clock jumps back at each loop
+
+
+class FakePublisher:
+    def __init__(self, log: list, topic: str, stop_after: int | None, stop: threading.Event) -> None:
+        self.log, self.topic, self.stop_after, self.stop = log, topic, stop_after, stop
+
+    def publish(self, data) -> None:
+        self.log.append((self.topic, data))
+        if self.stop_after is not None and len(self.log) >= self.stop_after:
+            self.stop.set()
+
+    def wait_for_all_acked(self, timeout) -> bool:
+        return True
+
+
+class FakeNode:
+    """Just enough of an rclpy node for BagPlayer: publishers that log what they get."""
+
+    def __init__(self, stop: threading.Event, stop_after: int | None = None) -> None:
+        self.published: list[tuple[str, bytes]] = []
+        self.stop, self.stop_after = stop, stop_after
+
+    def create_publisher(self, msg_class, topic, qos):
+        return FakePublisher(self.published, topic, self.stop_after, self.stop)
+
+    def get_logger(self):
+        import logging
+
+        return logging.getLogger('fake_node')
+
+
+def test_player_skips_the_start_offset_and_publishes_the_raw_bytes_in_log_order(tmp_path):
+    pytest.importorskip('rclpy')
+    from anovox_perception.bags import iter_bag_messages
+    from anovox_perception.replay import BagPlayer
+
+    topics = make_bag(tmp_path / 'bag', frames=4)
+    meta = read_bag_metadata(tmp_path / 'bag')
+    stop = threading.Event()
+    node = FakeNode(stop)
+    options = ReplayOptions(rate=1000.0, start_offset_s=0.15, topics=(topics.points, topics.image))
+    stats = BagPlayer(node, tmp_path / 'bag', options).play(stop)
+    start = meta.start_ns + 150_000_000
+    expected = [(m.topic, m.rawdata) for m in iter_bag_messages(tmp_path / 'bag', [topics.points, topics.image], start)]
+    assert node.published == expected and len(expected) == 4  # frames 2 and 3 only
+    assert stats.published == {topics.points: 2, topics.image: 2} and stats.loops == 1 and not stats.stopped
+
+
+def test_looping_player_repeats_until_stopped(tmp_path):
+    pytest.importorskip('rclpy')
+    from anovox_perception.replay import BagPlayer
+
+    topics = make_bag(tmp_path / 'bag', frames=2)
+    stop = threading.Event()
+    node = FakeNode(stop, stop_after=5)
+    stats = BagPlayer(node, tmp_path / 'bag', ReplayOptions(rate=1000.0, loop=True, topics=(topics.points,))).play(stop)
+    assert [data for _, data in node.published] == [data for _, data in node.published[:2]] * 2 + [node.published[0][1]]
+    assert stats.loops == 2 and stats.stopped
