@@ -1,35 +1,21 @@
-"""Find AnoVox scenarios on disk and read their frames (both layouts).
+"""Read the frames of an AnoVox scenario (Layout A or B, see layout.py) as typed numpy frames.
 
-Layout B (AnoVox's generator, and this project's synthetic generator)::
-
-    Scenario_<id>/sensor_setup.json
-    Scenario_<id>/RGB-CAM(0, 0, 1.8)(0, 0, 0)_<hash>/RGB-CAM(0, 0, 1.8)(0, 0, 0)_<hash>_<frame>.png
-    ... DEPTH_CAM / DEPTH-CAM, SEMANTIC-CAM, INSTANCE-CAM, LIDAR, SEMANTIC-LIDAR (.npy)
-    Scenario_<id>/VOXEL_GRID/VOXEL_GRID_<frame>.npy, ACTION/ACTION_<frame>.csv, ANOMALY/ANOMALY_<frame>.csv
-
-Layout A (the benchmark's)::
-
-    Scenario_<id>/{RGB_IMG,DEPTH_IMG,SEMANTIC_IMG,INSTANCE_IMG,PCD,SEMANTIC_PCD,VOXEL_GRID,ACTION,ANOMALY}/<FOLDER>_<frame>.<ext>
-
-Sensors are found by folder prefix and frames paired by the integer frame id
-at the end of each file name. Locating files (this module) and decoding them
-(decode.py, pcd.py) are separate steps. Every bad input raises `DataError`
-naming scenario, frame and file.
+Locating files (this module) and decoding them (decode.py, pcd.py) are separate
+steps. Every bad input raises `DataError` naming scenario, frame and file, and
+what was expected.
 
 Conventions that differ between writers (see docs/LAYOUT_B.md):
 - Point y: AnoVox stores (x, -y_carla, z), which is already the REP-103 LiDAR
   frame; Layout B as documented for this project's generator (sensor_setup.json
   entries typed with CARLA blueprint ids ``sensor.*``) stores y negated, and the
   reader flips it back. ``points_y_negated`` overrides the choice.
-- Mount rotation: ``sensor.*`` entries give [pitch, yaw, roll]; AnoVox's own
-  entries (and folder names) give rotations about (x, y, z) = [roll, pitch, yaw].
+- Mount rotation order: see layout.py.
 - Camera args: ``image_size_x/image_size_y/fov`` or AnoVox's ``image_width/image_height/camera_fov``.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,98 +28,35 @@ from anovox_perception.errors import ConfigError, DataError, DecodeError, Geomet
 from anovox_perception.geometry import CameraModel, camera_from_lidar, carla_mount_to_body, invert_transform
 from anovox_training.data import decode
 from anovox_training.data.frame import SENSORS, AnomalyInfo, AnoVoxFrame
+from anovox_training.data.layout import (
+    CAMERA_KINDS,
+    DEFAULT_FOV_DEG,
+    DEFAULT_MOUNT,
+    EXTENSIONS,
+    FRAME_SUFFIX,
+    LAYOUT_A_FOLDERS,
+    LAYOUT_B_FIXED,
+    LAYOUT_B_PREFIXES,
+    LIDAR_KINDS,
+    LIDAR_MATRIX_KEYS,
+    SENSOR_SETUP_FILE,
+    SENSOR_TYPES,
+    FrameDataError,
+    Problem,
+    anovox_rotation_to_pyr,
+    find_scenarios,
+    is_scenario_dir,
+    layout_b_kind,
+    mount_from_name,
+    mount_text,
+    parse_numbers,
+    summarise_ids,
+)
 
-__all__ = [
-    'DEFAULT_MOUNT',
-    'FrameDataError',
-    'LAYOUT_A_FOLDERS',
-    'LAYOUT_B_PREFIXES',
-    'Problem',
-    'ScenarioReader',
-    'SensorSource',
-    'find_scenarios',
-    'is_scenario_dir',
-]
+# find_scenarios, Problem and FrameDataError are part of the reader's interface.
+__all__ = ['FrameDataError', 'Problem', 'ScenarioReader', 'SensorSource', 'find_scenarios', 'is_scenario_dir']
 
-SENSOR_SETUP_FILE = 'sensor_setup.json'
-# AnoVox's MONO rig: camera and LiDAR at (0, 0, 1.8) m, no rotation.
-DEFAULT_MOUNT: tuple[tuple[float, float, float], tuple[float, float, float]] = ((0.0, 0.0, 1.8), (0.0, 0.0, 0.0))
-DEFAULT_FOV_DEG = 90.0
-
-LAYOUT_A_FOLDERS: dict[str, str] = {
-    'rgb': 'RGB_IMG',
-    'depth': 'DEPTH_IMG',
-    'semantic': 'SEMANTIC_IMG',
-    'instance': 'INSTANCE_IMG',
-    'points': 'PCD',
-    'semantic_points': 'SEMANTIC_PCD',
-    'voxels': 'VOXEL_GRID',
-    'action': 'ACTION',
-    'anomaly': 'ANOMALY',
-}
-LAYOUT_B_PREFIXES: dict[str, tuple[str, ...]] = {
-    'rgb': ('RGB-CAM',),
-    'depth': ('DEPTH_CAM', 'DEPTH-CAM'),
-    'semantic': ('SEMANTIC-CAM',),
-    'instance': ('INSTANCE-CAM',),
-    'points': ('LIDAR',),
-    'semantic_points': ('SEMANTIC-LIDAR',),
-}
-_LAYOUT_B_FIXED = {'voxels': 'VOXEL_GRID', 'action': 'ACTION', 'anomaly': 'ANOMALY'}
-_EXTENSIONS: dict[str, tuple[str, ...]] = {
-    'rgb': ('.png',),
-    'depth': ('.png',),
-    'semantic': ('.png',),
-    'instance': ('.png',),
-    'points': ('.npy', '.pcd'),
-    'semantic_points': ('.npy', '.pcd'),
-    'voxels': ('.npy',),
-    'action': ('.csv',),
-    'anomaly': ('.csv',),
-}
-# sensor_setup.json "sensor_type": AnoVox's names and CARLA blueprint ids.
-_SENSOR_TYPES: dict[str, tuple[str, ...]] = {
-    'rgb': ('RGB-CAM', 'sensor.camera.rgb'),
-    'depth': ('DEPTH_CAM', 'DEPTH-CAM', 'sensor.camera.depth'),
-    'semantic': ('SEMANTIC-CAM', 'sensor.camera.semantic_segmentation'),
-    'instance': ('INSTANCE-CAM', 'sensor.camera.instance_segmentation'),
-    'points': ('LIDAR', 'sensor.lidar.ray_cast'),
-    'semantic_points': ('SEMANTIC-LIDAR', 'sensor.lidar.ray_cast_semantic'),
-}
-_CAMERA_KINDS = ('rgb', 'depth', 'semantic', 'instance')
-_IMAGE_KINDS = _CAMERA_KINDS
-_LIDAR_KINDS = ('points', 'semantic_points')
-_FRAME_SUFFIX = re.compile(r'_(\d+)$')
-_MOUNT_IN_NAME = re.compile(r'\(([^()]*)\)\(([^()]*)\)')
-# ACTION csv keys of the 4x4 world-from-LiDAR matrix (this project's and AnoVox's spelling).
-_LIDAR_MATRIX_KEYS = ('lidar_transformation', 'lidar transformation matrix')
-_SKIP_DIRS = {'Scenario_Configuration_Files'}
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One problem found in a dataset: where (scenario, frame, file) and what."""
-
-    scenario: str
-    frame: int | None
-    file: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = [self.scenario]
-        if self.frame is not None:
-            where.append(f'frame {self.frame}')
-        if self.file:
-            where.append(self.file)
-        return f'{" ".join(where)}: {self.message}'
-
-
-class FrameDataError(DataError):
-    """A `DataError` that also carries where it happened, as a `Problem`, for collecting checks."""
-
-    def __init__(self, problem: Problem) -> None:
-        super().__init__(str(problem))
-        self.problem = problem
+_IMAGE_KINDS = CAMERA_KINDS
 
 
 @dataclass
@@ -144,88 +67,6 @@ class SensorSource:
     folder: Path
     files: dict[int, Path] = field(default_factory=dict)
     setup: dict[str, Any] | None = None
-
-
-def _is_sensor_folder(name: str, prefix: str) -> bool:
-    """``name`` is ``prefix`` followed by nothing, a mount '(' or a '_' separator."""
-    return name == prefix or (name.startswith(prefix) and name[len(prefix)] in '(_ ')
-
-
-def _layout_b_kind(name: str) -> str | None:
-    # Longest prefixes first, so SEMANTIC-LIDAR never counts as LIDAR (it does not start with it,
-    # but this keeps the rule independent of the table order).
-    candidates = [(p, kind) for kind, prefixes in LAYOUT_B_PREFIXES.items() for p in prefixes]
-    for prefix, kind in sorted(candidates, key=lambda c: -len(c[0])):
-        if _is_sensor_folder(name, prefix):
-            return kind
-    return None
-
-
-def is_scenario_dir(path: Path) -> bool:
-    """True when ``path`` holds AnoVox sensor folders (either layout) or a sensor_setup.json."""
-    if not path.is_dir():
-        return False
-    if (path / SENSOR_SETUP_FILE).is_file():
-        return True
-    try:
-        names = [entry.name for entry in os.scandir(path) if entry.is_dir()]
-    except OSError:
-        return False
-    return any(n in LAYOUT_A_FOLDERS.values() or _layout_b_kind(n) for n in names)
-
-
-def find_scenarios(root: str | os.PathLike[str]) -> list[Path]:
-    """Scenario folders under ``root`` (or ``root`` itself when it is one), sorted by path.
-
-    Folders named ``Scenario_*`` holding sensor data are collected; the search does
-    not descend into a scenario, nor into hidden folders or AnoVox's
-    ``Scenario_Configuration_Files``.
-
-    Raises:
-        DataError: ``root`` does not exist or holds no scenario.
-    """
-    base = Path(root)
-    if not base.is_dir():
-        msg = f'dataset root {base} is not a directory'
-        raise DataError(msg)
-    if is_scenario_dir(base):
-        return [base]
-    found: list[Path] = []
-    for dirpath, dirnames, _ in os.walk(base):
-        current = Path(dirpath)
-        keep = []
-        for name in sorted(dirnames):
-            if name.startswith('.') or name in _SKIP_DIRS:
-                continue
-            child = current / name
-            if name.startswith('Scenario_') and is_scenario_dir(child):
-                found.append(child)
-            else:
-                keep.append(name)
-        dirnames[:] = keep
-    if not found:
-        msg = f'no AnoVox scenario (Scenario_* folder with sensor data) under {base}'
-        raise DataError(msg)
-    return sorted(found, key=lambda p: p.as_posix())
-
-
-def _summarise_ids(ids: Iterable[int]) -> str:
-    values = sorted(ids)
-    if not values:
-        return 'no frames'
-    return f'{len(values)} frames, {values[0]}..{values[-1]}'
-
-
-def _numbers(values: Any, count: int, what: str) -> tuple[float, ...]:
-    try:
-        out = tuple(float(v) for v in values)
-    except (TypeError, ValueError) as err:
-        msg = f'{what}: expected {count} numbers, got {values!r}'
-        raise DecodeError(msg) from err
-    if len(out) != count:
-        msg = f'{what}: expected {count} numbers, got {len(out)}'
-        raise DecodeError(msg)
-    return out
 
 
 class ScenarioReader:
@@ -255,9 +96,10 @@ class ScenarioReader:
         self.issues: list[Problem] = []
         self.sensor_setup = self._load_setup()
         # VOXEL_GRID, ACTION and ANOMALY exist in both layouts; the sensor folders tell them apart.
-        layout_a_only = [f for f in LAYOUT_A_FOLDERS.values() if f not in _LAYOUT_B_FIXED.values()]
+        layout_a_only = [f for f in LAYOUT_A_FOLDERS.values() if f not in LAYOUT_B_FIXED.values()]
         self.layout = 'A' if any((self.path / f).is_dir() for f in layout_a_only) else 'B'
         self.sources: dict[str, SensorSource] = self._index()
+        self._frame_ids = sorted({f for source in self.sources.values() for f in source.files})
         if points_y_negated is None:
             # Only this project's Layout B (CARLA blueprint ids in sensor_setup.json) stores y negated.
             types = [str(e.get('sensor_type', '')) for e in self.sensor_setup.values()]
@@ -299,7 +141,7 @@ class ScenarioReader:
             try:
                 for item in ('location', 'rotation'):
                     if item in entry:
-                        _numbers(entry[item], 3, f'{key}.{item}')
+                        parse_numbers(entry[item], 3, f'{key}.{item}')
                 if 'args' in entry and not isinstance(entry['args'], dict):
                     msg = f'{key}.args: expected an object, got {type(entry["args"]).__name__}'
                     raise DecodeError(msg)
@@ -310,7 +152,7 @@ class ScenarioReader:
     def _setup_entry(self, kind: str, folder_name: str) -> dict[str, Any] | None:
         if folder_name in self.sensor_setup:
             return self.sensor_setup[folder_name]
-        matches = [e for e in self.sensor_setup.values() if e.get('sensor_type') in _SENSOR_TYPES.get(kind, ())]
+        matches = [e for e in self.sensor_setup.values() if e.get('sensor_type') in SENSOR_TYPES.get(kind, ())]
         return matches[0] if len(matches) == 1 else None
 
     def _candidate_folders(self) -> dict[str, list[Path]]:
@@ -321,7 +163,7 @@ class ScenarioReader:
             name = entry.name
             kinds = [k for k, f in LAYOUT_A_FOLDERS.items() if f == name] if self.layout == 'A' else []
             if self.layout == 'B':
-                kind = _layout_b_kind(name) or next((k for k, f in _LAYOUT_B_FIXED.items() if f == name), None)
+                kind = layout_b_kind(name) or next((k for k, f in LAYOUT_B_FIXED.items() if f == name), None)
                 kinds = [kind] if kind else []
             for kind in kinds:
                 found.setdefault(kind, []).append(Path(entry.path))
@@ -331,12 +173,12 @@ class ScenarioReader:
         candidates = self._candidate_folders()
         # Several rigs (stereo, surround): keep the sensors on the first LiDAR's mount.
         lidar_folders = candidates.get('points') or candidates.get('semantic_points') or []
-        rig = _mount_text(lidar_folders[0].name) if lidar_folders else None
+        rig = mount_text(lidar_folders[0].name) if lidar_folders else None
         sources: dict[str, SensorSource] = {}
         for kind, folders in candidates.items():
             chosen = folders
             if len(folders) > 1 and rig is not None:
-                chosen = [f for f in folders if _mount_text(f.name) == rig] or folders
+                chosen = [f for f in folders if mount_text(f.name) == rig] or folders
             if len(chosen) > 1:
                 names = [f.name for f in chosen]
                 self.issues.append(Problem(self.name, None, None, f'several {kind} folders {names}; using {names[0]}'))
@@ -348,12 +190,12 @@ class ScenarioReader:
 
     def _index_files(self, kind: str, folder: Path) -> dict[int, Path]:
         files: dict[int, Path] = {}
-        extensions = _EXTENSIONS[kind]
+        extensions = EXTENSIONS[kind]
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
             if entry.name.startswith('.'):
                 continue
             path = Path(entry.path)
-            match = _FRAME_SUFFIX.search(path.stem)
+            match = FRAME_SUFFIX.search(path.stem)
             if not entry.is_file() or path.suffix.lower() not in extensions or match is None:
                 self.issues.append(
                     Problem(
@@ -384,10 +226,7 @@ class ScenarioReader:
     @property
     def frame_ids(self) -> list[int]:
         """Every frame id any sensor has a file for, ascending."""
-        ids: set[int] = set()
-        for source in self.sources.values():
-            ids.update(source.files)
-        return sorted(ids)
+        return list(self._frame_ids)
 
     def missing_sensors(self, frame_id: int) -> list[str]:
         """Sensor kinds with a folder in this scenario but no file for ``frame_id``."""
@@ -408,14 +247,14 @@ class ScenarioReader:
             expected = (
                 LAYOUT_A_FOLDERS[kind]
                 if self.layout == 'A'
-                else (_LAYOUT_B_FIXED.get(kind) or '|'.join(p + '...' for p in LAYOUT_B_PREFIXES[kind]))
+                else (LAYOUT_B_FIXED.get(kind) or '|'.join(p + '...' for p in LAYOUT_B_PREFIXES[kind]))
             )
             raise self._error(f'no {kind} data: expected a folder {expected}', frame_id)
         path = source.files.get(frame_id)
         if path is None:
-            expected = source.folder / f'{source.folder.name}_{frame_id}{_EXTENSIONS[kind][0]}'
+            expected = source.folder / f'{source.folder.name}_{frame_id}{EXTENSIONS[kind][0]}'
             raise self._error(
-                f'no {kind} file for this frame (the folder has {_summarise_ids(source.files)})', frame_id, expected
+                f'no {kind} file for this frame (the folder has {summarise_ids(source.files)})', frame_id, expected
             )
         return path
 
@@ -429,14 +268,14 @@ class ScenarioReader:
                 continue
             entry = source.setup
             if entry is not None and 'location' in entry:
-                location = _numbers(entry['location'], 3, 'location')
-                rotation = _numbers(entry.get('rotation', (0, 0, 0)), 3, 'rotation')
+                location = parse_numbers(entry['location'], 3, 'location')
+                rotation = parse_numbers(entry.get('rotation', (0, 0, 0)), 3, 'rotation')
                 if str(entry.get('sensor_type', '')).startswith('sensor.'):
                     return location, rotation
-                return location, _anovox_rotation_to_pyr(rotation)
-            parsed = _mount_from_name(source.folder.name)
+                return location, anovox_rotation_to_pyr(rotation)
+            parsed = mount_from_name(source.folder.name)
             if parsed is not None:
-                return parsed[0], _anovox_rotation_to_pyr(parsed[1])
+                return parsed[0], anovox_rotation_to_pyr(parsed[1])
         return DEFAULT_MOUNT
 
     @property
@@ -454,7 +293,7 @@ class ScenarioReader:
         return self._camera
 
     def _make_camera(self) -> CameraModel | None:
-        kinds = [k for k in _CAMERA_KINDS if k in self.sources]
+        kinds = [k for k in CAMERA_KINDS if k in self.sources]
         if not kinds:
             return None
         args: Mapping[str, Any] = {}
@@ -494,8 +333,8 @@ class ScenarioReader:
         """(4, 4) LiDAR -> camera optical frame, from the mounts (AnoVox MONO rig when absent)."""
         if self._t_cam_lidar is None:
             try:
-                cam_loc, cam_rot = self._mount(_CAMERA_KINDS)
-                lidar_loc, lidar_rot = self._mount(_LIDAR_KINDS)
+                cam_loc, cam_rot = self._mount(CAMERA_KINDS)
+                lidar_loc, lidar_rot = self._mount(LIDAR_KINDS)
             except DecodeError as err:
                 raise self._error(str(err), file=self.path / SENSOR_SETUP_FILE) from err
             self._t_cam_lidar = camera_from_lidar(
@@ -529,7 +368,7 @@ class ScenarioReader:
             if kind == 'semantic':
                 return decode.semantic_from_colors(image) if self.layout == 'A' else decode.semantic_from_raw(image)
             return decode.instance_from_raw(image)
-        if kind in _LIDAR_KINDS:
+        if kind in LIDAR_KINDS:
             labels = kind == 'semantic_points'
             if path.suffix.lower() == '.pcd':
                 return decode.points_from_pcd(data, negate_y=self.points_y_negated, labels=labels)
@@ -565,8 +404,8 @@ class ScenarioReader:
             msg = f'unknown sensors {unknown}; expected a subset of {list(SENSORS)}'
             raise ConfigError(msg)
         frame_id = int(frame_id)
-        if frame_id not in set(self.frame_ids):
-            raise self._error(f'no such frame; the scenario has {_summarise_ids(self.frame_ids)}', frame_id)
+        if not any(frame_id in source.files for source in self.sources.values()):
+            raise self._error(f'no such frame; the scenario has {summarise_ids(self.frame_ids)}', frame_id)
         frame = AnoVoxFrame(scenario=self.name, frame_id=frame_id)
         camera = self.camera
         frame.camera = camera
@@ -598,7 +437,7 @@ class ScenarioReader:
         path, values = self.file('anomaly', frame_id), self._decoded('anomaly', frame_id)
         lidar_from_world = None
         if action is not None:
-            key = next((k for k in _LIDAR_MATRIX_KEYS if k in action), None)
+            key = next((k for k in LIDAR_MATRIX_KEYS if k in action), None)
             if key is not None:
                 try:
                     lidar_from_world = invert_transform(decode.as_matrix4(action[key], key))
@@ -618,25 +457,3 @@ class ScenarioReader:
                 size, expected = f'{image.shape[1]}x{image.shape[0]}', f'{camera.width}x{camera.height}'
                 message = f'image is {size}, expected the camera size {expected}'
                 raise self._error(message, frame.frame_id, self.sources[kind].files[frame.frame_id])
-
-
-def _mount_text(folder_name: str) -> str | None:
-    m = _MOUNT_IN_NAME.search(folder_name)
-    return m.group(0) if m else None
-
-
-def _mount_from_name(folder_name: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-    """(location, rotation) from an AnoVox sensor folder name like ``LIDAR(0, 0, 1.8)(0, 0, 0)_<hash>``."""
-    m = _MOUNT_IN_NAME.search(folder_name)
-    if m is None:
-        return None
-    try:
-        return _numbers(m.group(1).split(','), 3, 'location'), _numbers(m.group(2).split(','), 3, 'rotation')
-    except DecodeError:
-        return None
-
-
-def _anovox_rotation_to_pyr(rotation_xyz: tuple[float, ...]) -> tuple[float, float, float]:
-    """AnoVox's (x, y, z) rotation = (roll, pitch, yaw) to CARLA's (pitch, yaw, roll)."""
-    roll, pitch, yaw = rotation_xyz
-    return pitch, yaw, roll
