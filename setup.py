@@ -54,7 +54,7 @@ setup(
         'console_scripts': [
             'anovox-detect = anovox_perception.node:main',
             'anovox-replay = anovox_perception.replay:main',
-            'anovox-make-bag = anovox_perception.bags:main',
+            'anovox-make-bag = anovox_training.data.to_bag:main',
             'anovox-build-engine = anovox_perception.backends.build_engine:main',
             'anovox-bench = anovox_perception.bench:main',
         ],
