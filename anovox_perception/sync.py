@@ -136,8 +136,10 @@ class _SyncBase:
 class LidarDrivenSync(_SyncBase):
     """Every cloud takes the nearest image within ``slop_s``, waiting at most ``timeout_s``.
 
-    An image's effective stamp is ``image stamp + camera_offset_s`` (the offset
-    maps camera time onto LiDAR time) and is compared with the cloud's stamp.
+    ``camera_offset_s`` is the expected camera stamp minus LiDAR stamp (a camera
+    that stamps 80 ms before the LiDAR has -0.08). An image's effective stamp is
+    ``image stamp - camera_offset_s`` (camera time mapped onto LiDAR time) and is
+    compared with the cloud's stamp.
     Images are assumed to arrive in stamp order, so a cloud is decided as soon
     as an image at or after its stamp is buffered: no later image can be nearer.
     Otherwise it waits until (a) a later cloud arrives stamped ``timeout_s`` or
@@ -179,7 +181,8 @@ class LidarDrivenSync(_SyncBase):
 
         Args:
             slop_s: largest |effective image stamp - cloud stamp| of a pair.
-            camera_offset_s: added to image stamps before comparing (may be negative).
+            camera_offset_s: expected camera stamp minus LiDAR stamp; subtracted from
+                image stamps before comparing (may be negative).
             timeout_s: how long a cloud waits for a later image.
             on_missing_camera: ``'lidar_only'`` or ``'skip'``.
             max_images: images kept (oldest evicted first).
@@ -219,7 +222,7 @@ class LidarDrivenSync(_SyncBase):
         with self._lock:
             self._note_stamp_locked('image', msg.stamp_ns)
             self._counts['images_in'] += 1
-            eff = msg.stamp_ns + self.camera_offset_ns
+            eff = msg.stamp_ns - self.camera_offset_ns
             pos = bisect.bisect_right(self._image_eff_ns, eff)
             self._image_eff_ns.insert(pos, eff)
             self._images.insert(pos, msg)

@@ -92,11 +92,6 @@ def test_a_camera_offset_beyond_the_slop_pairs_each_cloud_with_the_next_frames_i
     assert [f.result.image_stamp_ns for f in out] == [cams[1], cams[2], None]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='sync.camera_offset_s is documented as camera stamp minus LiDAR stamp, but LidarDrivenSync adds it '
-    'to image stamps (i.e. treats it as LiDAR minus camera); one of the two must change',
-)
 def test_the_camera_offset_parameter_restores_the_right_pairing(tmp_path, config):
     summary = write(tmp_path, frames(3), timing=BagTiming(camera_offset_ms=-80.0, seed=0))
     # The parameter is the expected camera stamp minus LiDAR stamp: -80 ms here.

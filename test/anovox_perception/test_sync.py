@@ -42,7 +42,7 @@ def test_lidar_sync_pairs_a_cloud_with_the_nearest_image_once_a_later_image_exis
 
 
 def test_lidar_sync_applies_the_camera_offset_before_comparing() -> None:
-    sync = LidarDrivenSync(slop_s=0.01, camera_offset_s=-0.03, timeout_s=0.0)
+    sync = LidarDrivenSync(slop_s=0.01, camera_offset_s=0.03, timeout_s=0.0)
     sync.add_image(img(1000))  # effective 970 ms
     sync.add_image(img(1040))  # effective 1010 ms
     assert pairing(sync.add_points(cloud(970))) == [('cloud@970', 'img@1000')]
@@ -253,7 +253,7 @@ def test_lidar_sync_invariants_hold_for_any_stream(events, slop_ms, offset_ms, t
     assert mode == 'lidar_only' or all(p.image is not None for p in out)
     for p in out:
         if p.image is not None:
-            assert abs(p.image_stamp_ns + offset_ms * MS - p.points_stamp_ns) <= slop_ms * MS, 'slop violated'
+            assert abs(p.image_stamp_ns - offset_ms * MS - p.points_stamp_ns) <= slop_ms * MS, 'slop violated'
 
 
 @settings(max_examples=100, deadline=None)
