@@ -19,6 +19,7 @@ __all__ = [
     'GENERIC_ANOMALY_LABEL',
     'IGNORED_LABELS',
     'LABEL_COLORS',
+    'LABEL_IDS',
     'LABEL_NAMES',
     'LABEL_TO_CATEGORY',
     'ROAD_LINE_LABEL',
@@ -85,6 +86,9 @@ LABEL_NAMES: dict[int, str] = {
     **{i: f'agent_{i - 112}' for i in sorted(IGNORED_LABELS)},
     EGO_LABEL: 'ego',
 }
+
+# Name -> id, for code that builds scenes by class name (``LABEL_IDS['car'] == 14``).
+LABEL_IDS: dict[str, int] = {name: i for i, name in LABEL_NAMES.items()}
 
 LABEL_COLORS: dict[int, tuple[int, int, int]] = {
     **{i: colour for i, (_, colour) in _CARLA.items()},
