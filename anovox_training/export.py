@@ -42,7 +42,7 @@ from anovox_perception.model_card import CARD_METADATA_KEY, ModelCard, TensorSpe
 from anovox_perception.onnx_file import read_onnx_file
 from anovox_training.model import AnomalyDetector, ModelConfig, build_model, load_checkpoint
 from anovox_training.model.inputs import default_rig
-from anovox_training.onnx_passes import fuse_max_softmax
+from anovox_training.onnx_passes import optimise
 from anovox_training.trt_ops import MAX_OPSET, SOURCE, check_tensorrt_compatible
 
 __all__ = [
@@ -73,7 +73,7 @@ class ExportResult:
         program_path: The ``torch.export`` program, or None when not written.
         card: The model card.
         parity_max_abs_diff: Output name -> max |ONNX Runtime - PyTorch| on the check inputs.
-        rewrites: Graph rewrites applied (see :mod:`anovox_training.onnx_passes`).
+        rewrites: Pass name -> rewrites applied (see :mod:`anovox_training.onnx_passes`).
     """
 
     onnx_path: Path
@@ -81,7 +81,7 @@ class ExportResult:
     program_path: Path | None
     card: ModelCard
     parity_max_abs_diff: dict[str, float]
-    rewrites: int
+    rewrites: dict[str, int]
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -200,7 +200,7 @@ def export_model(
     args = tuple(inputs[n] for n in model.INPUT_NAMES)
 
     proto = _to_onnx(model, args, opset)
-    rewrites = fuse_max_softmax(proto)
+    rewrites = optimise(proto)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as err:
@@ -253,7 +253,7 @@ def export_model(
         os.replace(tmp, program_path)
 
     diffs = _check_parity(onnx_path, model, inputs, parity_tolerance)
-    _LOG.info('exported %s (%d rewrites, parity %s)', onnx_path, rewrites, diffs)
+    _LOG.info('exported %s (graph rewrites %s, parity %s)', onnx_path, rewrites, diffs)
     return ExportResult(onnx_path, card_path, program_path, card, diffs, rewrites)
 
 

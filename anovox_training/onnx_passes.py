@@ -12,6 +12,10 @@ probability needs no full normalisation:
 so the pair becomes ``ReduceMax(keepdims) -> Sub -> Exp -> ReduceSum -> Reciprocal``:
 the same arithmetic as the softmax's own max-subtracted form, on operators
 TensorRT parses, with no transposes.
+
+``drop_unit_pow``: ``Pow(x, 1.0)`` (a tunable exponent exported at its value 1)
+becomes ``Identity``, which every runtime removes; ONNX Runtime otherwise runs
+a full elementwise pass over the voxel grid for it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-__all__ = ['fuse_max_softmax']
+__all__ = ['drop_unit_pow', 'drop_unused_constants', 'fuse_max_softmax', 'optimise']
 
 
 def _attribute(node: onnx.NodeProto, name: str, default: object) -> object:
@@ -100,3 +104,60 @@ def fuse_max_softmax(model: onnx.ModelProto) -> int:
     del graph.node[:]
     graph.node.extend(rewritten)
     return len(replacements)
+
+
+def _constant_value(model: onnx.ModelProto, name: str) -> np.ndarray | None:
+    """The value of an initializer or Constant-node output, else None."""
+    for initializer in model.graph.initializer:
+        if initializer.name == name:
+            return numpy_helper.to_array(initializer)
+    for node in model.graph.node:
+        if node.op_type == 'Constant' and node.output[0] == name:
+            value = _attribute(node, 'value', None)
+            return numpy_helper.to_array(value) if value is not None else None
+    return None
+
+
+def drop_unit_pow(model: onnx.ModelProto) -> int:
+    """Replace ``Pow(x, c)`` with a constant ``c`` that is exactly 1 by ``Identity(x)``, in place.
+
+    Returns:
+        The number of nodes replaced.
+    """
+    replaced = 0
+    for node in model.graph.node:
+        if node.op_type != 'Pow' or len(node.input) != 2:
+            continue
+        exponent = _constant_value(model, node.input[1])
+        if exponent is None or exponent.size != 1 or float(exponent.reshape(-1)[0]) != 1.0:
+            continue
+        identity = helper.make_node('Identity', [node.input[0]], list(node.output), name=f'{node.name}/unit')
+        node.CopyFrom(identity)
+        replaced += 1
+    return replaced
+
+
+def drop_unused_constants(model: onnx.ModelProto) -> int:
+    """Remove Constant nodes and initializers nothing reads (left behind by the other passes), in place.
+
+    Returns:
+        The number of nodes and initializers removed.
+    """
+    graph = model.graph
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    nodes = [n for n in graph.node if n.op_type != 'Constant' or n.output[0] in used]
+    initializers = [i for i in graph.initializer if i.name in used]
+    removed = len(graph.node) - len(nodes) + len(graph.initializer) - len(initializers)
+    if removed:
+        del graph.node[:]
+        graph.node.extend(nodes)
+        del graph.initializer[:]
+        graph.initializer.extend(initializers)
+    return removed
+
+
+def optimise(model: onnx.ModelProto) -> dict[str, int]:
+    """Run every pass in place; returns pass name -> rewrites."""
+    counts = {'fuse_max_softmax': fuse_max_softmax(model), 'drop_unit_pow': drop_unit_pow(model)}
+    counts['drop_unused_constants'] = drop_unused_constants(model)
+    return counts

@@ -29,6 +29,9 @@ class BackendOptions:
         inter_op_threads: ONNX Runtime threads across independent operators
             (0 = default; only matters with ``parallel_execution``).
         parallel_execution: ONNX Runtime ``ORT_PARALLEL`` execution mode.
+        spin_wait: ONNX Runtime worker threads busy-wait for work between runs.
+            Off by default: it trims little latency but burns cores that the
+            node's other threads (sync, preprocessing, publishing) need.
         graph_optimization: ONNX Runtime graph optimisation level, one of
             :data:`GRAPH_OPTIMIZATION_LEVELS`.
         use_cuda: ONNX Runtime: use the CUDA execution provider. None = when
@@ -50,6 +53,7 @@ class BackendOptions:
     intra_op_threads: int = 0
     inter_op_threads: int = 0
     parallel_execution: bool = False
+    spin_wait: bool = False
     graph_optimization: str = 'all'
     use_cuda: bool | None = None
     device_id: int = 0

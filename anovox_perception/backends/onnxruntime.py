@@ -61,6 +61,9 @@ def make_session_options(options: BackendOptions) -> Any:
     session_options.execution_mode = (
         ort.ExecutionMode.ORT_PARALLEL if options.parallel_execution else ort.ExecutionMode.ORT_SEQUENTIAL
     )
+    spin = '1' if options.spin_wait else '0'
+    session_options.add_session_config_entry('session.intra_op.allow_spinning', spin)
+    session_options.add_session_config_entry('session.inter_op.allow_spinning', spin)
     return session_options
 
 

@@ -61,6 +61,7 @@ def test_session_options_carry_threads_and_optimisation_level(level: str) -> Non
 
     options = make_session_options(BackendOptions(intra_op_threads=2, inter_op_threads=1, graph_optimization=level))
     assert options.intra_op_num_threads == 2 and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry('session.intra_op.allow_spinning') == '0'
     names = {'disable': 'ORT_DISABLE_ALL', 'basic': 'ORT_ENABLE_BASIC', 'extended': 'ORT_ENABLE_EXTENDED'}
     assert options.graph_optimization_level == getattr(ort.GraphOptimizationLevel, names.get(level, 'ORT_ENABLE_ALL'))
 

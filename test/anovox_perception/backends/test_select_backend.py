@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -126,3 +128,12 @@ def test_invalid_backend_options_are_rejected(options: dict, problem: str) -> No
 def test_backend_options_from_a_mapping() -> None:
     options = BackendOptions.from_mapping({'intra_op_threads': 2, 'precision': 'fp16'})
     assert options.intra_op_threads == 2 and options.precision == 'fp16' and options.graph_optimization == 'all'
+
+
+def test_runtime_imports_neither_the_training_package_nor_any_inference_library() -> None:
+    code = (
+        'import sys, anovox_perception.backends, anovox_perception.backends.build_engine, anovox_perception.bench; '
+        "print(sorted(m for m in ('anovox_training', 'torch', 'onnxruntime', 'tensorrt', 'onnx') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == '[]'
