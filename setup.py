@@ -35,6 +35,8 @@ setup(
     extras_require={
         'ros': ROS_WHEELS,
         'runtime': ['onnxruntime>=1.17'],
+        # NVIDIA machines: TensorRT 10 builds the engine, cuda-python holds its buffers and stream.
+        'tensorrt': ['tensorrt>=10,<11', 'cuda-python>=12'],
         'train': [
             'torch==2.14.1',
             'torchvision==0.29.1',
