@@ -15,7 +15,7 @@ from anovox_perception.model_card import ModelCard
 __all__ = ['GRAPH_OPTIMIZATION_LEVELS', 'PRECISIONS', 'Backend', 'BackendOptions', 'check_inputs']
 
 GRAPH_OPTIMIZATION_LEVELS = ('disable', 'basic', 'extended', 'layout', 'all')
-# 'int8' is the documented extension point of the TensorRT backend (needs calibration data).
+# 'int8' is the documented extension point of the TensorRT backend (needs a Q/DQ-quantised export).
 PRECISIONS = ('fp32', 'fp16')
 
 
@@ -79,7 +79,7 @@ class BackendOptions:
         if self.precision not in PRECISIONS:
             msg = (
                 f'BackendOptions.precision must be one of {PRECISIONS}, got {self.precision!r} '
-                '(int8 needs a calibrator; see the TensorRT backend)'
+                '(int8 needs a Q/DQ-quantised export; see the TensorRT backend)'
             )
             raise ConfigError(msg)
         if not isinstance(self.workspace_mib, int) or self.workspace_mib < 16:

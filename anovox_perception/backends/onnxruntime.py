@@ -132,7 +132,9 @@ class OnnxRuntimeBackend:
         device_id = int(self.device.split(':')[1])
         self._binding = self._session.io_binding()
         for name, spec in self.card.inputs.items():
-            value = ort.OrtValue.ortvalue_from_shape_and_type(list(spec.shape), np.dtype(spec.dtype), 'cuda', device_id)
+            value = ort.OrtValue.ortvalue_from_shape_and_type(
+                list(spec.shape), np.dtype(spec.dtype).type, 'cuda', device_id
+            )
             self._device_inputs[name] = value
             self._binding.bind_ortvalue_input(name, value)
         for name in self._output_names:

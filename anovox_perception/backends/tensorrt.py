@@ -19,8 +19,8 @@ Everything is imported lazily: this module imports on machines without them.
 
 Precision: ``fp32`` builds with TF32 disabled so results match ONNX Runtime to
 float32 tolerance; ``fp16`` sets ``BuilderFlag.FP16``. INT8 is the extension
-point of :func:`_configure_precision`: it needs an ``IInt8Calibrator`` fed
-with preprocessed frames, or Q/DQ nodes in the exported graph.
+point of :func:`_configure_precision` (explicit Q/DQ quantisation in the
+exported graph; TensorRT 10 deprecates calibrators).
 """
 
 from __future__ import annotations
@@ -91,16 +91,20 @@ def gpu_identity(device_id: int) -> tuple[str, str]:
     return str(name).strip(), f'{props.major}.{props.minor}'
 
 
-def _configure_precision(trt: Any, builder: Any, config: Any, precision: str) -> None:
-    """Precision flags. Extension point: 'int8' would set BuilderFlag.INT8 and config.int8_calibrator."""
+def _configure_precision(trt: Any, config: Any, precision: str) -> None:
+    """Precision flags.
+
+    Extension point for INT8: TensorRT 10 deprecates implicit INT8 calibration
+    (``BuilderFlag.INT8`` + ``config.int8_calibrator``) in favour of explicit
+    quantisation, i.e. Q/DQ nodes in the ONNX graph from a quantisation-aware
+    export; such a graph needs no flag here, only 'int8' in the cache key.
+    """
     if precision == 'fp32':
         config.clear_flag(trt.BuilderFlag.TF32)
     elif precision == 'fp16':
-        if not builder.platform_has_fast_fp16:
-            _LOG.warning('this GPU has no fast FP16; the fp16 engine may be slower than fp32')
         config.set_flag(trt.BuilderFlag.FP16)
     else:
-        msg = f'TensorRT precision {precision!r} is not supported (fp32, fp16; int8 needs a calibrator)'
+        msg = f'TensorRT precision {precision!r} is not supported (fp32, fp16; int8 needs a Q/DQ-quantised export)'
         raise BackendError(msg)
 
 
@@ -122,7 +126,7 @@ def build_serialized_engine(onnx_path: str | Path, precision: str, workspace_mib
         raise BackendError(msg)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mib << 20)
-    _configure_precision(trt, builder, config, precision)
+    _configure_precision(trt, config, precision)
     _LOG.info('building TensorRT %s engine for %s (workspace %d MiB)', precision, onnx_path, workspace_mib)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -175,6 +179,8 @@ def prepare_engine(onnx_path: str | Path, options: BackendOptions, *, rebuild: b
     _cuda(cudart.cudaSetDevice(options.device_id), f'cudaSetDevice({options.device_id})')
     gpu_name, capability = gpu_identity(options.device_id)
     key = EngineKey(graph_sha, options.precision, trt.__version__, gpu_name, capability)
+    if options.precision == 'fp16' and int(capability.split('.')[0]) < 7:
+        _LOG.warning('%s (sm %s) has no tensor cores; an fp16 engine may be no faster than fp32', gpu_name, capability)
     cache = EngineCache(options.engine_cache_dir or default_cache_dir())
     if rebuild:
         cache.discard(card.name, key)

@@ -112,7 +112,7 @@ def test_this_machine_probes_answer_with_a_reason() -> None:
 @pytest.mark.parametrize(
     ('options', 'problem'),
     [
-        ({'precision': 'int8'}, 'int8 needs a calibrator'),
+        ({'precision': 'int8'}, 'int8 needs a Q/DQ-quantised export'),
         ({'precision': 'fp64'}, 'precision must be one of'),
         ({'graph_optimization': 'max'}, 'graph_optimization must be one of'),
         ({'intra_op_threads': -1}, 'intra_op_threads must be an integer >= 0'),
