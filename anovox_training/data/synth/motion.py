@@ -237,7 +237,8 @@ def plan_ego(
     limit = road_half_width_m - clearance_m + 0.3
     swerves: list[tuple[float, float, float]] = []
     stop_x: float | None = None
-    ramp = 15.0
+    # Lane-change length: a 3.5 m offset over 30 m turns the heading by at most ~10 deg.
+    ramp = 30.0
 
     def lateral(x: np.ndarray) -> np.ndarray:
         offset = np.zeros_like(x)
