@@ -32,6 +32,7 @@ import numpy as np
 from anovox_perception.errors import GeometryError, ModelCardError
 from anovox_perception.geometry import CameraModel
 from anovox_perception.onnx_file import read_onnx_file
+from anovox_perception.preprocess import InputSpec
 
 __all__ = [
     'CARD_METADATA_KEY',
@@ -90,6 +91,14 @@ class _Fields:
             raise self.fail(field, f'expected a non-empty string, got {value!r}')
         if pattern is not None and not pattern.match(value):
             raise self.fail(field, f'{value!r} does not match {pattern.pattern}')
+        return value
+
+    def input_spec(self) -> dict[str, Any]:
+        value = self.mapping('input_spec')
+        try:
+            InputSpec.from_dict(value)
+        except (ValueError, TypeError, KeyError) as err:  # ConfigError and GeometryError are ValueErrors
+            raise self.fail('input_spec', str(err)) from None
         return value
 
     def mapping(self, field: str) -> dict[str, Any]:
@@ -202,7 +211,7 @@ class ModelCard:
         card = cls(
             name=fields.text('name', _NAME_RE),
             version=fields.text('version'),
-            input_spec=fields.mapping('input_spec'),
+            input_spec=fields.input_spec(),
             camera=fields.camera(),
             T_cam_lidar=fields.transform(),
             classes=fields.classes(),
@@ -251,20 +260,9 @@ class ModelCard:
         """T_cam_lidar as a (4, 4) float64 array."""
         return np.array(self.T_cam_lidar, dtype=np.float64)
 
-    def make_input_spec(self) -> Any:
-        """The card's ``InputSpec`` object (from :mod:`anovox_perception.preprocess`).
-
-        Raises:
-            ModelCardError: ``input_spec`` does not parse.
-        """
-        # Imported here: card loading must not pay for preprocessing imports.
-        from anovox_perception.preprocess import InputSpec
-
-        try:
-            return InputSpec.from_dict(self.input_spec)
-        except (ValueError, TypeError, KeyError) as err:
-            msg = f'model card {self.name}: field {"input_spec"!r}: {err}'
-            raise ModelCardError(msg) from None
+    def make_input_spec(self) -> InputSpec:
+        """The card's :class:`InputSpec` (validated when the card was built)."""
+        return InputSpec.from_dict(self.input_spec)
 
     def check_io(
         self,

@@ -166,6 +166,8 @@ def test_missing_and_unknown_fields_are_listed() -> None:
         ('name', 'has space', 'does not match'),
         ('version', '', 'non-empty string'),
         ('input_spec', [], 'JSON object'),
+        ('input_spec', {'image_width': 100, 'image_stride': 16}, 'not a multiple of image_stride'),
+        ('input_spec', {'grid': {'cell_m': 0.5}, 'colour': 1}, 'unknown keys'),
         ('camera', {'width': 0, 'height': 5, 'fx': 1.0, 'fy': 1.0, 'cx': 0.0, 'cy': 0.0}, 'image size'),
         ('T_cam_lidar', [[1, 0, 0], [0, 1, 0], [0, 0, 1]], '4x4'),
         ('T_cam_lidar', [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], 'not a rotation'),
