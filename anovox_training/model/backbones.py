@@ -92,15 +92,17 @@ def _load_resnet_weights(net: nn.Module, path: Path) -> None:
 
 
 class BevBackbone(nn.Module):
-    """2D CNN over the LiDAR BEV: one residual stage per scale, each next scale at half resolution.
+    """2D CNN over the LiDAR BEV; each scale after the first at half the previous resolution.
 
-    Returns the feature map of every scale (finest first); the coarsest one feeds
-    the fusion queries, the finer ones are skip connections for the head.
+    The full-resolution stage is a single 3x3 conv (most of the grid is empty and
+    compute there is expensive); the coarser stages add a residual block each.
+    Returns the feature map of every scale (finest first): the coarsest feeds the
+    fusion queries, the finer ones are skip connections for the head.
     """
 
     def __init__(self, in_channels: int, widths: tuple[int, ...]) -> None:
         super().__init__()
-        stages = [nn.Sequential(conv_bn_relu(in_channels, widths[0]), ResidualBlock(widths[0]))]
+        stages = [conv_bn_relu(in_channels, widths[0])]
         for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
             stages.append(nn.Sequential(conv_bn_relu(c_in, c_out, stride=2), ResidualBlock(c_out)))
         self.stages = nn.ModuleList(stages)

@@ -60,7 +60,7 @@ class ModelConfig:
     image_height: int = 256
     image_layers: int = 3
     image_weights: str | None = None
-    bev_widths: tuple[int, ...] = (32, 64, 96)
+    bev_widths: tuple[int, ...] = (16, 48, 96)
     embed_dim: int = 96
     attention_heads: int = 4
     lift_heights_m: tuple[float, ...] = (-1.5, -0.5, 0.5, 1.5)

@@ -83,7 +83,8 @@ class VoxelHead(nn.Module):
         self.semantic_weight = semantic_weight
         ups = []
         for coarse, fine in zip(widths[:0:-1], widths[-2::-1], strict=True):
-            ups.append(nn.Sequential(conv_bn_relu(coarse + fine, fine), conv_bn_relu(fine, fine)))
+            # 1x1 merge of upsampled and skip features, then one 3x3 conv: cheap at fine scales.
+            ups.append(nn.Sequential(conv_bn_relu(coarse + fine, fine, kernel=1), conv_bn_relu(fine, fine)))
         self.ups = nn.ModuleList(ups)
         self.out = nn.Conv2d(widths[0], nz * (2 + n_classes), 1)
         with torch.no_grad():

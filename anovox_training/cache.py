@@ -1,0 +1,281 @@
+"""Preprocessed-sample cache: one compressed ``.npz`` per frame, so training is not starved by decoding.
+
+Decoding PNGs and point clouds and building the BEV costs far more than a
+training step of a small model on 2 CPU cores, and is the same every epoch.
+Each frame is preprocessed once into ``<cache_dir>/<spec key>/<scenario>/<frame>.npz``:
+
+- ``image`` (H, W, 3) uint8 at the model size, or (0, 0, 3) without a camera
+  frame (normalised on load, so the cache does not depend on the mean/std);
+- ``bev`` (C, nx, ny) float32 (mostly zeros: compresses well);
+- ``camera`` (6,) float64 [width, height, fx, fy, cx, cy] and ``T_cam_lidar`` (4, 4);
+- ``gt_index`` (M,) int64 flat cell indices and ``gt_label`` (M,) uint8 labels of
+  the ground-truth voxels inside the grid;
+- ``anomalies`` (K, 7) float64 [x, y, z, l, w, h, label] of the frame's anomaly objects;
+- ``fingerprint``: sizes and mtimes of the source files; a changed source is rebuilt.
+
+The spec key hashes the ``InputSpec`` and the cache format version, so a model
+with other inputs never reads stale samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from anovox_perception.errors import DataError
+from anovox_perception.geometry import CameraModel
+from anovox_perception.preprocess import (
+    INPUT_NAMES,
+    InputSpec,
+    camera_geometry,
+    input_shapes,
+    normalise_image,
+    points_to_bev,
+    resize_image,
+)
+from anovox_training.data.frame import AnoVoxFrame
+from anovox_training.data.reader import ScenarioReader
+from anovox_training.targets import SparseTargets, sparse_targets
+
+__all__ = [
+    'CACHE_VERSION',
+    'CachedFrame',
+    'FrameRef',
+    'SampleCache',
+    'frame_refs',
+    'load_cached',
+    'sample_arrays',
+    'spec_key',
+]
+
+CACHE_VERSION = 1
+SENSORS_USED = ('rgb', 'points', 'voxels', 'anomaly')
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """One source frame: its scenario folder and frame id."""
+
+    scenario_dir: Path
+    frame_id: int
+
+    @property
+    def scenario(self) -> str:
+        return self.scenario_dir.name
+
+
+@dataclass(frozen=True)
+class CachedFrame:
+    """A cached frame, loaded: model inputs (batch dim 1), sparse ground truth and anomaly objects."""
+
+    scenario: str
+    frame_id: int
+    inputs: dict[str, np.ndarray]
+    targets: SparseTargets
+    anomalies: np.ndarray
+
+
+def spec_key(spec: InputSpec) -> str:
+    """Short hash of the input spec and cache version (the cache sub-folder name)."""
+    text = json.dumps({'spec': spec.to_dict(), 'version': CACHE_VERSION}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def frame_refs(scenario_dirs: Iterable[Path]) -> list[FrameRef]:
+    """Every frame with LiDAR points and voxels of the given scenarios, in order."""
+    refs = []
+    for folder in scenario_dirs:
+        reader = ScenarioReader(folder)
+        if 'points' not in reader.sources or 'voxels' not in reader.sources:
+            continue
+        for frame_id in reader.frame_ids:
+            if not {'points', 'voxels'} & set(reader.missing_sensors(frame_id)):
+                refs.append(FrameRef(Path(folder), frame_id))
+    return refs
+
+
+def _fingerprint(reader: ScenarioReader, frame_id: int) -> str:
+    parts = []
+    for kind in SENSORS_USED:
+        if kind in reader.sources and frame_id in reader.sources[kind].files:
+            st = reader.file(kind, frame_id).stat()
+            parts.append(f'{kind}:{st.st_size}:{st.st_mtime_ns}')
+    return ';'.join(parts)
+
+
+def sample_arrays(frame: AnoVoxFrame, spec: InputSpec) -> dict[str, np.ndarray]:
+    """The arrays cached for one frame (see module docstring).
+
+    Raises:
+        DataError: When the frame has no points or no voxels.
+    """
+    where = f'{frame.scenario} frame {frame.frame_id}'
+    if frame.points is None or frame.voxels is None:
+        msg = f'{where}: needs LiDAR points and a voxel grid to make a training sample'
+        raise DataError(msg)
+    has_camera = frame.rgb is not None and frame.camera is not None and frame.T_cam_lidar is not None
+    image = (
+        resize_image(frame.rgb, spec.image_width, spec.image_height) if has_camera else np.zeros((0, 0, 3), np.uint8)
+    )
+    cam = frame.camera
+    camera = (
+        np.array([cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy], dtype=np.float64)
+        if cam is not None
+        else np.full(6, np.nan)
+    )
+    t = np.asarray(frame.T_cam_lidar, dtype=np.float64) if frame.T_cam_lidar is not None else np.full((4, 4), np.nan)
+    targets = sparse_targets(frame.voxels, spec.grid, where)
+    anomalies = np.array([[*a.location_m, *a.size_m, a.label] for a in frame.anomalies], dtype=np.float64).reshape(
+        -1, 7
+    )
+    return {
+        'image': image,
+        'bev': points_to_bev(frame.points, spec),
+        'camera': camera,
+        'T_cam_lidar': t,
+        'gt_index': targets.index,
+        'gt_label': targets.label,
+        'anomalies': anomalies,
+    }
+
+
+def load_cached(path: Path, spec: InputSpec) -> CachedFrame:
+    """Load a cache file into model inputs (batch dim 1) and sparse targets.
+
+    Raises:
+        DataError: When the file is unreadable or incomplete.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        msg = f'cache file {path} is unreadable ({err}); delete it to rebuild'
+        raise DataError(msg) from err
+    needed = ('image', 'bev', 'camera', 'T_cam_lidar', 'gt_index', 'gt_label', 'anomalies', 'scenario', 'frame_id')
+    missing = [k for k in needed if k not in arrays]
+    if missing:
+        msg = f'cache file {path} lacks {missing}; delete it to rebuild'
+        raise DataError(msg)
+    shapes = input_shapes(spec)
+    inputs: dict[str, np.ndarray] = {'bev': arrays['bev'][None]}
+    camera_ok = bool(np.all(np.isfinite(arrays['camera']))) and bool(np.all(np.isfinite(arrays['T_cam_lidar'])))
+    if arrays['image'].size:
+        inputs['image'] = normalise_image(arrays['image'], spec)[None]
+        inputs['camera_valid'] = np.ones(shapes['camera_valid'], np.float32)
+    else:
+        inputs['image'] = np.zeros(shapes['image'], np.float32)
+        inputs['camera_valid'] = np.zeros(shapes['camera_valid'], np.float32)
+    if camera_ok:
+        w, h, fx, fy, cx, cy = arrays['camera']
+        camera = CameraModel(int(w), int(h), float(fx), float(fy), float(cx), float(cy))
+        inputs.update({k: v.copy() for k, v in camera_geometry(spec, camera, arrays['T_cam_lidar']).items()})
+    else:
+        for name in ('cell_uv', 'cell_valid', 'cell_rays', 'token_rays'):
+            inputs[name] = np.zeros(shapes[name], np.float32)
+    if inputs['bev'].shape != shapes['bev'] or inputs['image'].shape != shapes['image']:
+        msg = f'cache file {path} does not match the input spec; delete it to rebuild'
+        raise DataError(msg)
+    return CachedFrame(
+        scenario=str(arrays['scenario']),
+        frame_id=int(arrays['frame_id']),
+        inputs={name: inputs[name] for name in INPUT_NAMES},
+        targets=SparseTargets(index=arrays['gt_index'].astype(np.int64), label=arrays['gt_label'].astype(np.uint8)),
+        anomalies=arrays['anomalies'],
+    )
+
+
+# One reader per scenario per worker process: indexing a scenario lists its folders.
+_READERS: dict[Path, ScenarioReader] = {}
+
+
+def _reader(folder: Path) -> ScenarioReader:
+    reader = _READERS.get(folder)
+    if reader is None:
+        reader = _READERS[folder] = ScenarioReader(folder)
+    return reader
+
+
+def _stored_fingerprint(path: Path) -> str | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return str(data['fingerprint']) if 'fingerprint' in data.files else None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
+
+
+def _build_one(job: tuple[Path, int, Path, dict[str, Any]]) -> Path:
+    folder, frame_id, out, spec_dict = job
+    spec = InputSpec.from_dict(spec_dict)
+    reader = _reader(folder)
+    fingerprint = _fingerprint(reader, frame_id)
+    if out.is_file() and _stored_fingerprint(out) == fingerprint:
+        return out
+    sensors = [s for s in SENSORS_USED if s in reader.sources]
+    arrays = sample_arrays(reader.read(frame_id, sensors), spec)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{out.stem}.', suffix='.npz', dir=out.parent)
+    try:
+        with os.fdopen(fd, 'wb') as fh:
+            np.savez_compressed(fh, scenario=reader.name, frame_id=frame_id, fingerprint=fingerprint, **arrays)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+class SampleCache:
+    """The cache folder for one input spec.
+
+    Args:
+        root: Cache root folder (created on demand).
+        spec: Input specification; its hash names the sub-folder.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], spec: InputSpec) -> None:
+        self.spec = spec
+        self.dir = Path(root) / spec_key(spec)
+
+    def path(self, ref: FrameRef) -> Path:
+        return self.dir / ref.scenario / f'{ref.frame_id}.npz'
+
+    def ensure(self, refs: Sequence[FrameRef], workers: int = 1) -> list[Path]:
+        """Build every missing or stale entry; return the cache files in ``refs`` order.
+
+        Args:
+            refs: Frames to cache.
+            workers: Processes to build with (1: in this process).
+
+        Raises:
+            DataError: When a source frame cannot be read.
+        """
+        jobs = [(r.scenario_dir, r.frame_id, self.path(r), self.spec.to_dict()) for r in refs]
+        if workers <= 1 or len(jobs) < 2:
+            return [_build_one(job) for job in jobs]
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(_build_one, jobs, chunksize=4))
+
+    def load(self, ref: FrameRef) -> CachedFrame:
+        return load_cached(self.path(ref), self.spec)
+
+
+def data_hash(paths: Sequence[Path]) -> str:
+    """Hash of the source fingerprints of cached samples: identifies the training data."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with np.load(path, allow_pickle=False) as data:
+            digest.update(f'{data["scenario"]}/{int(data["frame_id"])}/{data["fingerprint"]}\n'.encode())
+    return digest.hexdigest()[:16]
+
+
+__all__ += ['data_hash']

@@ -1,0 +1,408 @@
+"""AnoVox-protocol evaluation of the detector, its single-modality variants and the geometric baseline.
+
+    python -m anovox_training.evaluate --checkpoint runs/fusion/best.pt \\
+        [--lidar-only runs/lidar/best.pt] [--camera-only runs/camera/best.pt] \\
+        --data data/synth/test --out eval_out
+
+Protocol (DESIGN section 6): per frame, the prediction is the set of cells with
+occupancy >= the variant's occupancy threshold; the evaluated voxels are the
+ground-truth voxels inside the detector grid (agent-mode and ego labels excluded)
+that are also predicted; coverage = evaluated / ground-truth voxels in range.
+Scores of evaluated voxels are pooled over all frames (``metrics.ScoreHistogram``)
+for ``Normality_Included`` (every frame) and ``Anomalies_Only`` (frames whose
+ground truth holds an anomaly voxel), and per anomaly category and size bucket
+(positives: that category's / bucket's voxels; negatives: the normal voxels of the
+frames that contain it). Writes ``metrics.json``, ``metrics.md``, ``roc.png`` and ``pr.png``.
+
+Without ``--lidar-only`` the LiDAR-only variant is the fusion model with the
+camera flagged missing; without ``--camera-only`` that variant is left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from anovox_perception.errors import AnovoxError, ConfigError, DataError
+from anovox_perception.geometry import GridSpec
+from anovox_perception.preprocess import INPUT_NAMES, InputSpec
+from anovox_training.baseline import GeometricBaseline
+from anovox_training.cache import CachedFrame, FrameRef, SampleCache, frame_refs
+from anovox_training.data.dataset import resolve_scenarios
+from anovox_training.data.labels import is_anomaly
+from anovox_training.metrics import METRIC_KEYS, Curves, ScoreHistogram
+from anovox_training.model.checkpoint import load_checkpoint
+from anovox_training.model.detector import AnomalyDetector
+from anovox_training.targets import EVAL_IGNORED_LABELS, SIZE_BUCKETS, category_of_label, size_bucket
+
+__all__ = [
+    'SUBSETS',
+    'VARIANTS',
+    'Variant',
+    'VariantAccumulator',
+    'evaluate_frames',
+    'main',
+    'model_scorer',
+    'write_report',
+]
+
+SUBSETS = ('Anomalies_Only', 'Normality_Included')
+VARIANTS = ('fusion', 'lidar_only', 'camera_only', 'geometric')
+# (occupancy, anomaly) grids, each (B, nx, ny, nz), for a batch of cached frames.
+Scorer = Callable[[Sequence[CachedFrame]], tuple[np.ndarray, np.ndarray]]
+_IGNORED_LUT = np.zeros(256, dtype=bool)
+_IGNORED_LUT[sorted(EVAL_IGNORED_LABELS)] = True
+
+
+@dataclass
+class _Counted:
+    """A histogram plus the voxel counts behind its coverage."""
+
+    hist: ScoreHistogram
+    gt_voxels: int = 0
+    evaluated: int = 0
+
+    def add(self, scores: np.ndarray, labels: np.ndarray, predicted: np.ndarray) -> None:
+        self.gt_voxels += int(len(predicted))
+        self.evaluated += int(predicted.sum())
+        self.hist.add(scores[predicted], labels[predicted])
+
+    def result(self) -> dict[str, float | int | None]:
+        metrics = self.hist.metrics()
+        out: dict[str, float | int | None] = {
+            key: (None if isinstance(metrics[key], float) and math.isnan(metrics[key]) else metrics[key])
+            for key in METRIC_KEYS
+        }
+        out['coverage'] = self.evaluated / self.gt_voxels if self.gt_voxels else None
+        return out
+
+
+@dataclass
+class VariantAccumulator:
+    """Pooled evaluation state of one variant.
+
+    Args:
+        grid: Detector grid (for voxel centres in the size assignment).
+        occupancy_threshold: Cells with occupancy >= this are predicted occupied.
+        n_bins: Score histogram resolution.
+    """
+
+    grid: GridSpec
+    occupancy_threshold: float
+    n_bins: int = 100_000
+    subsets: dict[str, _Counted] = field(default_factory=dict)
+    by_category: dict[str, _Counted] = field(default_factory=dict)
+    by_size: dict[str, _Counted] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.subsets = {name: _Counted(ScoreHistogram(self.n_bins)) for name in SUBSETS}
+
+    def _counted(self, table: dict[str, _Counted], key: str) -> _Counted:
+        if key not in table:
+            table[key] = _Counted(ScoreHistogram(self.n_bins))
+        return table[key]
+
+    def add(self, frame: CachedFrame, occupancy: np.ndarray, anomaly: np.ndarray) -> None:
+        """Accumulate one frame's (nx, ny, nz) occupancy and anomaly grids."""
+        index, label = frame.targets.index, frame.targets.label
+        keep = ~_IGNORED_LUT[label]
+        index, label = index[keep], label[keep]
+        predicted = occupancy.reshape(-1)[index] >= self.occupancy_threshold
+        scores = anomaly.reshape(-1)[index].astype(np.float64)
+        positive = is_anomaly(label)
+        self.subsets['Normality_Included'].add(scores, positive, predicted)
+        if not positive.any():
+            return
+        self.subsets['Anomalies_Only'].add(scores, positive, predicted)
+        normal = ~positive
+        for value in np.unique(label[positive]):
+            mask = normal | (label == value)
+            self._counted(self.by_category, category_of_label(value)).add(scores[mask], positive[mask], predicted[mask])
+        buckets = self._size_buckets(index[positive], label[positive], frame.anomalies)
+        for bucket in np.unique(buckets):
+            member = np.zeros(len(label), dtype=bool)
+            member[np.flatnonzero(positive)[buckets == bucket]] = True
+            mask = normal | member
+            self._counted(self.by_size, str(bucket)).add(scores[mask], member[mask], predicted[mask])
+
+    def _size_buckets(self, index: np.ndarray, label: np.ndarray, anomalies: np.ndarray) -> np.ndarray:
+        """Size bucket of each anomaly voxel: that of the nearest anomaly object (same label preferred)."""
+        if len(anomalies) == 0:
+            return np.full(len(index), 'unknown', dtype=object)
+        nx, ny, nz = self.grid.shape
+        cells = np.stack(np.unravel_index(index, (nx, ny, nz)), axis=1)
+        centres = self.grid.cell_center(cells)
+        locations = anomalies[:, :3]
+        dist = np.linalg.norm(centres[:, None, :] - locations[None, :, :], axis=2)
+        dist = np.where(np.isfinite(dist), dist, np.inf)
+        other_label = anomalies[None, :, 6].astype(np.int64) != label[:, None].astype(np.int64)
+        dist = dist + other_label * 1e6  # a same-label object always wins
+        nearest = np.argmin(dist, axis=1)
+        names = np.array([size_bucket(a[3:6]) for a in anomalies], dtype=object)
+        return names[nearest]
+
+    def result(self) -> dict[str, Any]:
+        out: dict[str, Any] = {name: self.subsets[name].result() for name in SUBSETS}
+        out['by_category'] = {k: self.by_category[k].result() for k in sorted(self.by_category)}
+        order = [*SIZE_BUCKETS, 'unknown']
+        out['by_size'] = {k: self.by_size[k].result() for k in sorted(self.by_size, key=order.index)}
+        return out
+
+    def curves(self, subset: str = 'Anomalies_Only') -> Curves:
+        return self.subsets[subset].hist.curves()
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One evaluated variant: how to score frames, and with which occupancy threshold."""
+
+    name: str
+    spec: InputSpec
+    scorer: Scorer
+    occupancy_threshold: float
+
+
+def model_scorer(model: AnomalyDetector, camera: bool = True) -> Scorer:
+    """Scorer running ``model`` on cached frames (``camera=False`` flags every image missing)."""
+
+    @torch.inference_mode()
+    def score(frames: Sequence[CachedFrame]) -> tuple[np.ndarray, np.ndarray]:
+        batch = {name: torch.from_numpy(np.concatenate([f.inputs[name] for f in frames])) for name in INPUT_NAMES}
+        if not camera:
+            batch['camera_valid'] = torch.zeros_like(batch['camera_valid'])
+        occupancy, anomaly = model(*(batch[name] for name in INPUT_NAMES))
+        return occupancy.numpy(), anomaly.numpy()
+
+    return score
+
+
+def geometric_scorer(spec: InputSpec, baseline: GeometricBaseline | None = None) -> Scorer:
+    """Scorer of the non-learned baseline."""
+    rule = baseline or GeometricBaseline()
+
+    def score(frames: Sequence[CachedFrame]) -> tuple[np.ndarray, np.ndarray]:
+        pairs = [rule(f.inputs['bev'][0], spec) for f in frames]
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+    return score
+
+
+def evaluate_frames(
+    refs: Sequence[FrameRef],
+    variants: Sequence[Variant],
+    cache_root: Path,
+    batch_size: int = 4,
+    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+) -> dict[str, VariantAccumulator]:
+    """Run every variant over the frames and pool their scores.
+
+    Variants sharing an input spec share one cache entry per frame.
+
+    Raises:
+        DataError: When a frame cannot be read or cached.
+    """
+    accumulators = {v.name: VariantAccumulator(v.spec.grid, v.occupancy_threshold) for v in variants}
+    by_spec: dict[InputSpec, list[Variant]] = {}
+    for v in variants:
+        by_spec.setdefault(v.spec, []).append(v)
+    caches = {spec: SampleCache(cache_root, spec) for spec in by_spec}
+    starts = range(0, len(refs), batch_size)
+    for start in progress(starts) if progress else starts:
+        chunk = refs[start : start + batch_size]
+        for spec, group in by_spec.items():
+            cache = caches[spec]
+            cache.ensure(chunk)
+            frames = [cache.load(ref) for ref in chunk]
+            for variant in group:
+                occupancy, anomaly = variant.scorer(frames)
+                for i, frame in enumerate(frames):
+                    accumulators[variant.name].add(frame, occupancy[i], anomaly[i])
+    return accumulators
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return 'n/a'
+    if isinstance(value, int):
+        return f'{value:,}'
+    return f'{value:.3f}'
+
+
+def markdown_table(report: dict[str, Any], thresholds: dict[str, float]) -> str:
+    """The report's headline numbers as a Markdown table (one row per variant and subset)."""
+    lines = [
+        f'Split `{report["split"]}`: {report["frames"]} frames from {report["scenarios"]} scenarios.',
+        '',
+        '| Variant | Subset | AUROC | AP | FPR95 | F1 | PPV | Voxels | Coverage | Occ. threshold |',
+        '|---|---|---|---|---|---|---|---|---|---|',
+    ]
+    for name, variant in report['variants'].items():
+        for subset in SUBSETS:
+            m = variant[subset]
+            cells = [_fmt(m[k]) for k in ('AUROC', 'AP', 'FPR95', 'F1', 'PPV', 'voxels', 'coverage')]
+            lines.append(f'| {name} | {subset} | {" | ".join(cells)} | {thresholds[name]:.2f} |')
+    for table in ('by_category', 'by_size'):
+        lines += ['', f'{table.replace("_", " ").capitalize()} (AP / AUROC / FPR95):', '']
+        keys = sorted({k for v in report['variants'].values() for k in v[table]})
+        lines.append('| Variant | ' + ' | '.join(keys) + ' |')
+        lines.append('|---|' + '---|' * len(keys))
+        for name, variant in report['variants'].items():
+            row = []
+            for key in keys:
+                m = variant[table].get(key)
+                row.append('-' if m is None else f'{_fmt(m["AP"])} / {_fmt(m["AUROC"])} / {_fmt(m["FPR95"])}')
+            lines.append(f'| {name} | ' + ' | '.join(row) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def plot_curves(accumulators: dict[str, VariantAccumulator], out_dir: Path, subset: str = 'Anomalies_Only') -> None:
+    """ROC and PR plots of every variant (matplotlib, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    from matplotlib import pyplot as plt
+
+    for kind, (xlabel, ylabel) in {'roc': ('FPR', 'TPR'), 'pr': ('Recall', 'Precision')}.items():
+        fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+        for name, acc in accumulators.items():
+            c = acc.curves(subset)
+            metrics = acc.subsets[subset].hist.metrics()
+            if kind == 'roc':
+                ax.plot(c.fpr, c.tpr, label=f'{name} (AUROC {metrics["AUROC"]:.3f})')
+            else:
+                ax.plot(c.recall, c.precision, label=f'{name} (AP {metrics["AP"]:.3f})')
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        ax.set_title(f'{kind.upper()} - {subset}')
+        ax.grid(alpha=0.3)
+        ax.legend(loc='lower right' if kind == 'roc' else 'upper right', fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out_dir / f'{kind}.png')
+        plt.close(fig)
+
+
+def write_report(
+    accumulators: dict[str, VariantAccumulator],
+    out_dir: Path,
+    split: str,
+    frames: int,
+    scenarios: int,
+) -> dict[str, Any]:
+    """Write ``metrics.json``, ``metrics.md``, ``roc.png`` and ``pr.png``; return the JSON dict."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = {
+        'split': split,
+        'frames': frames,
+        'scenarios': scenarios,
+        'variants': {name: acc.result() for name, acc in accumulators.items()},
+    }
+    (out_dir / 'metrics.json').write_text(json.dumps(report, indent=2, allow_nan=False) + '\n')
+    thresholds = {name: acc.occupancy_threshold for name, acc in accumulators.items()}
+    (out_dir / 'metrics.md').write_text(markdown_table(report, thresholds))
+    plot_curves(accumulators, out_dir)
+    return report
+
+
+def checkpoint_threshold(ckpt: dict[str, Any], override: float | None) -> float:
+    """Occupancy threshold: the CLI override, else the checkpoint's calibrated one, else its config's."""
+    if override is not None:
+        return override
+    if 'occupancy_threshold' in ckpt:
+        return float(ckpt['occupancy_threshold'])
+    return float(ckpt['config'].get('eval', {}).get('occupancy_threshold', 0.5))
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description='Evaluate detector checkpoints with the AnoVox protocol.')
+    parser.add_argument('--checkpoint', required=True, help='fusion model checkpoint (.pt)')
+    parser.add_argument('--lidar-only', help='LiDAR-only variant checkpoint (default: fusion with the camera off)')
+    parser.add_argument('--camera-only', help='camera-only variant checkpoint (default: not evaluated)')
+    parser.add_argument('--data', nargs='+', required=True, help='dataset roots, scenario folders or split files')
+    parser.add_argument('--out', required=True, help='output folder for metrics.json, metrics.md and plots')
+    parser.add_argument('--split', help='split name for the report (default: name of the first --data)')
+    parser.add_argument('--cache-dir', help="sample cache root (default: the checkpoint config's data.cache_dir)")
+    parser.add_argument('--occupancy-threshold', type=float, help='override every variant threshold (0..1)')
+    parser.add_argument('--max-frames', type=int, help='evaluate only the first N frames (smoke tests)')
+    parser.add_argument('--batch-size', type=int, default=4, help='frames per forward pass')
+    parser.add_argument('--threads', type=int, default=max(1, min(4, os.cpu_count() or 1)), help='torch threads')
+    parser.add_argument('--cache-workers', type=int, default=1, help='processes building missing cache entries')
+    parser.add_argument('--no-geometric', action='store_true', help='skip the geometric baseline')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Evaluate as the CLI arguments say; return the report dict.
+
+    Raises:
+        ConfigError: On bad arguments.
+        DataError: On unreadable checkpoints or data.
+    """
+    if args.occupancy_threshold is not None and not 0.0 <= args.occupancy_threshold <= 1.0:
+        msg = f'--occupancy-threshold must be in [0, 1], got {args.occupancy_threshold}'
+        raise ConfigError(msg)
+    torch.set_num_threads(args.threads)
+    model, config, ckpt = load_checkpoint(args.checkpoint)
+    spec = model.input_spec
+    variants = [Variant('fusion', spec, model_scorer(model), checkpoint_threshold(ckpt, args.occupancy_threshold))]
+    for name, path, camera in (('lidar_only', args.lidar_only, False), ('camera_only', args.camera_only, True)):
+        if path:
+            other, _, other_ckpt = load_checkpoint(path)
+            threshold = checkpoint_threshold(other_ckpt, args.occupancy_threshold)
+            variants.append(Variant(name, other.input_spec, model_scorer(other, camera=camera), threshold))
+        elif name == 'lidar_only':
+            variants.append(Variant(name, spec, model_scorer(model, camera=False), variants[0].occupancy_threshold))
+    if not args.no_geometric:
+        variants.append(Variant('geometric', spec, geometric_scorer(spec), 0.5))
+    scenarios = resolve_scenarios(args.data)
+    refs = frame_refs(scenarios)
+    if args.max_frames is not None:
+        refs = refs[: args.max_frames]
+    if not refs:
+        msg = f'no frames with LiDAR points and voxel grids under {args.data}'
+        raise DataError(msg)
+    cache_root = Path(args.cache_dir or config['data']['cache_dir'])
+    progress = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        def progress(items: Iterable[Any]) -> Iterable[Any]:
+            return tqdm(items, desc='evaluate', unit='batch', dynamic_ncols=True)
+
+    for variant in variants:
+        for other in variants:
+            if other.spec.grid != variant.spec.grid:
+                msg = f'variants {variant.name} and {other.name} use different grids; evaluate them separately'
+                raise ConfigError(msg)
+    accumulators = evaluate_frames(refs, variants, cache_root, batch_size=args.batch_size, progress=progress)
+    split = args.split or Path(args.data[0]).name
+    n_scenarios = len({ref.scenario for ref in refs})
+    return write_report(accumulators, Path(args.out), split, len(refs), n_scenarios)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    try:
+        report = run(args)
+    except AnovoxError as err:
+        print(f'evaluate: error: {err}', file=sys.stderr)
+        return 2
+    print((Path(args.out) / 'metrics.md').read_text())
+    del report
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""Training configuration: defaults, YAML loading, ``--set key=value`` overrides, validation.
+
+The YAML mirrors :data:`DEFAULTS` (``config/train.yaml`` documents every key with
+units). Unknown keys, wrong types and out-of-range values fail with a message
+naming the key and the file. The ``model`` section is a ``ModelConfig`` with an
+optional ``preset`` (``base`` or ``tiny``) whose values the other keys override;
+the resolved config stores the full model dict without ``preset``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from anovox_perception.errors import AnovoxError, ConfigError
+from anovox_training.model.config import ModelConfig
+
+__all__ = ['DEFAULTS', 'load_config', 'parse_overrides', 'resolve_config']
+
+DEFAULTS: dict[str, Any] = {
+    'seed': 0,
+    'out_dir': 'runs/fusion',
+    'data': {
+        'train': ['data/synth/train'],
+        'val': ['data/synth/val'],
+        'cache_dir': '.cache/samples',
+        'cache_workers': 2,
+    },
+    'model': {'preset': 'base'},
+    'train': {
+        'epochs': 4,
+        'batch_size': 2,
+        'lr': 2.0e-3,
+        'weight_decay': 1.0e-4,
+        'warmup_steps': 50,
+        'grad_clip_norm': 5.0,
+        'camera_dropout': 0.2,
+        'threads': 2,
+        'loader_workers': 0,
+        'log_every_steps': 10,
+        'checkpoint_every_steps': 200,
+        'stop_at_step': None,
+        'progress': True,
+    },
+    'loss': {
+        'occupancy': 1.0,
+        'occupancy_pos_weight': 4.0,
+        'semantic': 0.5,
+        'anomaly': 1.0,
+        'anomaly_pos_weight': 10.0,
+        'outlier_exposure': 0.5,
+    },
+    'eval': {
+        'val_every_epochs': 1,
+        'val_max_frames': 200,
+        'occupancy_threshold': 0.5,
+        'min_coverage': 0.95,
+        'calibrate_occupancy': True,
+    },
+}
+
+# key path -> (kind, lower bound or None, upper bound or None); bounds inclusive.
+_NUMERIC: dict[str, tuple[type, float | None, float | None]] = {
+    'seed': (int, 0, None),
+    'data.cache_workers': (int, 1, 64),
+    'train.epochs': (int, 1, None),
+    'train.batch_size': (int, 1, None),
+    'train.lr': (float, 0.0, 10.0),
+    'train.weight_decay': (float, 0.0, 1.0),
+    'train.warmup_steps': (int, 0, None),
+    'train.grad_clip_norm': (float, 0.0, None),
+    'train.camera_dropout': (float, 0.0, 1.0),
+    'train.threads': (int, 1, 256),
+    'train.loader_workers': (int, 0, 64),
+    'train.log_every_steps': (int, 1, None),
+    'train.checkpoint_every_steps': (int, 1, None),
+    'train.stop_at_step': (int, 1, None),
+    'loss.occupancy': (float, 0.0, None),
+    'loss.occupancy_pos_weight': (float, 1.0, None),
+    'loss.semantic': (float, 0.0, None),
+    'loss.anomaly': (float, 0.0, None),
+    'loss.anomaly_pos_weight': (float, 1.0, None),
+    'loss.outlier_exposure': (float, 0.0, None),
+    'eval.val_every_epochs': (int, 1, None),
+    'eval.val_max_frames': (int, 1, None),
+    'eval.occupancy_threshold': (float, 0.0, 1.0),
+    'eval.min_coverage': (float, 0.0, 1.0),
+}
+_NULLABLE = {'train.stop_at_step'}
+_PRESETS = {'base': ModelConfig.base, 'tiny': ModelConfig.tiny}
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``['train.lr=0.01', 'model.preset=tiny']`` -> nested dict; values parse as YAML scalars.
+
+    Raises:
+        ConfigError: On an item without ``=`` or an empty key.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition('=')
+        if not sep or not key.strip():
+            msg = f'--set {item!r}: expected key.path=value, e.g. train.lr=0.001'
+            raise ConfigError(msg)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as err:
+            msg = f'--set {item!r}: value is not valid YAML ({err})'
+            raise ConfigError(msg) from err
+        node = out
+        parts = key.strip().split('.')
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str, path: str = '') -> dict[str, Any]:
+    for key, value in update.items():
+        full = f'{path}{key}'
+        if full == 'model':
+            if not isinstance(value, Mapping):
+                msg = f'{where}: model must be a mapping of ModelConfig keys'
+                raise ConfigError(msg)
+            base['model'] = {**base.get('model', {}), **value}
+            continue
+        if key not in base:
+            msg = f'{where}: unknown key {full!r}; known keys here: {sorted(base)}'
+            raise ConfigError(msg)
+        if isinstance(base[key], dict):
+            if not isinstance(value, Mapping):
+                msg = f'{where}: {full} must be a mapping, got {value!r}'
+                raise ConfigError(msg)
+            _merge(base[key], value, where, f'{full}.')
+        else:
+            base[key] = value
+    return base
+
+
+def _get(config: Mapping[str, Any], path: str) -> Any:
+    node: Any = config
+    for part in path.split('.'):
+        node = node[part]
+    return node
+
+
+def _set(config: dict[str, Any], path: str, value: Any) -> None:
+    node = config
+    parts = path.split('.')
+    for part in parts[:-1]:
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def _check_numbers(config: dict[str, Any], where: str) -> None:
+    for path, (kind, lo, hi) in _NUMERIC.items():
+        value = _get(config, path)
+        if value is None and path in _NULLABLE:
+            continue
+        if isinstance(value, str):
+            # YAML 1.1 reads '1e-3' (no dot) as a string; accept any numeric literal.
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        ok_type = isinstance(value, int | float) and not isinstance(value, bool)
+        if kind is int and ok_type and float(value) != int(value):
+            ok_type = False
+        if not ok_type:
+            msg = f'{where}: {path} must be {"an integer" if kind is int else "a number"}, got {value!r}'
+            raise ConfigError(msg)
+        value = kind(value)
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            msg = f'{where}: {path}={value} is out of range [{lo}, {"inf" if hi is None else hi}]'
+            raise ConfigError(msg)
+        _set(config, path, value)
+
+
+def _as_paths(value: Any, key: str, where: str, allow_empty: bool = False) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    ok = isinstance(items, list) and (items or allow_empty) and all(isinstance(v, str) and v for v in items)
+    if not ok:
+        kind = 'a list of paths' if allow_empty else 'a path or a non-empty list of paths'
+        msg = f'{where}: {key} must be {kind}, got {value!r}'
+        raise ConfigError(msg)
+    return list(items)
+
+
+def resolve_config(user: Mapping[str, Any], where: str = 'config', base_dir: Path | None = None) -> dict[str, Any]:
+    """Defaults + ``user``, validated; model section expanded to a full ``ModelConfig`` dict.
+
+    Args:
+        user: Nested mapping (YAML content merged with overrides).
+        where: Name used in error messages (the YAML file).
+        base_dir: Relative data / output paths are resolved against it (None: leave them).
+
+    Raises:
+        ConfigError: On unknown keys, wrong types or out-of-range values.
+    """
+    config = _merge(copy.deepcopy(DEFAULTS), user, where)
+    _check_numbers(config, where)
+    for key in ('train', 'val'):
+        config['data'][key] = _as_paths(config['data'][key], f'data.{key}', where, allow_empty=key == 'val')
+    for key in ('cache_dir', 'out_dir'):
+        holder = config['data'] if key == 'cache_dir' else config
+        if not isinstance(holder[key], str) or not holder[key]:
+            msg = f'{where}: {key} must be a non-empty path string, got {holder[key]!r}'
+            raise ConfigError(msg)
+    for path in ('train.progress', 'eval.calibrate_occupancy'):
+        if not isinstance(_get(config, path), bool):
+            msg = f'{where}: {path} must be true or false, got {_get(config, path)!r}'
+            raise ConfigError(msg)
+    if base_dir is not None:
+        config['data']['train'] = [str(base_dir / p) for p in config['data']['train']]
+        config['data']['val'] = [str(base_dir / p) for p in config['data']['val']]
+        config['data']['cache_dir'] = str(base_dir / config['data']['cache_dir'])
+        config['out_dir'] = str(base_dir / config['out_dir'])
+    model = dict(config['model'])
+    preset = model.pop('preset', None)
+    try:
+        if preset is not None:
+            if preset not in _PRESETS:
+                msg = f'{where}: model.preset must be one of {sorted(_PRESETS)}, got {preset!r}'
+                raise ConfigError(msg)
+            model = {**_PRESETS[preset]().to_dict(), **model}
+        config['model'] = ModelConfig.from_dict(model).to_dict()
+    except AnovoxError as err:
+        if isinstance(err, ConfigError) and str(err).startswith(where):
+            raise
+        msg = f'{where}: model: {err}'
+        raise ConfigError(msg) from err
+    return config
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Read a training YAML, apply ``key=value`` overrides and validate.
+
+    Relative paths in the file are taken relative to the current directory (the
+    repository root for ``make``), as the CLI user expects.
+
+    Raises:
+        ConfigError: When the file is missing or not valid YAML, or the config is invalid.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding='utf-8')
+    except OSError as err:
+        msg = f'training config {path} cannot be read ({err})'
+        raise ConfigError(msg) from err
+    try:
+        user = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        msg = f'training config {path} is not valid YAML: {err}'
+        raise ConfigError(msg) from err
+    if not isinstance(user, dict):
+        msg = f'training config {path} must be a mapping at the top level'
+        raise ConfigError(msg)
+    merged = _merge(copy.deepcopy(DEFAULTS), user, str(path))
+    merged = _merge(merged, parse_overrides(overrides), f'{path} (--set)')
+    return resolve_config(merged, where=str(path))

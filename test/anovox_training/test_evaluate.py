@@ -1,0 +1,101 @@
+"""Evaluation: the AnoVox protocol on hand-made frames, and the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from tiny_data import make_split
+
+from anovox_perception.geometry import GridSpec
+from anovox_training.cache import CachedFrame
+from anovox_training.evaluate import VariantAccumulator, main
+from anovox_training.metrics import binary_metrics
+from anovox_training.model import ModelConfig, build_model, save_checkpoint
+from anovox_training.targets import SparseTargets
+
+torch.set_num_threads(1)
+GRID = GridSpec(x_min_m=0.0, x_max_m=2.0, y_min_m=0.0, y_max_m=2.0, z_min_m=0.0, z_max_m=1.0)  # 4 x 4 x 2
+
+
+def _frame(index, label, anomalies=None):
+    return CachedFrame(
+        scenario='s',
+        frame_id=0,
+        inputs={},
+        targets=SparseTargets(index=np.array(index, dtype=np.int64), label=np.array(label, dtype=np.uint8)),
+        anomalies=np.zeros((0, 7)) if anomalies is None else np.array(anomalies, dtype=np.float64),
+    )
+
+
+def test_only_predicted_ground_truth_voxels_are_scored_and_coverage_counts_the_rest():
+    occupancy = np.zeros(GRID.shape, np.float32).ravel()
+    anomaly = np.zeros(GRID.shape, np.float32).ravel()
+    # Ground truth: cells 0..4 road, 5 and 6 anomaly (home), 7 an ignored agent (113).
+    occupancy[[0, 1, 2, 3, 5, 6, 7]] = 0.9  # cell 4 is missed
+    anomaly[:8] = [0.1, 0.2, 0.3, 0.8, 0.9, 0.7, 0.6, 0.99]
+    anomaly[20] = 1.0  # predicted but not in the ground truth: not evaluated
+    occupancy[20] = 0.9
+    acc = VariantAccumulator(GRID, occupancy_threshold=0.5)
+    frame = _frame(range(8), [1, 1, 1, 1, 1, 29, 29, 113], anomalies=[[0.3, 1.3, 0.3, 0.5, 0.5, 0.5, 29]])
+    acc.add(frame, occupancy.reshape(GRID.shape), anomaly.reshape(GRID.shape))
+    acc.add(_frame([0, 1], [1, 1]), occupancy.reshape(GRID.shape), anomaly.reshape(GRID.shape))
+    result = acc.result()
+    expected = binary_metrics([0.1, 0.2, 0.3, 0.8, 0.7, 0.6], [0, 0, 0, 0, 1, 1])
+    only = result['Anomalies_Only']
+    assert only['voxels'] == 6 and only['coverage'] == pytest.approx(6 / 7)
+    assert only['AP'] == pytest.approx(expected['AP']) and only['AUROC'] == pytest.approx(expected['AUROC'])
+    included = result['Normality_Included']
+    assert included['voxels'] == 8 and included['coverage'] == pytest.approx(8 / 9)
+    assert set(result['by_category']) == {'home'} and set(result['by_size']) == {'small'}
+    assert result['by_category']['home']['AP'] == pytest.approx(expected['AP'])
+
+
+def test_frames_without_anomalies_leave_anomalies_only_empty():
+    acc = VariantAccumulator(GRID, occupancy_threshold=0.5)
+    ones = np.ones(GRID.shape, np.float32)
+    acc.add(_frame([0, 1], [1, 2]), ones, ones * 0.2)
+    result = acc.result()
+    assert result['Anomalies_Only']['voxels'] == 0 and result['Anomalies_Only']['coverage'] is None
+    assert result['Normality_Included']['AUROC'] is None and result['Normality_Included']['AP'] == 0.0
+
+
+@pytest.mark.slow
+def test_the_cli_writes_metrics_json_in_the_report_shape_with_table_and_plots(tmp_path, capsys):
+    data = make_split(tmp_path / 'test', 'test', scenarios=1, frames=3, seed=11)
+    torch.manual_seed(0)
+    cfg = ModelConfig.tiny()
+    ckpt = {
+        'model': build_model(cfg).state_dict(),
+        'config': {'model': cfg.to_dict(), 'data': {'cache_dir': str(tmp_path / 'cache')}},
+        'input_spec': cfg.input_spec().to_dict(),
+        'occupancy_threshold': 0.01,
+    }
+    fusion = save_checkpoint(tmp_path / 'fusion.pt', ckpt)
+    camera_cfg = ModelConfig.tiny(modality='camera').to_dict()
+    camera = save_checkpoint(tmp_path / 'camera.pt', {**ckpt, 'config': {**ckpt['config'], 'model': camera_cfg}})
+    out = tmp_path / 'out'
+    argv = ['--checkpoint', str(fusion), '--camera-only', str(camera), '--data', str(data), '--out', str(out)]
+    assert main([*argv, '--quiet', '--threads', '1']) == 0
+    report = json.loads((out / 'metrics.json').read_text())
+    assert set(report) == {'split', 'frames', 'scenarios', 'variants'}
+    assert report['split'] == 'test' and report['frames'] == 3 and report['scenarios'] == 1
+    assert list(report['variants']) == ['fusion', 'lidar_only', 'camera_only', 'geometric']
+    for variant in report['variants'].values():
+        assert set(variant) == {'Anomalies_Only', 'Normality_Included', 'by_category', 'by_size'}
+        for subset in ('Anomalies_Only', 'Normality_Included'):
+            assert set(variant[subset]) == {'AUROC', 'AP', 'FPR95', 'F1', 'PPV', 'voxels', 'coverage'}
+            for key in ('AUROC', 'AP', 'FPR95', 'F1', 'PPV', 'coverage'):
+                value = variant[subset][key]
+                assert value is None or 0.0 <= value <= 1.0
+    assert report['variants']['fusion']['Normality_Included']['voxels'] > 0
+    for name in ('metrics.md', 'roc.png', 'pr.png'):
+        assert (out / name).stat().st_size > 0
+    assert '| fusion | Anomalies_Only |' in capsys.readouterr().out
+
+
+def test_the_cli_reports_a_missing_checkpoint_as_an_error(tmp_path, capsys):
+    assert main(['--checkpoint', str(tmp_path / 'x.pt'), '--data', str(tmp_path), '--out', str(tmp_path)]) == 2
+    assert 'does not exist' in capsys.readouterr().err

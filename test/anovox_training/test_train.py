@@ -1,0 +1,106 @@
+"""Training: bit-for-bit resume, data order, camera dropout, calibration, non-finite loss."""
+
+from __future__ import annotations
+
+import copy
+import csv
+
+import numpy as np
+import pytest
+import torch
+from tiny_data import make_split, tiny_config
+
+from anovox_training.losses import DetectorLoss
+from anovox_training.model import load_checkpoint
+from anovox_training.train import (
+    THRESHOLD_GRID,
+    TrainingError,
+    _camera_dropout,
+    calibrate_threshold,
+    epoch_batches,
+    train,
+)
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp('tiny')
+    return make_split(root / 'train', 'train', scenarios=1, frames=6, seed=3)
+
+
+def _states(path):
+    ckpt = torch.load(path, weights_only=True)
+    return ckpt['model'], ckpt['optimizer'], ckpt['step']
+
+
+def test_resumed_training_ends_with_the_same_weights_as_an_uninterrupted_run(data, tmp_path):
+    # 6 frames, batch 2 -> 3 steps per epoch, 2 epochs; the interruption falls mid-epoch.
+    whole = tiny_config(tmp_path / 'whole', data)
+    last = train(whole)
+    interrupted = tiny_config(tmp_path / 'split', data, stop_at_step=2)
+    first = train(interrupted)
+    assert _states(first)[2] == 2
+    resumed = copy.deepcopy(interrupted)
+    resumed['train']['stop_at_step'] = None
+    second = train(resumed, resume=True)
+    model_a, optim_a, step_a = _states(last)
+    model_b, optim_b, step_b = _states(second)
+    assert step_a == step_b == 6
+    for key in model_a:
+        torch.testing.assert_close(model_a[key], model_b[key], rtol=0, atol=0, msg=key)
+    for (_, a), (_, b) in zip(sorted(optim_a['state'].items()), sorted(optim_b['state'].items()), strict=True):
+        torch.testing.assert_close(a['exp_avg'], b['exp_avg'], rtol=0, atol=0)
+    with (tmp_path / 'split' / 'run' / 'train_log.csv').open() as fh:
+        steps = [int(row['step']) for row in csv.DictReader(fh)]
+    assert steps == [1, 2, 3, 4, 5, 6]  # one row per step, none duplicated by the resume
+
+
+def test_checkpoint_records_config_spec_and_data_hash_and_reloads(data, tmp_path):
+    path = train(tiny_config(tmp_path, data, epochs=1))
+    model, config, ckpt = load_checkpoint(path)
+    assert config['model']['name'] == 'tiny' and ckpt['input_spec'] == model.input_spec.to_dict()
+    assert len(ckpt['data_hash']) == 16 and ckpt['epoch'] == 1
+    with (tmp_path / 'run' / 'train_log.csv').open() as fh:
+        row = next(csv.DictReader(fh))
+    for term in ('occupancy', 'semantic', 'anomaly', 'outlier_exposure', 'samples_per_s'):
+        assert np.isfinite(float(row[term]))
+    assert float(row['occupancy']) > 0 and float(row['semantic']) > 0
+
+
+def test_a_non_finite_loss_stops_training_with_the_step_in_the_message(data, tmp_path, monkeypatch):
+    original = DetectorLoss.forward
+
+    def broken(self, logits, labels):
+        total, terms = original(self, logits, labels)
+        return total * float('nan'), terms
+
+    monkeypatch.setattr(DetectorLoss, 'forward', broken)
+    with pytest.raises(TrainingError, match='non-finite loss at step 0'):
+        train(tiny_config(tmp_path, data))
+
+
+def test_epoch_batches_are_seeded_permutations_split_evenly_over_ranks():
+    a = epoch_batches(10, 2, seed=1, epoch=0)
+    assert a == epoch_batches(10, 2, seed=1, epoch=0) and a != epoch_batches(10, 2, seed=1, epoch=1)
+    assert sorted(i for b in a for i in b) == list(range(10))
+    r0, r1 = (epoch_batches(11, 2, seed=1, epoch=0, rank=r, world=2) for r in (0, 1))
+    assert len(r0) == len(r1) == 2  # 11 frames, 2 ranks x 2 per step: 8 used, same count per rank
+    assert not {i for b in r0 for i in b} & {i for b in r1 for i in b}
+
+
+def test_camera_dropout_is_deterministic_per_step_and_drops_about_the_requested_share():
+    valid = torch.ones(1000, 1)
+    a = _camera_dropout(valid, 0.3, seed=0, step=5, rank=0)
+    assert torch.equal(a, _camera_dropout(valid, 0.3, seed=0, step=5, rank=0))
+    assert not torch.equal(a, _camera_dropout(valid, 0.3, seed=0, step=6, rank=0))
+    assert 0.25 < 1 - a.mean().item() < 0.35
+    assert torch.equal(_camera_dropout(valid, 0.0, seed=0, step=5, rank=0), valid)
+
+
+def test_calibration_picks_the_highest_threshold_that_reaches_the_coverage():
+    occupancy = np.array([0.9] * 90 + [0.35] * 6 + [0.01] * 4)
+    assert calibrate_threshold(occupancy, 0.9) == 0.5
+    assert calibrate_threshold(occupancy, 0.95) == 0.3
+    assert calibrate_threshold(occupancy, 1.0) == 0.01 == THRESHOLD_GRID[-1]
