@@ -207,7 +207,10 @@ def _nature(rng: np.random.Generator) -> Model:
 
 
 def _special(rng: np.random.Generator) -> Model:
-    kind = rng.choice(['tyres', 'cart', 'suitcase', 'statue', 'ball', 'pallets', 'drums', 'sculpture', 'rocket'])
+    kinds = ['tyres', 'cart', 'suitcase', 'statue', 'ball', 'pallets', 'drums', 'rocket', 'balloon', 'sculpture']
+    # Random sculptures (any stack of primitives) are the broadest shape family: drawn most often.
+    weights = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 4], np.float64)
+    kind = rng.choice(kinds, p=weights / weights.sum())
     p = Parts(CATEGORY_TO_LABEL['special'], M.PLASTIC, _colour(rng, 'paint'))
     if kind == 'tyres':
         r = rng.uniform(0.3, 0.5)
@@ -248,6 +251,13 @@ def _special(rng: np.random.Generator) -> Model:
                 p.cylinder((xy[0], xy[1], 0.45), 0.3, 0.9, material=M.METAL)
             else:
                 p.cylinder((xy[0], xy[1], 0.3), 0.3, 0.9, axis='x', rpy=(0, 0, rng.uniform(0, 3)), material=M.METAL)
+    elif kind == 'balloon':
+        # A tethered balloon: a large body in the air on a thin line.
+        r = rng.uniform(0.3, 1.0)
+        height = rng.uniform(1.5, 4.0)
+        p.box((0, 0, 0.05), (0.3, 0.3, 0.1), color=(0.3, 0.3, 0.3), material=M.STONE)
+        p.segment((0, 0, 0.1), (0, 0, height - r), 0.01, color=(0.8, 0.8, 0.8))
+        p.ellipsoid((0, 0, height), (r, r, r * rng.uniform(1.0, 1.3)))
     elif kind == 'rocket':
         h = rng.uniform(1.5, 4.0)
         r = h * 0.08

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from anovox_perception.geometry import make_transform
+from anovox_training.data.labels import CATEGORY_TO_LABEL
 from anovox_training.data.synth.ground import RoadLayout
 from anovox_training.data.synth.motion import FRAME_DT_S, EgoPath, Track
 from anovox_training.data.synth.parts import yaw_rotation
@@ -140,6 +141,16 @@ class Scenario:
     start_time_s: float = 0.0
     _dynamic: PrimitiveBatch | None = field(default=None, repr=False)
     _owner: np.ndarray | None = field(default=None, repr=False)
+
+    def add_actor(self, actor: Actor, category: str | None = None) -> int:
+        """Add an actor (an anomaly of ``category`` when given); returns its index in ``actors``."""
+        self.actors.append(actor)
+        index = len(self.actors) - 1
+        if category is not None:
+            label = CATEGORY_TO_LABEL[category]
+            self.anomalies.append(PlacedAnomaly(len(self.anomalies), category, label, actor.name, index))
+        self._dynamic = None
+        return index
 
     def frame_id(self, k: int) -> int:
         """The CARLA-style frame id of frame index ``k``."""

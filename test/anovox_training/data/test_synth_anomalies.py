@@ -12,7 +12,7 @@ from anovox_training.data.synth import SPLIT_CATEGORIES, SensorRig, WorldSetting
 from anovox_training.data.synth.motion import static_track
 from anovox_training.data.synth.pipeline import FrameRenderer
 from anovox_training.data.synth.primitives import aabb_half_extents
-from anovox_training.data.synth.scene import Actor, PlacedAnomaly
+from anovox_training.data.synth.scene import Actor
 from anovox_training.data.synth.world import scenario_uuid
 
 
@@ -86,12 +86,7 @@ def _scene_with_anomaly_ahead(category: str, distance_m: float):
     track = static_track(1, centre, yaw)
     if category == 'falling':
         track.position[0, 2] = 1.5
-    actor = Actor(model.name, 900, model.parts.with_instance(900), track)
-    scenario.actors.append(actor)
-    scenario.anomalies.append(
-        PlacedAnomaly(0, category, CATEGORY_TO_LABEL[category], model.name, len(scenario.actors) - 1)
-    )
-    scenario._dynamic = None
+    scenario.add_actor(Actor(model.name, 900, model.parts.with_instance(900), track), category)
     return scenario
 
 
