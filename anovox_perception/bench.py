@@ -139,7 +139,9 @@ def run_bench(model_path: Path, source: str, iterations: int, warmup: int, threa
         'inference_torch_cpu': lambda: torch_backend.run(inputs),
         'postprocess_cpu': postprocess,
     }
+    load_before = os.getloadavg()[0]
     times = time_round_robin(stages, iterations, warmup)
+    load_after = os.getloadavg()[0]
     rows = {name: {'name': name, **summarise(values)} for name, values in times.items()}
     ort_row, torch_row = rows['inference_onnxruntime_cpu'], rows['inference_torch_cpu']
     ort_row['baseline'] = 'inference_torch_cpu'
@@ -158,6 +160,8 @@ def run_bench(model_path: Path, source: str, iterations: int, warmup: int, threa
         'machine': {
             'cpus': len(os.sched_getaffinity(0)),
             'threads': threads,
+            # Other processes skew CPU timings (torch's OpenMP threads suffer most); say how busy it was.
+            'load_average_1min': [round(load_before, 2), round(load_after, 2)],
             'platform': platform.platform(),
             'python': platform.python_version(),
             'onnxruntime': onnxruntime.__version__,
@@ -173,7 +177,8 @@ def format_table(report: dict[str, Any]) -> str:
     lines = [
         f'model: {report["model"]["source"]}',
         f'{report["iterations"]} rounds after {report["warmup"]} warm-up, {report["machine"]["threads"]} threads, '
-        f'{report["machine"]["cpus"]} CPUs; parity ORT vs torch max |diff| {report["parity_max_abs_diff"]}',
+        f'{report["machine"]["cpus"]} CPUs, 1-min load average {report["machine"]["load_average_1min"]} '
+        f'(before, after); parity ORT vs torch max |diff| {report["parity_max_abs_diff"]}',
         f'{"stage":<28}{"p50 ms":>10}{"p99 ms":>10}{"mean ms":>10}{"min ms":>10}  note',
     ]
     for row in report['rows']:

@@ -31,6 +31,7 @@ def test_bench_on_a_fresh_tiny_export_writes_the_report(
     assert 'random weights' in report['model']['source'] and report['model']['name'] == 'bench_tiny'
     assert max(report['parity_max_abs_diff'].values()) <= 1e-4
     assert report['machine']['threads'] == 1 and report['iterations'] == 3
+    assert len(report['machine']['load_average_1min']) == 2
     table = capsys.readouterr().out
     assert 'inference_onnxruntime_cpu' in table and 'faster than inference_torch_cpu' in table
 
