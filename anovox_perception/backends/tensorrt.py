@@ -38,7 +38,7 @@ from anovox_perception.backends import probe
 from anovox_perception.backends.base import BackendOptions, check_inputs
 from anovox_perception.backends.engine_cache import EngineCache, EngineKey, default_cache_dir
 from anovox_perception.errors import BackendError
-from anovox_perception.model_card import CARD_METADATA_KEY, ModelCard, load_card
+from anovox_perception.model_card import CARD_METADATA_KEY, ModelCard, load_card, verify_onnx_against_card
 from anovox_perception.onnx_file import read_onnx_file
 
 __all__ = ['PreparedEngine', 'TensorRTBackend', 'build_serialized_engine', 'engine_io', 'prepare_engine']
@@ -172,9 +172,10 @@ def prepare_engine(onnx_path: str | Path, options: BackendOptions, *, rebuild: b
     trt = _trt()
     path = Path(onnx_path)
     card = load_card(path)
-    graph_sha = read_onnx_file(path, hash_graph=True, exclude_keys=[CARD_METADATA_KEY]).graph_sha256
-    if options.verify_model and graph_sha != card.onnx_sha256:
-        load_card(path, verify=True)  # raises the ModelCardError that names the file
+    if options.verify_model:
+        graph_sha = verify_onnx_against_card(path, card)
+    else:
+        graph_sha = read_onnx_file(path, hash_graph=True, exclude_keys=[CARD_METADATA_KEY]).graph_sha256
     cudart = probe.cuda_runtime()
     _cuda(cudart.cudaSetDevice(options.device_id), f'cudaSetDevice({options.device_id})')
     gpu_name, capability = gpu_identity(options.device_id)
