@@ -218,7 +218,7 @@ def plan_ego(
     lane_y_m: float,
     road_half_width_m: float,
     obstacles: list[Obstacle],
-    clearance_m: float = 1.6,
+    clearance_m: float = 1.4,
 ) -> EgoPath:
     """Drive along +x in a lane, swerving around obstacles in the way and stopping before impassable ones.
 
@@ -235,37 +235,45 @@ def plan_ego(
     """
     num_frames = len(x_nominal)
     limit = road_half_width_m - clearance_m + 0.3
-    swerves: list[tuple[float, float, float]] = []
+    swerves: list[tuple[float, float, float, float]] = []
     stop_x: float | None = None
-    # Lane-change length: a 3.5 m offset over 30 m turns the heading by at most ~10 deg.
-    ramp = 30.0
+    # Lane-change lengths, preferred first: a 3.5 m offset over 30 m turns the
+    # heading by at most ~10 deg, over 15 m (when obstacles crowd) by ~20 deg.
+    ramps = (30.0, 15.0)
 
     def lateral(x: np.ndarray) -> np.ndarray:
         offset = np.zeros_like(x)
-        for lo, hi, d in swerves:
+        for lo, hi, d, ramp in swerves:
             s = d * _plateau(x, lo, hi, ramp)
             offset = np.where(np.abs(s) > np.abs(offset), s, offset)
         return lane_y_m + offset
 
-    for ob in sorted(obstacles, key=lambda o: o.x_min_m):
-        if ob.x_max_m < 0.0 or ob.x_min_m > x_nominal[-1] + 5.0:
+    def blocked(ob: Obstacle) -> bool:
+        y_path = lateral(np.linspace(ob.x_min_m, ob.x_max_m, 8))
+        return bool(np.any((y_path + clearance_m > ob.y_min_m) & (y_path - clearance_m < ob.y_max_m)))
+
+    relevant = [o for o in obstacles if o.x_max_m >= 0.0 and o.x_min_m <= x_nominal[-1] + 5.0]
+    for ob in sorted(relevant, key=lambda o: o.x_min_m):
+        if not blocked(ob):
             continue
-        xs = np.linspace(ob.x_min_m, ob.x_max_m, 8)
-        y_path = lateral(xs)
-        blocked = (y_path + clearance_m > ob.y_min_m) & (y_path - clearance_m < ob.y_max_m)
-        if not blocked.any():
-            continue
-        options = [ob.y_max_m + clearance_m, ob.y_min_m - clearance_m]
-        options = [y for y in options if abs(y) <= limit]
-        if options and ob.x_min_m > 12.0:
-            target = min(options, key=lambda y: abs(y - lane_y_m))
-            swerves.append((ob.x_min_m - 2.0, ob.x_max_m + 2.0, target - lane_y_m))
-            y_check = lateral(xs)
-            if not ((y_check + clearance_m > ob.y_min_m) & (y_check - clearance_m < ob.y_max_m)).any():
-                continue
+        # Pass on either side with a little extra room, nearest side first; a
+        # swerve must not run into anything that was clear before it.
+        options = [ob.y_max_m + clearance_m + 0.05, ob.y_min_m - clearance_m - 0.05]
+        options = sorted((y for y in options if abs(y) <= limit), key=lambda y: abs(y - lane_y_m))
+        # Obstacles right in front at the start cannot be swerved around any more.
+        if ob.x_min_m <= 4.0:
+            options = []
+        lo, hi = ob.x_min_m - 2.0 - ramps[0], ob.x_max_m + 2.0 + ramps[0]
+        nearby = [o for o in relevant if o is not ob and o.x_max_m > lo and o.x_min_m < hi]
+        clear_before = [o for o in nearby if not blocked(o)]
+        for target, ramp in ((y, r) for r in ramps for y in options):
+            swerves.append((ob.x_min_m - 2.0, ob.x_max_m + 2.0, target - lane_y_m, ramp))
+            if not blocked(ob) and not any(blocked(o) for o in clear_before):
+                break
             swerves.pop()
-        stop_x = ob.x_min_m - rng.uniform(5.0, 12.0)
-        break
+        else:
+            stop_x = ob.x_min_m - rng.uniform(5.0, 12.0)
+            break
 
     x = x_nominal
     if stop_x is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy as np
 from anovox_perception.geometry import CameraModel
 from anovox_training.data.labels import LABEL_IDS
 from anovox_training.data.synth import materials as M
+from anovox_training.data.synth.primitives import PrimitiveBatch
 from anovox_training.data.synth.raycast import Surface, cast, resolve
 from anovox_training.data.synth.scene import AnomalyBox, Scenario
 from anovox_training.data.synth.sensors import CameraRig, LidarRig
@@ -105,7 +107,14 @@ class FrameRenderer:
         s = self.scenario
         return np.random.default_rng(np.random.SeedSequence([s.seed, zlib.crc32(s.split.encode()), s.index, 1, k]))
 
-    def _cast(self, dirs_body: np.ndarray, rects_of, prims, pose: np.ndarray) -> tuple[np.ndarray, Surface]:
+    def _cast(
+        self,
+        dirs_body: np.ndarray,
+        rects_of: Callable[[PrimitiveBatch, np.ndarray, np.ndarray], np.ndarray],
+        prims: PrimitiveBatch,
+        pose: np.ndarray,
+    ) -> tuple[np.ndarray, Surface]:
+        """Cast a sensor's rays (body frame) from ``pose``; returns world directions and resolved hits."""
         origin, rot = pose[:3, 3], pose[:3, :3]
         dirs = np.einsum('ij,jhw->ihw', rot, dirs_body)
         rects = rects_of(prims, origin, rot)

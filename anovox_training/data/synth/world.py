@@ -182,7 +182,7 @@ def build_scenario(split: str, index: int, seed: int, settings: WorldSettings) -
     lane_y = road.lane_center_y(ego_lane)
     normal = rng.random() < settings.normal_share
     pending = [] if normal else place_anomalies(builder, categories, float(x_nominal[-1]), lane_y)
-    place_road_clutter(builder, 8.0, float(x_nominal[-1]) + 120.0, lane_y)
+    place_road_clutter(builder, 15.0, float(x_nominal[-1]) + 120.0, lane_y)
     place_roadside(builder, x_lo, x_hi)
     ego = plan_ego(rng, x_nominal, lane_y, road.half_width_m, builder.obstacles)
     finish_falling(builder, pending, ego)
