@@ -34,6 +34,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument('--normal-share', type=float, default=0.15, help='share of scenarios without anomalies')
     parser.add_argument('--workers', type=int, default=1, help='parallel worker processes')
     parser.add_argument('--start-index', type=int, default=0, help='index of the first scenario')
+    parser.add_argument('--overwrite', action='store_true', help='replace scenario folders that already exist')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--profile', action='store_true', help='print the time spent per rendering stage')
     return parser
@@ -58,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         normal_share=args.normal_share,
         workers=args.workers,
         start_index=args.start_index,
+        overwrite=args.overwrite,
     )
     total = args.scenarios * args.frames
     start = time.perf_counter()

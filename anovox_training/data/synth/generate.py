@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import multiprocessing
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ class GenerateConfig:
         normal_share: Share of scenarios without anomalies.
         workers: Processes rendering in parallel (1 = in this process).
         start_index: Index of the first scenario (to extend a dataset).
+        overwrite: Replace scenario folders that already exist (else they are an error).
     """
 
     out: Path
@@ -56,6 +58,7 @@ class GenerateConfig:
     normal_share: float = 0.15
     workers: int = 1
     start_index: int = 0
+    overwrite: bool = False
 
     def validate(self) -> None:
         """Raise ConfigError for values no scenario can be made from."""
@@ -131,15 +134,27 @@ def generate(
         The scenario folders, and the seconds spent per rendering stage (summed over frames).
 
     Raises:
-        ConfigError: For invalid settings.
+        ConfigError: For invalid settings, or scenario folders that exist without ``overwrite``.
     """
     cfg.validate()
     rig = cfg.rig()
-    folders = []
-    for index in range(cfg.start_index, cfg.start_index + cfg.scenarios):
-        writer = LayoutBWriter(cfg.out, scenario_uuid(cfg.seed, cfg.split, index), rig)
+    writers = [
+        LayoutBWriter(cfg.out, scenario_uuid(cfg.seed, cfg.split, index), rig)
+        for index in range(cfg.start_index, cfg.start_index + cfg.scenarios)
+    ]
+    existing = [w.dir for w in writers if w.dir.exists()]
+    if existing and not cfg.overwrite:
+        # Frames of an older run with other settings would mix with the new ones.
+        msg = (
+            f'synth: {len(existing)} scenario folder(s) already exist, e.g. {existing[0]}; '
+            'pass --overwrite to replace them or choose another --out / --seed / --start-index'
+        )
+        raise ConfigError(msg)
+    for folder in existing:
+        shutil.rmtree(folder)
+    for writer in writers:
         writer.write_setup()
-        folders.append(writer.dir)
+    folders = [w.dir for w in writers]
     totals: dict[str, float] = {}
 
     def collect(result: tuple[int, dict[str, float]]) -> None:

@@ -192,6 +192,14 @@ def test_cli_writes_a_scenario_and_rejects_bad_settings(tmp_path: Path, capsys):
     assert "unknown split 'holdout'" in capsys.readouterr().err
 
 
+def test_existing_scenarios_are_kept_unless_overwrite_is_asked(tmp_path: Path):
+    generate(_config(tmp_path, frames=2))
+    with pytest.raises(ConfigError, match='already exist.*--overwrite'):
+        generate(_config(tmp_path, frames=1))
+    folders, _ = generate(_config(tmp_path, frames=1, overwrite=True))
+    assert len(list((folders[0] / 'VOXEL_GRID').iterdir())) == 1
+
+
 def test_invalid_settings_raise_config_errors(tmp_path: Path):
     with pytest.raises(ConfigError, match='frames must be >= 1'):
         generate(_config(tmp_path, frames=0))
