@@ -15,6 +15,7 @@ __all__ = ['get_args_parser', 'main']
 
 
 def get_args_parser() -> argparse.ArgumentParser:
+    """The command line options."""
     parser = argparse.ArgumentParser(
         prog='python -m anovox_training.data.synth',
         description='Generate synthetic AnoVox scenarios (Layout B): camera, LiDAR, voxel ground truth.',
@@ -41,6 +42,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Generate the scenarios; returns the exit status (2 for invalid settings)."""
     args = get_args_parser().parse_args(argv)
     categories = None
     if args.categories:

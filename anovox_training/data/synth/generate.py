@@ -85,9 +85,11 @@ class GenerateConfig:
             raise ConfigError(msg)
 
     def rig(self) -> SensorRig:
+        """The sensor rig these settings describe."""
         return SensorRig.default(self.width, self.height, self.fov_deg, self.lidar_azimuth_steps)
 
     def settings(self) -> WorldSettings:
+        """What each scenario may contain."""
         return WorldSettings(self.frames, self.categories, self.normal_share)
 
 
