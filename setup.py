@@ -27,7 +27,10 @@ setup(
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
         (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
-        (f'share/{PACKAGE}/config', glob('config/*.yaml') + glob('config/*.rviz') + glob('config/*.json')),
+        (
+            f'share/{PACKAGE}/config',
+            glob('config/*.yaml') + glob('config/*.rviz') + glob('config/*.json') + glob('config/*.xml'),
+        ),
         (f'share/{PACKAGE}/models', glob('models/*.onnx') + glob('models/*.json') + glob('models/*.md')),
     ],
     python_requires='>=3.10',

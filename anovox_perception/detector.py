@@ -11,7 +11,6 @@ cannot drift from training. No rclpy here.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import threading
 import time
@@ -212,11 +211,11 @@ def model_search_dirs() -> list[Path]:
     """Where an empty ``model_path`` looks for the shipped model, in order."""
     dirs = []
     try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+        from ament_index_python.packages import get_package_share_directory
 
-        with contextlib.suppress(PackageNotFoundError):
-            dirs.append(Path(get_package_share_directory(PACKAGE)) / 'models')
-    except ImportError:  # no ROS 2 install and no ament_index wheel
+        dirs.append(Path(get_package_share_directory(PACKAGE)) / 'models')
+    # No ament_index wheel, no AMENT_PREFIX_PATH (OSError), or the package is not in the index (LookupError).
+    except (ImportError, OSError, LookupError):
         pass
     dirs.append(Path(sys.prefix) / 'share' / PACKAGE / 'models')  # pip install of the data files
     dirs.append(Path(__file__).resolve().parents[1] / 'models')  # source checkout / editable install

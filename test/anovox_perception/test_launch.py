@@ -124,6 +124,8 @@ def test_colcon_installs_every_file_and_executable_the_launch_file_names(tree, i
             executable = value(keyword(call, 'executable'), tree)
             assert (install / 'lib' / PACKAGE / executable).is_file(), f'{executable} not in lib/{PACKAGE}'
     assert (share / 'launch' / 'detect.launch.py').is_file()
+    assert (share / 'config' / 'detector.schema.json').is_file()
+    assert (share / 'config' / 'fastdds_large_data.xml').is_file()
     assert (share / 'package.xml').is_file()
     assert (install / 'share' / 'ament_index' / 'resource_index' / 'packages' / PACKAGE).is_file()
 
