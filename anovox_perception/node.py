@@ -131,7 +131,6 @@ class DetectorNode(Node):
         self._stats = ps.PipelineStats()
         self._slot: LatestSlot[tuple[SyncedPair, float]] = LatestSlot()
         self._last_warn_s: dict[str, float] = {}
-        self._fatal: str | None = None
         self._sync_lock = threading.Lock()
         self._sync_counts_seen: dict[str, int] = {}
         self._sync = self._make_sync()
@@ -329,11 +328,12 @@ class DetectorNode(Node):
             self._stats.count(ps.SKIPPED_NO_CAMERA, new_skips)
         self._sync_counts_seen = sync_counts
         snap = self._stats.snapshot()
+        fatal = None if self._worker.is_alive() or self._slot.closed else 'the inference worker thread stopped'
         level, message = ps.assess(
             snap,
             float(self._values['diagnostics.expected_rate_hz']),
             float(self._values['diagnostics.max_latency_ms']),
-            self._fatal,
+            fatal,
         )
         values = [
             ('backend', self._detector.backend_name),

@@ -24,7 +24,9 @@ from PIL import Image as PILImage  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from anovox_perception import msg_codec  # noqa: E402
@@ -46,17 +48,17 @@ def scene_points(seed: int = 0) -> np.ndarray:
     return np.concatenate([ground, box]).astype(np.float32)
 
 
-def header(stamp_ns: int, frame_id: str):
-    return msg_codec.Header(stamp=msg_codec.ns_to_stamp(stamp_ns), frame_id=frame_id)
+def header(stamp_ns: int, frame_id: str) -> Header:
+    return Header(stamp=msg_codec.ns_to_stamp(stamp_ns), frame_id=frame_id)
 
 
 class Harness:
     """The node under test plus a probe node that publishes inputs and collects outputs."""
 
-    def __init__(self, model_path, overrides: dict | None = None) -> None:
+    def __init__(self, model_path, overrides: dict | None = None, domain_id: int = DOMAIN_ID) -> None:
         os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
         self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=DOMAIN_ID)
+        rclpy.init(context=self.context, domain_id=domain_id)
         params = {
             'model_path': str(model_path),
             'backend': 'onnxruntime',
@@ -251,6 +253,22 @@ def test_runtime_parameters_are_validated_with_reasons(harness):
     bad_choice = node.set_parameters([Parameter('sync.on_missing_camera', value='wait')])
     assert not bad_choice[0].successful and "'wait' is not one of" in bad_choice[0].reason
     node.set_parameters([Parameter('occupancy_threshold', value=0.5)])
+
+
+def test_use_sim_time_runs_the_node_clock_on_clock_messages(model_path):
+    sim = Harness(model_path, overrides={'use_sim_time': True}, domain_id=DOMAIN_ID + 2)
+    try:
+        clock_pub = sim.probe.create_publisher(Clock, '/clock', 10)
+        sim.wait_for(lambda: clock_pub.get_subscription_count() > 0, '/clock subscriber')
+
+        def stamped_at_sim_time() -> bool:
+            clock_pub.publish(Clock(clock=msg_codec.ns_to_stamp(42 * 1_000_000_000)))
+            return any(m.header.stamp.sec == 42 for m in sim.received['diag'])
+
+        sim.wait_for(stamped_at_sim_time, 'diagnostics stamped with the simulated time')
+        assert sim.node.get_clock().now().nanoseconds == 42 * 1_000_000_000
+    finally:
+        sim.close()
 
 
 def test_params_file_is_translated_to_ros_args():
