@@ -129,7 +129,7 @@ class DetectorNode(Node):
             f'{self._detector.backend_reason}'
         )
         self._stats = ps.PipelineStats()
-        self._slot: LatestSlot[tuple[SyncedPair, float]] = LatestSlot()
+        self._slot: LatestSlot[SyncedPair] = LatestSlot()
         self._last_warn_s: dict[str, float] = {}
         self._sync_lock = threading.Lock()
         self._sync_counts_seen: dict[str, int] = {}
@@ -167,7 +167,7 @@ class DetectorNode(Node):
                 what = 'empty' if cloud.total_points == 0 else f'all {cloud.total_points} points non-finite'
                 text = f'cloud at {msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d} in {msg.header.frame_id!r}'
                 raise DecodeError(f'{text}: {what}')
-        except AnovoxError as err:
+        except Exception as err:  # nothing a publisher sends may stop the node
             self._bad_input('points', err)
             return
         if cloud.nonfinite_points:
@@ -180,7 +180,7 @@ class DetectorNode(Node):
         self._stats.count(ps.IMAGES_IN)
         try:
             rgb = msg_codec.image_to_rgb(msg)
-        except AnovoxError as err:
+        except Exception as err:  # nothing a publisher sends may stop the node
             self._bad_input('image', err)
             return
         self._add_image(msg, rgb)
@@ -189,7 +189,7 @@ class DetectorNode(Node):
         self._stats.count(ps.IMAGES_IN)
         try:
             rgb = msg_codec.compressed_to_rgb(msg)
-        except AnovoxError as err:
+        except Exception as err:  # nothing a publisher sends may stop the node
             self._bad_input('compressed_image', err)
             return
         self._add_image(msg, rgb)
@@ -202,7 +202,7 @@ class DetectorNode(Node):
         self._stats.count(ps.CAMERA_INFO_IN)
         try:
             camera = msg_codec.camera_info_to_model(msg)
-        except AnovoxError as err:
+        except Exception as err:  # nothing a publisher sends may stop the node
             self._bad_input('camera_info', err)
             return
         self._detector.set_camera_info(camera)
@@ -210,7 +210,8 @@ class DetectorNode(Node):
     def _bad_input(self, kind: str, err: Exception) -> None:
         self._stats.count(ps.BAD_INPUT_PREFIX + kind)
         total = self._stats.total(ps.BAD_INPUT_PREFIX + kind)
-        self._warn_throttled(kind, f'skipped bad {kind} input ({total} so far): {err}')
+        reason = str(err) if isinstance(err, AnovoxError) else f'{type(err).__name__}: {err}'
+        self._warn_throttled(kind, f'skipped bad {kind} input ({total} so far): {reason}')
 
     def _warn_throttled(self, kind: str, text: str) -> None:
         # Throttled per kind, so a flood of bad clouds cannot hide a bad image stream.
@@ -246,16 +247,15 @@ class DetectorNode(Node):
         self._stats.count(ps.PAIRS)
         if pair.image is None:
             self._stats.count(ps.LIDAR_ONLY)
-        if self._slot.put((pair, time.monotonic())) is not None:
+        if self._slot.put(pair) is not None:
             self._stats.count(ps.DROPPED)
 
     # ----------------------------------------------------------------- worker
     def _work(self) -> None:
         while True:
-            job = self._slot.take()
-            if job is None:
+            pair = self._slot.take()
+            if pair is None:
                 return  # closed
-            pair, _ = job
             try:
                 result = self._detector.process(pair)
             except DecodeError as err:  # an empty or all-NaN cloud, a malformed image
