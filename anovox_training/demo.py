@@ -36,7 +36,7 @@ import numpy as np
 
 from anovox_perception import msg_codec
 from anovox_perception.bags import BagTiming, BagTopics, iter_bag_messages, read_bag_metadata
-from anovox_perception.detector import resolve_model_path
+from anovox_perception.detector import model_search_dirs, resolve_model_path
 from anovox_perception.errors import AnovoxError, ConfigError
 from anovox_perception.model_card import load_card
 from anovox_training.demo_render import render_frame, write_gif
@@ -146,7 +146,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         msg = f'--frames must be >= 2 and --rate > 0, got {args.frames} and {args.rate}'
         raise ConfigError(msg)
     t = _step('looking for the trained model')
-    model = resolve_model_path(args.model).resolve()
+    try:
+        model = resolve_model_path(args.model).resolve()
+    except ConfigError as err:
+        if args.model:
+            raise
+        searched = ', '.join(str(d) for d in model_search_dirs())
+        msg = (
+            f'no trained model to run (looked for exactly one *.onnx in {searched}). Make one with `make model` '
+            '(generates the synthetic data, trains, evaluates and exports models/<name>.onnx), '
+            'or pass --model PATH.onnx'
+        )
+        raise ConfigError(msg) from err
     card = load_card(model)
     grid = card.make_input_spec().grid
     out = Path(args.out)

@@ -24,7 +24,7 @@ def test_the_demo_without_a_trained_model_says_how_to_make_one(tmp_path, monkeyp
     monkeypatch.setattr(detector_module, 'model_search_dirs', lambda: [tmp_path / 'models'])
     assert demo.main(['--out', str(tmp_path / 'demo_out')]) == 2
     err = capsys.readouterr().err
-    assert 'no shipped model was found' in err and 'make model' in err
+    assert 'no trained model to run' in err and 'make model' in err
     assert not (tmp_path / 'demo_out' / 'summary.json').exists()
 
 
