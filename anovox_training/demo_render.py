@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import FuncFormatter
 from PIL import Image
 
 from anovox_perception.geometry import CameraModel, anovox_voxel_center, transform_points
@@ -93,7 +94,9 @@ def _bev_panel(ax, output: FrameOutput, truth_xyz: np.ndarray) -> None:
             )
         )
     ax.plot([0], [0], marker='^', color='white', markersize=7)
-    ax.set_xlabel('left <- y (m)', fontsize=8)
+    # Plot coordinate u = -y keeps left on the left; label the ticks with y itself.
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda u, _pos: f'{-u:g}'))
+    ax.set_xlabel('y (m, + = left)', fontsize=8)
     ax.set_ylabel('x forward (m)', fontsize=8)
     ax.tick_params(labelsize=7)
     ax.set_aspect('equal')
