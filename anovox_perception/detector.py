@@ -42,6 +42,7 @@ __all__ = [
     'Detector',
     'DetectorConfig',
     'FrameResult',
+    'card_occupancy_threshold',
     'model_search_dirs',
     'resolve_model_path',
 ]
@@ -183,6 +184,7 @@ class FrameResult:
         points_dropped: Non-finite points removed before inference.
         timings_ms: Per-stage wall times: preprocess, inference, postprocess.
         received_s: When the cloud arrived (monotonic s); None when unknown.
+        occupancy_threshold: The threshold that selected ``voxel_scores``.
     """
 
     stamp_ns: int
@@ -200,11 +202,29 @@ class FrameResult:
     points_dropped: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
     received_s: float | None = None
+    occupancy_threshold: float = 0.5
 
     @property
     def camera_used(self) -> bool:
         """True when the model saw a camera image for this frame."""
         return self.image_stamp_ns is not None
+
+
+def card_occupancy_threshold(card: ModelCard) -> float:
+    """The occupancy threshold calibrated in training, as the model card records it (0.5 if it does not).
+
+    Looked up in ``training_config`` as ``occupancy_threshold`` (the calibrated value), then
+    ``eval.occupancy_threshold`` (the configured one).
+    """
+    config = card.training_config
+    evaluation = config.get('eval')
+    for value in (
+        config.get('occupancy_threshold'),
+        evaluation.get('occupancy_threshold') if isinstance(evaluation, dict) else None,
+    ):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0:
+            return float(value)
+    return 0.5
 
 
 def model_search_dirs() -> list[Path]:
@@ -323,6 +343,12 @@ class Detector:
         return self.spec.grid
 
     @property
+    def occupancy_threshold(self) -> float:
+        """The occupancy threshold in force: the configured one, or the model card's when configured as -1."""
+        configured = self._config.occupancy_threshold
+        return configured if configured >= 0.0 else card_occupancy_threshold(self.card)
+
+    @property
     def backend_name(self) -> str:
         """Name and device of the backend in use, e.g. ``onnxruntime (cpu)``."""
         return f'{getattr(self.backend, "name", type(self.backend).__name__)} ({getattr(self.backend, "device", "?")})'
@@ -401,6 +427,7 @@ class Detector:
 
     def _process_locked(self, pair: SyncedPair) -> FrameResult:
         cfg = self._config
+        occupancy_threshold = self.occupancy_threshold
         t0 = time.perf_counter()
         raw, frame_id, received_s = _points_array(pair.points)
         points = np.asarray(raw)
@@ -433,13 +460,13 @@ class Detector:
         occupancy = np.asarray(outputs['occupancy'])[0]
         anomaly = np.asarray(outputs['anomaly'])[0]
         grid = self.grid
-        bev = score_grid(occupancy, anomaly, grid, cfg.occupancy_threshold)
-        voxels = voxel_scores(occupancy, anomaly, grid, cfg.occupancy_threshold)
+        bev = score_grid(occupancy, anomaly, grid, occupancy_threshold)
+        voxels = voxel_scores(occupancy, anomaly, grid, occupancy_threshold)
         components = find_components(
             occupancy,
             anomaly,
             grid,
-            occupancy_threshold=cfg.occupancy_threshold,
+            occupancy_threshold=occupancy_threshold,
             anomaly_threshold=cfg.anomaly_threshold,
             min_voxels=cfg.min_component_voxels,
         )
@@ -465,6 +492,7 @@ class Detector:
                 'postprocess': (t3 - t2) * 1e3,
             },
             received_s=received_s,
+            occupancy_threshold=occupancy_threshold,
         )
 
     def close(self) -> None:

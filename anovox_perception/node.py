@@ -125,8 +125,8 @@ class DetectorNode(Node):
         self._values = declare_detector_parameters(self)
         self._detector = Detector(DetectorConfig.from_parameters(self._values))
         self.get_logger().info(
-            f'model {self._detector.card.name!r} ({self._detector.model_path}) on {self._detector.backend_name}: '
-            f'{self._detector.backend_reason}'
+            f'model {self._detector.card.name!r} ({self._detector.model_path}) on {self._detector.backend_name}, '
+            f'occupancy threshold {self._detector.occupancy_threshold:g}: {self._detector.backend_reason}'
         )
         self._stats = ps.PipelineStats()
         self._slot: LatestSlot[SyncedPair] = LatestSlot()
@@ -338,6 +338,7 @@ class DetectorNode(Node):
         values = [
             ('backend', self._detector.backend_name),
             ('model', self._detector.card.name),
+            ('occupancy_threshold', f'{self._detector.occupancy_threshold:g}'),
             ('period_s', f'{snap.period_s:.2f}'),
         ]
         for name in (ps.CLOUDS_IN, ps.IMAGES_IN, ps.CAMERA_INFO_IN, ps.PAIRS, ps.FRAMES_OUT):

@@ -53,6 +53,8 @@ class ParamSpec:
         maximum: Inclusive upper bound for numbers.
         choices: Allowed values for strings (empty = any string).
         length: Required length for arrays.
+        excluded: Open interval (lo, hi) of numbers refused inside [minimum, maximum], for a
+            sentinel below the valid range (``-1`` = "from the model card").
     """
 
     name: str
@@ -63,6 +65,7 @@ class ParamSpec:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     length: int | None = None
+    excluded: tuple[float, float] | None = None
 
     @property
     def type_name(self) -> str:
@@ -100,6 +103,9 @@ class ParamSpec:
                 return f'{self.name}: {value!r} is below the minimum {self.minimum}'
             if self.maximum is not None and value > self.maximum:
                 return f'{self.name}: {value!r} is above the maximum {self.maximum}'
+            if self.excluded is not None and self.excluded[0] < value < self.excluded[1]:
+                lo, hi = self.excluded
+                return f'{self.name}: {value!r} is not allowed: use {lo:g} or a value from {hi:g} to {self.maximum:g}'
         if kind == 'string' and self.choices and value not in self.choices:
             return f'{self.name}: {value!r} is not one of {list(self.choices)}'
         if kind == 'double_array':
@@ -157,11 +163,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         'occupancy_threshold',
-        0.5,
+        -1.0,
         'Occupancy probability (unitless, 0..1) at or above which a voxel is published in voxel_scores '
-        'and counts as predicted for evaluation.',
-        minimum=0.0,
+        'and counts as predicted for evaluation; -1 = the threshold calibrated in training, from the model card '
+        '(0.5 when the card has none).',
+        minimum=-1.0,
         maximum=1.0,
+        excluded=(-1.0, 0.0),
     ),
     ParamSpec(
         'anomaly_threshold',

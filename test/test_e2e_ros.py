@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent / 'anovox_perception'))
 from fake_onnx_model import write_fake_model
 
 from anovox_perception.bags import BagTiming
-from anovox_perception.detector import DetectorConfig, resolve_model_path
+from anovox_perception.detector import Detector, DetectorConfig, resolve_model_path
 from anovox_perception.errors import ConfigError
 from anovox_perception.geometry import anovox_voxel_index
 from anovox_perception.model_card import load_card
@@ -113,8 +113,12 @@ def test_outputs_carry_the_clouds_stamp_and_frame_and_a_latency(run):
 def test_node_metrics_match_the_offline_evaluation_of_the_same_model(run):
     grid = load_card(run['model']).make_input_spec().grid
     live = evaluate_published(run['outputs'].values(), run['truths'], grid)
-    config = DetectorConfig(model_path=str(run['model']), backend='onnxruntime', num_threads=1)
-    offline = evaluate_offline(run_offline(run['bag'], config), run['truths'], grid, config.occupancy_threshold)
+    detector = Detector(DetectorConfig(model_path=str(run['model']), backend='onnxruntime', num_threads=1))
+    try:
+        frames = run_offline(run['bag'], detector=detector)
+        offline = evaluate_offline(frames, run['truths'], grid, detector.occupancy_threshold)
+    finally:
+        detector.close()
     assert live['Normality_Included']['voxels'] > 0, 'the comparison needs evaluated voxels'
     assert live.keys() == offline.keys()
     for subset in ('Anomalies_Only', 'Normality_Included'):

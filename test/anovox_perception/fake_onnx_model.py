@@ -49,7 +49,9 @@ def expected_outputs(
     return occupancy.astype(np.float32), anomaly.astype(np.float32)
 
 
-def write_fake_model(path: str | Path, spec: InputSpec = SMALL_SPEC, name: str = 'fake_tiny') -> Path:
+def write_fake_model(
+    path: str | Path, spec: InputSpec = SMALL_SPEC, name: str = 'fake_tiny', training_config: dict | None = None
+) -> Path:
     """Write the fake model with its card in the ONNX metadata (and as ``<name>.json`` beside it)."""
     path = Path(path)
     nx, ny, nz = spec.grid.shape
@@ -109,7 +111,7 @@ def write_fake_model(path: str | Path, spec: InputSpec = SMALL_SPEC, name: str =
             'occupancy': {'shape': [1, nx, ny, nz], 'dtype': 'float32'},
             'anomaly': {'shape': [1, nx, ny, nz], 'dtype': 'float32'},
         },
-        'training_config': {'note': 'hand-built test graph, not trained'},
+        'training_config': training_config or {'note': 'hand-built test graph, not trained'},
         'data_hash': 'none',
         'onnx_sha256': digest,
     }

@@ -58,6 +58,10 @@ def test_schema_rejects_unknown_keys_and_out_of_range_values(schema, document):
     too_high['/**']['ros__parameters']['occupancy_threshold'] = 1.5
     with pytest.raises(jsonschema.ValidationError, match='1.5 is greater than the maximum'):
         jsonschema.validate(too_high, schema)
+    between = copy.deepcopy(document)
+    between['/**']['ros__parameters']['occupancy_threshold'] = -0.5
+    with pytest.raises(jsonschema.ValidationError, match='-0.5 is not valid under any of the given schemas'):
+        jsonschema.validate(between, schema)
     bad_choice = copy.deepcopy(document)
     bad_choice['/**']['ros__parameters']['backend'] = 'openvino'
     with pytest.raises(jsonschema.ValidationError, match='openvino'):

@@ -14,6 +14,7 @@ from anovox_perception.detector import (
     CloudFrame,
     Detector,
     DetectorConfig,
+    card_occupancy_threshold,
     resolve_model_path,
 )
 from anovox_perception.errors import ConfigError, DecodeError
@@ -128,6 +129,30 @@ def test_runtime_threshold_changes_apply_to_the_next_frame(detector):
     # The fake occupancy is exactly 0 or 1, so a threshold of 1 keeps the same voxels; markers need > 0.9.
     assert after.voxel_scores.shape == before.voxel_scores.shape
     assert all(c.max_score >= 0.9 for c in after.components)
+
+
+def test_the_default_occupancy_threshold_is_the_one_calibrated_in_training(tmp_path):
+    calibrated = write_fake_model(tmp_path / 'calibrated.onnx', training_config={'occupancy_threshold': 0.7})
+    det = Detector(DetectorConfig(model_path=str(calibrated), backend='onnxruntime'))
+    try:
+        assert det.config.occupancy_threshold == -1.0
+        assert det.occupancy_threshold == 0.7
+        assert det.process(SyncedPair(10, scene_points())).occupancy_threshold == 0.7
+        det.update(occupancy_threshold=0.25)
+        assert det.occupancy_threshold == 0.25
+    finally:
+        det.close()
+
+
+def test_a_card_without_a_calibrated_threshold_uses_the_configured_one_or_one_half(detector):
+    assert card_occupancy_threshold(detector.card) == 0.5
+    card = dataclasses.replace(detector.card, training_config={'eval': {'occupancy_threshold': 0.4}})
+    assert card_occupancy_threshold(card) == 0.4
+
+
+def test_occupancy_thresholds_between_the_sentinel_and_zero_are_refused():
+    with pytest.raises(ConfigError, match=r'occupancy_threshold: -0\.5 is not allowed: use -1 or a value from 0 to 1'):
+        DetectorConfig(occupancy_threshold=-0.5)
 
 
 def test_model_and_backend_cannot_change_while_running(detector):
