@@ -117,12 +117,24 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     }
 
 
+def _stage_times(diagnostics: list[dict[str, str]]) -> dict[str, float]:
+    """Per-stage times inside the node (ms): the median over diagnostics periods of each period's p50."""
+    samples: dict[str, list[float]] = {}
+    for status in diagnostics:
+        for key, value in status.items():
+            if key.startswith('time_ms.') and key.endswith('.p50'):
+                samples.setdefault(key[len('time_ms.') : -len('.p50')], []).append(float(value))
+    return {stage: round(float(np.median(values)), 1) for stage, values in sorted(samples.items())}
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     lat = summary['latency_ms']
     print(f'\nmodel {summary["model"]} on {summary["backend"]}, replay rate {summary["rate"]}')
     print(f'frames sent {summary["frames_sent"]}, frames out {summary["frames_out"]}')
     if lat['p50'] is not None:
         print(f'end-to-end latency per frame (ms): p50 {lat["p50"]}, p99 {lat["p99"]}, max {lat["max"]}')
+    stages = ', '.join(f'{k} {v}' for k, v in summary['node_stage_ms'].items())
+    print(f'inside the node, median per stage (ms): {stages}')
     fusion = summary['metrics']['variants']['fusion']
     print('\n| subset | ' + ' | '.join(_METRICS_SHOWN) + ' |')
     print('|' + '---|' * (len(_METRICS_SHOWN) + 1))
@@ -214,6 +226,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         'model_path': str(model),
         'rate': args.rate,
         'stamps_and_frames_match': all(o.frame_id == topics.lidar_frame for o in matched.values()),
+        'node_stage_ms': _stage_times(diagnostics),
         'node_diagnostics': {
             k: v for k, v in (diagnostics[-1] if diagnostics else {}).items() if k.startswith('total.')
         },
