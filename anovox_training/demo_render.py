@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection, PatchCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter
@@ -29,7 +30,17 @@ __all__ = ['box_corners', 'render_frame', 'write_gif']
 _BOX_COLOUR = '#ff7f0e'
 _TRUTH_COLOUR = '#2ca02c'
 # The 12 edges of a box whose corners are numbered by (x, y, z) bits.
+_MAX_LABELS = 6  # score labels drawn in the camera view (highest first), so they stay readable
 _EDGES = [(0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7), (0, 4), (1, 5), (2, 6), (3, 7)]
+
+
+def _box_score(text: str) -> float:
+    """The score in a marker text ('anomaly 0.93 | ...'); 0 when there is none."""
+    parts = text.split()
+    try:
+        return float(parts[1]) if len(parts) > 1 and parts[0] == 'anomaly' else 0.0
+    except ValueError:
+        return 0.0
 
 
 def box_corners(centre_m: Sequence[float], size_m: Sequence[float]) -> np.ndarray:
@@ -51,17 +62,20 @@ def _camera_panel(ax, rgb, camera, t_cam_lidar, output: FrameOutput, truth_xyz: 
     if len(truth_xyz):
         uv, visible = cam.project(transform_points(t_cam_lidar, truth_xyz))
         ax.scatter(uv[visible, 0], uv[visible, 1], s=2, c=_TRUTH_COLOUR, alpha=0.6, linewidths=0)
+    segments, labels = [], []
     for centre, size, text in output.boxes:
         corners = transform_points(t_cam_lidar, box_corners(centre, size))
         if (corners[:, 2] < 0.5).any():
             continue  # partly behind the camera: a projection would be misleading
-        uv = np.stack(
-            [cam.fx * corners[:, 0] / corners[:, 2] + cam.cx, cam.fy * corners[:, 1] / corners[:, 2] + cam.cy], 1
-        )
-        for a, b in _EDGES:
-            ax.plot(uv[[a, b], 0], uv[[a, b], 1], color=_BOX_COLOUR, linewidth=1.5)
+        uv = np.stack([cam.fx * corners[:, 0] / corners[:, 2], cam.fy * corners[:, 1] / corners[:, 2]], 1)
+        uv += [cam.cx, cam.cy]
+        segments.extend(uv[[a, b]] for a, b in _EDGES)
         top = uv[:, 1].argmin()
-        ax.text(uv[top, 0], uv[top, 1] - 4, text.split('|')[0].strip(), color=_BOX_COLOUR, fontsize=7, clip_on=True)
+        labels.append((_box_score(text), uv[top, 0], uv[top, 1]))
+    # One collection for all edges: hundreds of separate plot calls make rendering slow.
+    ax.add_collection(LineCollection(segments, colors=_BOX_COLOUR, linewidths=1.2))
+    for score, u, v in sorted(labels, reverse=True)[:_MAX_LABELS]:
+        ax.text(u, v - 4, f'{score:.2f}', color=_BOX_COLOUR, fontsize=7, clip_on=True)
     ax.set_title('camera: node boxes (orange), ground-truth anomaly voxels (green)', fontsize=9)
 
 
@@ -82,17 +96,11 @@ def _bev_panel(ax, output: FrameOutput, truth_xyz: np.ndarray) -> None:
         ax.set_ylim(extent[2], extent[3])
     if len(truth_xyz):
         ax.scatter(-truth_xyz[:, 1], truth_xyz[:, 0], s=3, c=_TRUTH_COLOUR, alpha=0.7, linewidths=0)
-    for centre, size, _ in output.boxes:
-        ax.add_patch(
-            Rectangle(
-                (-centre[1] - size[1] / 2, centre[0] - size[0] / 2),
-                size[1],
-                size[0],
-                fill=False,
-                edgecolor=_BOX_COLOUR,
-                linewidth=1.5,
-            )
-        )
+    rectangles = [
+        Rectangle((-centre[1] - size[1] / 2, centre[0] - size[0] / 2), size[1], size[0])
+        for centre, size, _ in output.boxes
+    ]
+    ax.add_collection(PatchCollection(rectangles, facecolor='none', edgecolor=_BOX_COLOUR, linewidth=1.2))
     ax.plot([0], [0], marker='^', color='white', markersize=7)
     # Plot coordinate u = -y keeps left on the left; label the ticks with y itself.
     ax.xaxis.set_major_formatter(FuncFormatter(lambda u, _pos: f'{-u:g}'))
