@@ -458,18 +458,22 @@ def decode_json(data: bytes) -> Any:
 
 _SUFFIXED = re.compile(r'^(?P<key>.+)_(?P<index>\d+)$')
 _NAN3 = (float('nan'),) * 3
+# Keys that describe one object (this project's generator and AnoVox's); several objects repeat them suffixed _<k>.
+_OBJECT_KEYS = ('category', 'anomaly_id', 'anomaly_type_id', 'semantic_tags')
+# AnoVox's own keys: an object that has one gives its location (and yaw) in CARLA world coordinates.
+_ANOVOX_KEYS = ('anomaly_type_id', 'semantic_tags')
 
 
 def _anomaly_blocks(values: dict[str, Any]) -> list[dict[str, Any]]:
-    """Split Layout B's suffixed keys (``category_0``, ``location_1``, ...) into one dict per object."""
-    if 'category' in values:
+    """One dict per object: the unsuffixed keys, or the keys suffixed ``_<k>`` (``category_0``, ``location_1``, ...)."""
+    if any(key in values for key in _OBJECT_KEYS):
         return [values]
     blocks: dict[int, dict[str, Any]] = {}
     for key, value in values.items():
         m = _SUFFIXED.match(key)
         if m is not None:
             blocks.setdefault(int(m['index']), {})[m['key']] = value
-    return [blocks[i] for i in sorted(blocks) if 'category' in blocks[i]]
+    return [blocks[i] for i in sorted(blocks) if any(key in blocks[i] for key in _OBJECT_KEYS)]
 
 
 def _int_or(value: Any, default: int, key: str) -> int:
@@ -486,17 +490,51 @@ def _int_or(value: Any, default: int, key: str) -> int:
     return int(number)
 
 
+def _category(block: dict[str, Any]) -> str:
+    category = str(block['category']).strip().lower()
+    if category not in ANOMALY_CATEGORIES:
+        msg = f'category: expected one of {ANOMALY_CATEGORIES} or none, got {category!r}'
+        raise DecodeError(msg)
+    return category
+
+
+def _label(block: dict[str, Any], default: int) -> int:
+    label = _int_or(block.get('label'), default, 'label')
+    if label not in ANOMALY_LABELS:
+        msg = f'label: expected an anomaly label {sorted(ANOMALY_LABELS)}, got {label}'
+        raise DecodeError(msg)
+    return label
+
+
+def _number(block: dict[str, Any], key: str) -> float:
+    value = block.get(key, float('nan'))
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        msg = f'{key}: expected a number, got {value!r}'
+        raise DecodeError(msg)
+    return float(value)
+
+
 def anomalies_from_csv(values: dict[str, Any], lidar_from_world_carla: np.ndarray | None = None) -> list[AnomalyInfo]:
     """Anomaly objects described by a parsed ANOMALY csv.
 
-    Two dialects:
-    - Layout B (this project's generator): ``category``, ``label``, ``location`` (LiDAR
-      frame, m), ``size``, ``yaw_deg``, ``instance_id``; several objects as keys
-      suffixed ``_<k>``; ``category ; none`` marks a frame without anomaly.
-    - AnoVox's own generator: ``anomaly_id``, ``anomaly_type_id``, ``semantic_tags`` and
-      ``location`` in CARLA world coordinates. The location is brought into the
-      LiDAR frame with ``lidar_from_world_carla`` (the inverse of the ACTION csv's
-      lidar transformation matrix) when given, else left NaN; size and yaw are NaN.
+    Each object is one block of keys; several objects repeat the keys suffixed
+    ``_<k>`` (``category_0``, ``location_1``, ...). A block takes one of two dialects:
+
+    - AnoVox's (any block with ``anomaly_type_id`` or ``semantic_tags``, and blocks
+      without ``category``): ``anomaly_id``, ``semantic_tags`` and ``location`` in
+      CARLA world coordinates, brought into the LiDAR frame with
+      ``lidar_from_world_carla`` (the inverse of the ACTION csv's lidar
+      transformation matrix; NaN without it). Optional extra keys, as this project's
+      generator writes them: ``category``, ``label``, ``size`` ([l, w, h] m; other
+      values such as a CARLA prop's size class are ignored), ``yaw`` (CARLA world
+      yaw, deg, converted to the LiDAR frame) and ``instance_id``. Without them the
+      label comes from the semantic tags (100 when none is an anomaly id) and size
+      and yaw are NaN.
+    - Legacy (this project's generator before it wrote AnoVox's keys): ``category``,
+      ``label``, ``location`` (LiDAR frame, m), ``size``, ``yaw_deg``, ``instance_id``.
+
+    ``category ; none`` marks a frame without anomaly. A file with none of the object
+    keys (AnoVox's vehicle dict of a sudden-braking scenario) is one generic anomaly.
 
     Args:
         values: Output of `parse_kv_csv`.
@@ -508,59 +546,64 @@ def anomalies_from_csv(values: dict[str, Any], lidar_from_world_carla: np.ndarra
     Raises:
         DecodeError: Missing or malformed fields, or a category / label that is not an AnoVox anomaly.
     """
-    if 'category' not in values and not any(_SUFFIXED.match(k) and k.startswith('category_') for k in values):
-        return _anovox_generator_anomaly(values, lidar_from_world_carla)
+    blocks = _anomaly_blocks(values)
+    if not blocks:
+        return [_anovox_anomaly(values, lidar_from_world_carla)] if values else []
     anomalies = []
-    for block in _anomaly_blocks(values):
-        category = str(block['category']).strip().lower()
-        if category == 'none':
+    for block in blocks:
+        if 'category' in block and str(block['category']).strip().lower() == 'none':
             continue
-        if category not in ANOMALY_CATEGORIES:
-            msg = f'category: expected one of {ANOMALY_CATEGORIES} or none, got {category!r}'
-            raise DecodeError(msg)
-        label = _int_or(block.get('label'), CATEGORY_TO_LABEL[category], 'label')
-        if label not in ANOMALY_LABELS:
-            msg = f'label: expected an anomaly label {sorted(ANOMALY_LABELS)}, got {label}'
-            raise DecodeError(msg)
-        for key in ('location', 'size'):
-            if key not in block:
-                msg = f'{key}: missing for the {category} anomaly; expected [x, y, z] metres'
-                raise DecodeError(msg)
-        yaw = block.get('yaw_deg', float('nan'))
-        if not isinstance(yaw, (int, float)) or isinstance(yaw, bool):
-            msg = f'yaw_deg: expected a number, got {yaw!r}'
-            raise DecodeError(msg)
-        anomalies.append(
-            AnomalyInfo(
-                category=category,
-                label=label,
-                location_m=as_vector(block['location'], 3, 'location'),
-                size_m=as_vector(block['size'], 3, 'size'),
-                yaw_deg=float(yaw),
-                instance_id=_int_or(block.get('instance_id', block.get('anomaly_id')), -1, 'instance_id'),
-            )
-        )
+        if 'category' in block and not any(key in block for key in _ANOVOX_KEYS):
+            anomalies.append(_legacy_anomaly(block))
+        else:
+            anomalies.append(_anovox_anomaly(block, lidar_from_world_carla))
     return anomalies
 
 
-def _anovox_generator_anomaly(values: dict[str, Any], lidar_from_world_carla: np.ndarray | None) -> list[AnomalyInfo]:
-    if not values:
-        return []
-    tags = values.get('semantic_tags', [])
+def _legacy_anomaly(block: dict[str, Any]) -> AnomalyInfo:
+    category = _category(block)
+    label = _label(block, CATEGORY_TO_LABEL[category])
+    for key in ('location', 'size'):
+        if key not in block:
+            msg = f'{key}: missing for the {category} anomaly; expected [x, y, z] metres'
+            raise DecodeError(msg)
+    return AnomalyInfo(
+        category=category,
+        label=label,
+        location_m=as_vector(block['location'], 3, 'location'),
+        size_m=as_vector(block['size'], 3, 'size'),
+        yaw_deg=_number(block, 'yaw_deg'),
+        instance_id=_int_or(block.get('instance_id', block.get('anomaly_id')), -1, 'instance_id'),
+    )
+
+
+def _anovox_anomaly(block: dict[str, Any], lidar_from_world_carla: np.ndarray | None) -> AnomalyInfo:
+    tags = block.get('semantic_tags', [])
     tags = np.asarray(tags, dtype=np.float64).reshape(-1) if isinstance(tags, (list, tuple, np.ndarray)) else []
-    label = next((int(t) for t in tags if int(t) in ANOMALY_LABELS), GENERIC_ANOMALY_LABEL)
+    tagged = next((int(t) for t in tags if int(t) in ANOMALY_LABELS), GENERIC_ANOMALY_LABEL)
+    if 'category' in block:
+        category = _category(block)
+        label = _label(block, CATEGORY_TO_LABEL[category])
+    else:
+        label = _label(block, tagged)
+        category = LABEL_TO_CATEGORY.get(label, 'unknown')
     location = np.array(_NAN3)
-    if 'location' in values and lidar_from_world_carla is not None:
-        world = as_vector(values['location'], 3, 'location')
-        local = lidar_from_world_carla[:3, :3] @ world + lidar_from_world_carla[:3, 3]
-        location = local * np.array([1.0, -1.0, 1.0])  # CARLA y right -> REP-103 y left
-    return [
-        AnomalyInfo(
-            category=LABEL_TO_CATEGORY.get(label, 'unknown'),
-            label=label,
-            location_m=location,
-            size_m=np.array(_NAN3),
-            yaw_deg=float('nan'),
-            instance_id=_int_or(values.get('anomaly_id'), -1, 'anomaly_id'),
-        )
-    ]
+    yaw_deg = float('nan')
+    world_yaw = _number(block, 'yaw')
+    if lidar_from_world_carla is not None:
+        rotation, translation = lidar_from_world_carla[:3, :3], lidar_from_world_carla[:3, 3]
+        if 'location' in block:
+            local = rotation @ as_vector(block['location'], 3, 'location') + translation
+            location = local * np.array([1.0, -1.0, 1.0])  # CARLA y right -> REP-103 y left
+        if np.isfinite(world_yaw):
+            heading = rotation @ np.array([np.cos(np.radians(world_yaw)), np.sin(np.radians(world_yaw)), 0.0])
+            yaw_deg = float(np.degrees(np.arctan2(-heading[1], heading[0])))
+    size = block.get('size')
+    return AnomalyInfo(
+        category=category,
+        label=label,
+        location_m=location,
+        size_m=as_vector(size, 3, 'size') if isinstance(size, (list, tuple, np.ndarray)) else np.array(_NAN3),
+        yaw_deg=yaw_deg,
+        instance_id=_int_or(block.get('instance_id', block.get('anomaly_id')), -1, 'instance_id'),
+    )

@@ -13,9 +13,9 @@ Layout A (the benchmark's)::
 
 Sensor folders are recognised by prefix; frames by the integer after the last
 ``_`` of a file name. Mount rotations in AnoVox's own sensor_setup.json entries
-and folder names are rotations about (x, y, z), i.e. [roll, pitch, yaw]; entries
-typed with CARLA blueprint ids (``sensor.*``, this project's Layout B) give
-[pitch, yaw, roll].
+and folder names are rotations about (x, y, z), i.e. [roll, pitch, yaw], as this
+project's generator writes them too; entries typed with CARLA blueprint ids
+(``sensor.*``, the generator's legacy output) give [pitch, yaw, roll].
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ EXTENSIONS: dict[str, tuple[str, ...]] = {
     'action': ('.csv',),
     'anomaly': ('.csv',),
 }
-# sensor_setup.json "sensor_type": AnoVox's names and CARLA blueprint ids.
+# sensor_setup.json "sensor_type": AnoVox's names and CARLA blueprint ids (the generator's legacy output).
 SENSOR_TYPES: dict[str, tuple[str, ...]] = {
     'rgb': ('RGB-CAM', 'sensor.camera.rgb'),
     'depth': ('DEPTH_CAM', 'DEPTH-CAM', 'sensor.camera.depth'),
@@ -103,7 +103,7 @@ CAMERA_KINDS = ('rgb', 'depth', 'semantic', 'instance')
 LIDAR_KINDS = ('points', 'semantic_points')
 FRAME_SUFFIX = re.compile(r'_(\d+)$')
 _MOUNT_IN_NAME = re.compile(r'\(([^()]*)\)\(([^()]*)\)')
-# ACTION csv keys of the 4x4 world-from-LiDAR matrix (this project's and AnoVox's spelling).
+# ACTION csv keys of the 4x4 world-from-LiDAR matrix (legacy generator output's and AnoVox's spelling).
 LIDAR_MATRIX_KEYS = ('lidar_transformation', 'lidar transformation matrix')
 _SKIP_DIRS = {'Scenario_Configuration_Files'}
 

@@ -6,11 +6,14 @@ what was expected.
 
 Conventions that differ between writers (see docs/LAYOUT_B.md):
 - Point y: AnoVox stores (x, -y_carla, z), which is already the REP-103 LiDAR
-  frame; Layout B as documented for this project's generator (sensor_setup.json
-  entries typed with CARLA blueprint ids ``sensor.*``) stores y negated, and the
+  frame, and so does this project's generator. Legacy scenarios of the generator
+  (written before it followed AnoVox's conventions; recognised by sensor_setup.json
+  entries typed with CARLA blueprint ids ``sensor.*``) store y negated, and the
   reader flips it back. ``points_y_negated`` overrides the choice.
 - Mount rotation order: see layout.py.
-- Camera args: ``image_size_x/image_size_y/fov`` or AnoVox's ``image_width/image_height/camera_fov``.
+- Camera args: AnoVox's ``image_width/image_height/camera_fov`` or the legacy ``image_size_x/image_size_y/fov``.
+- ANOMALY csv: AnoVox's keys (world locations) or the legacy keys (LiDAR-frame
+  locations); see decode.anomalies_from_csv.
 """
 
 from __future__ import annotations
@@ -101,7 +104,7 @@ class ScenarioReader:
         self.sources: dict[str, SensorSource] = self._index()
         self._frame_ids = sorted({f for source in self.sources.values() for f in source.files})
         if points_y_negated is None:
-            # Only this project's Layout B (CARLA blueprint ids in sensor_setup.json) stores y negated.
+            # Only legacy generator output (CARLA blueprint ids in sensor_setup.json) stores y negated.
             types = [str(e.get('sensor_type', '')) for e in self.sensor_setup.values()]
             points_y_negated = self.layout == 'B' and any(t.startswith('sensor.') for t in types)
         self.points_y_negated = bool(points_y_negated)

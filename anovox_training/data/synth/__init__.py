@@ -2,7 +2,8 @@
 
 Run ``python -m anovox_training.data.synth --out DIR --split train|val|test --scenarios N --frames F --seed S``
 (``--width/--height`` for the camera, ``--workers`` for parallel rendering, ``--help`` for the rest).
-The output is AnoVox Layout B (docs/LAYOUT_B.md), read by anovox_training.data.reader.
+The output is AnoVox Layout B with the conventions of AnoVox's own generator (docs/LAYOUT_B.md),
+read by anovox_training.data.reader like real AnoVox data.
 
 - Scenes: a straight urban road (lanes, road lines, crosswalks, kerbs, sidewalks,
   verges) lined with buildings, walls, fences, trees, lamps, signs and traffic

@@ -1,18 +1,27 @@
-"""Writing frames in AnoVox Layout B (docs/LAYOUT_B.md).
+"""Writing frames in AnoVox Layout B, with the conventions of AnoVox's own generator (docs/LAYOUT_B.md).
 
-One folder per sensor, named like AnoVox's generator names them
-(``RGB-CAM(0, 0, 1.8)(0, 0, 0)_<hash>``), files ``<folder>_<frame>.<ext>``,
-plus VOXEL_GRID, ACTION and ANOMALY folders and ``sensor_setup.json``.
+One folder per sensor, named as AnoVox names them (``RGB-CAM(0, 0, 1.8)(0, 0, 0)_<hash>``),
+files ``<folder>_<frame>.<ext>``, plus VOXEL_GRID, ACTION and ANOMALY folders and
+``sensor_setup.json``. What AnoVox's generator writes is written the same way:
 
-Conventions at the file boundary (as real AnoVox data):
-- point clouds are stored as (x, -y, z, value) float32 (CARLA's left-handed y);
-- ACTION's ego location / rotation / velocity and the 4x4 transforms are in
-  CARLA's world convention: ``camera_transformation`` and
-  ``lidar_transformation`` are ``carla.Transform.get_matrix()`` matrices
-  (world from sensor, Unreal axes: x forward, y right, z up, left-handed world),
-  i.e. ``S @ T @ S`` with ``S = diag(1, -1, 1, 1)`` of the REP-103 pose ``T``;
-  rotations are [pitch, yaw, roll] in degrees;
-- ANOMALY locations are in the REP-103 LiDAR frame of the frame.
+- point clouds: (N, 4) [x, -y_carla, z, value], i.e. already in the REP-103 LiDAR
+  frame; float32 for the LiDAR, float64 for the semantic LiDAR (AnoVox concatenates
+  the float32 points with uint32 tags);
+- semantic camera: a single-channel PNG of label ids; instance camera: CARLA's RGB
+  encoding (R = label, G + 256 B = instance id); depth: CARLA's linear RGB encoding;
+- sensor_setup.json: AnoVox's sensor types (``RGB-CAM``, ``DEPTH_CAM``, ...),
+  file endings with the dot, numeric args (``image_width``, ``image_height``,
+  ``camera_fov``, LiDAR args), ``save_data``, mount rotations as rotations about
+  (x, y, z);
+- ACTION csv: ``key ; value`` lines of Python reprs with AnoVox's keys
+  (``frame_id``, ``scenario_id``, ``speed`` in km/h, the four ``carla.Transform``
+  matrices, world from sensor and its inverse, CARLA axes), then this generator's
+  extra keys (``timestamp``, ego pose and velocity in CARLA's world convention);
+- ANOMALY csv: AnoVox's keys (``anomaly_id`` = the actor's instance id,
+  ``anomaly_type_id``, ``semantic_tags``, ``location`` in CARLA world coordinates)
+  plus extra keys (``category``, ``label``, ``name``, ``size``, ``yaw`` as a CARLA
+  world yaw, ``instance_id``), one block per anomaly within the LiDAR range, keys
+  suffixed ``_<k>`` when a frame holds several; ``category ; none`` when it holds none.
 """
 
 from __future__ import annotations
@@ -26,61 +35,73 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from anovox_perception.geometry import invert_transform
 from anovox_training.data.synth.pipeline import FrameData, SensorRig
+from anovox_training.data.synth.scene import SENSOR_HEIGHT_M, AnomalyBox
 
 __all__ = ['LayoutBWriter', 'encode_depth', 'sensor_folders']
 
-_MOUNT = '(0, 0, 1.8)(0, 0, 0)'
+# AnoVox's MONO rig: location (x, y, z) m and rotation about (x, y, z) deg, as in its folder names.
+_LOCATION = (0, 0, SENSOR_HEIGHT_M)
+_ROTATION = (0, 0, 0)
+_MOUNT = f'{_LOCATION}{_ROTATION}'
 _FLIP_Y = np.diag([1.0, -1.0, 1.0, 1.0])
 # Depth PNGs store up to 1000 m in 24 bits (CARLA's linear depth encoding).
 _DEPTH_SCALE = (256**3 - 1) / 1000.0
+_KMH_PER_MPS = 3.6
 
 
 @dataclass(frozen=True)
 class _Sensor:
     key: str
-    prefix: str
-    carla_type: str
+    sensor_type: str
     ending: str
 
 
+# AnoVox's sensor types (EgoVehicleSetup.py); the type is also the folder name's prefix.
 _SENSORS = (
-    _Sensor('rgb', 'RGB-CAM', 'sensor.camera.rgb', 'png'),
-    _Sensor('depth', 'DEPTH_CAM', 'sensor.camera.depth', 'png'),
-    _Sensor('semantic', 'SEMANTIC-CAM', 'sensor.camera.semantic_segmentation', 'png'),
-    _Sensor('instance', 'INSTANCE-CAM', 'sensor.camera.instance_segmentation', 'png'),
-    _Sensor('points', 'LIDAR', 'sensor.lidar.ray_cast', 'npy'),
-    _Sensor('semantic_points', 'SEMANTIC-LIDAR', 'sensor.lidar.ray_cast_semantic', 'npy'),
+    _Sensor('rgb', 'RGB-CAM', '.png'),
+    _Sensor('depth', 'DEPTH_CAM', '.png'),
+    _Sensor('semantic', 'SEMANTIC-CAM', '.png'),
+    _Sensor('instance', 'INSTANCE-CAM', '.png'),
+    _Sensor('points', 'LIDAR', '.npy'),
+    _Sensor('semantic_points', 'SEMANTIC-LIDAR', '.npy'),
 )
 
 
-def _sensor_args(sensor: _Sensor, rig: SensorRig) -> dict[str, str]:
-    if sensor.ending == 'png':
+def _sensor_args(sensor: _Sensor, rig: SensorRig) -> dict[str, int | float]:
+    """The sensor's ``args`` entry, with AnoVox's keys (EgoVehiculeSensorDefaults.py) and numeric values."""
+    if sensor.ending == '.png':
         cam = rig.camera.camera
         fov = math.degrees(2 * math.atan(cam.width / (2 * cam.fx)))
-        return {'image_size_x': str(cam.width), 'image_size_y': str(cam.height), 'fov': f'{fov:g}'}
+        return {'image_height': cam.height, 'image_width': cam.width, 'camera_fov': round(fov, 6)}
     lidar = rig.lidar
-    args = {
-        'channels': str(lidar.channels),
-        'range': f'{lidar.range_m:g}',
-        'upper_fov': f'{lidar.upper_fov_deg:g}',
-        'lower_fov': f'{lidar.lower_fov_deg:g}',
-        'rotation_frequency': '10',
-        'points_per_second': str(lidar.channels * lidar.azimuth_steps * 10),
+    args: dict[str, int | float] = {
+        'range': float(lidar.range_m),
+        'upper_fov': float(lidar.upper_fov_deg),
+        'lower_fov': float(lidar.lower_fov_deg),
+        'channels': lidar.channels,
+        # One revolution per 10 Hz frame.
+        'rotation_frequency': 10.0,
+        'points_per_second': lidar.channels * lidar.azimuth_steps * 10,
     }
-    if sensor.key == 'points':
-        args['noise_stddev'] = f'{lidar.noise_stddev_m:g}'
+    if sensor.key == 'points':  # the semantic LiDAR is noise-free
+        args['noise_stddev'] = float(lidar.noise_stddev_m)
+    args.update({'dropoff_rate': 0.0, 'dropoff_intensity_limit': 0.0, 'dropoff_zero_intensity': 0.0})
     return args
 
 
 def sensor_folders(rig: SensorRig) -> dict[str, str]:
-    """Folder name of each sensor stream ('rgb', 'depth', ..., 'semantic_points')."""
+    """Folder name of each sensor stream ('rgb', 'depth', ..., 'semantic_points').
+
+    AnoVox appends ``abs(hash(json.dumps(args)))``; Python's string hash changes
+    between runs, so a decimal number from SHA-1 takes its place (deterministic).
+    """
     names = {}
     for sensor in _SENSORS:
-        digest = hashlib.sha1(
-            f'{sensor.prefix}{_MOUNT}{json.dumps(_sensor_args(sensor, rig), sort_keys=True)}'.encode()
-        )
-        names[sensor.key] = f'{sensor.prefix}{_MOUNT}_{digest.hexdigest()[:8]}'
+        text = f'{sensor.sensor_type}{_MOUNT}{json.dumps(_sensor_args(sensor, rig), sort_keys=True)}'
+        number = int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], 'big') >> 1
+        names[sensor.key] = f'{sensor.sensor_type}{_MOUNT}_{number}'
     return names
 
 
@@ -91,18 +112,26 @@ def encode_depth(depth_m: np.ndarray) -> np.ndarray:
 
 
 def _fmt(value: object) -> str:
-    """Deterministic text of scalars and (nested) sequences of numbers."""
+    """Python-repr text of scalars and (nested) lists / tuples of numbers, as AnoVox's csv files hold."""
     if isinstance(value, np.ndarray):
         value = value.tolist()
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list):
         return '[' + ', '.join(_fmt(v) for v in value) + ']'
+    if isinstance(value, tuple):
+        return '(' + ', '.join(_fmt(v) for v in value) + ')'
     if isinstance(value, (float, np.floating)):
-        return repr(round(float(value), 6) + 0.0)
+        return repr(float(value) + 0.0)  # + 0.0: no '-0.0'
+    if isinstance(value, np.integer):
+        return str(int(value))
     return str(value)
 
 
+def _csv(rows: dict[str, object]) -> str:
+    return ''.join(f'{key} ; {_fmt(value)}\n' for key, value in rows.items())
+
+
 def _carla_pose(world_from_sensor: np.ndarray) -> tuple[list[float], list[float], np.ndarray]:
-    """CARLA location, [pitch, yaw, roll] (deg) and matrix of a REP-103 world-from-sensor pose."""
+    """CARLA location, [pitch, yaw, roll] (deg) and ``get_matrix()`` of a REP-103 world-from-sensor pose."""
     m = _FLIP_Y @ world_from_sensor @ _FLIP_Y
     r = world_from_sensor[:3, :3]
     yaw = math.atan2(r[1, 0], r[0, 0])
@@ -111,6 +140,29 @@ def _carla_pose(world_from_sensor: np.ndarray) -> tuple[list[float], list[float]
     # CARLA from REP-103 (as carla_ros_bridge): pitch and yaw change sign, roll keeps it.
     rotation = [-math.degrees(pitch), -math.degrees(yaw), math.degrees(roll)]
     return m[:3, 3].tolist(), rotation, m
+
+
+def _anomaly_fields(box: AnomalyBox, world_from_lidar: np.ndarray) -> dict[str, object]:
+    """One anomaly's csv fields: AnoVox's keys (CARLA world), then this generator's extras."""
+    world = world_from_lidar[:3, :3] @ box.center_m + world_from_lidar[:3, 3]
+    yaw = math.radians(box.yaw_deg)
+    heading = world_from_lidar[:3, :3] @ np.array([math.cos(yaw), math.sin(yaw), 0.0])
+    anomaly = box.anomaly
+    return {
+        # AnoVox's anomaly_id is the CARLA actor id, which the instance camera encodes.
+        'anomaly_id': box.instance_id,
+        'anomaly_type_id': 'static.prop.' + anomaly.name.replace('/', '_'),
+        'anomaly_is_alive': True,
+        'semantic_tags': [anomaly.label],
+        'location': (float(world[0]), -float(world[1]), float(world[2])),
+        'category': anomaly.category,
+        'label': anomaly.label,
+        'name': anomaly.name,
+        'size': [float(v) for v in box.size_m],
+        # CARLA world yaw (y right): positive turns right.
+        'yaw': -math.degrees(math.atan2(heading[1], heading[0])),
+        'instance_id': box.instance_id,
+    }
 
 
 class LayoutBWriter:
@@ -125,33 +177,35 @@ class LayoutBWriter:
 
     def __init__(self, root: Path, scenario_id: str, rig: SensorRig, png_compression: int = 1) -> None:
         self.dir = Path(root) / f'Scenario_{scenario_id}'
+        self.scenario_id = scenario_id
         self.rig = rig
         self.folders = sensor_folders(rig)
         self.png_compression = png_compression
 
     def write_setup(self) -> None:
-        """Create the folders and sensor_setup.json."""
+        """Create the folders and sensor_setup.json (compact JSON, keys in AnoVox's order)."""
         setup = {}
         for sensor in _SENSORS:
             name = self.folders[sensor.key]
             (self.dir / name).mkdir(parents=True, exist_ok=True)
             setup[name] = {
-                'sensor_type': sensor.carla_type,
+                'sensor_type': sensor.sensor_type,
                 'file_ending': sensor.ending,
-                'location': [0, 0, 1.8],
-                'rotation': [0, 0, 0],
+                'location': list(_LOCATION),
+                'rotation': list(_ROTATION),
                 'args': _sensor_args(sensor, self.rig),
+                'save_data': True,
             }
         for extra in ('VOXEL_GRID', 'ACTION', 'ANOMALY'):
             (self.dir / extra).mkdir(parents=True, exist_ok=True)
-        (self.dir / 'sensor_setup.json').write_text(json.dumps(setup, indent=2, sort_keys=True) + '\n')
+        (self.dir / 'sensor_setup.json').write_text(json.dumps(setup))
 
     def _path(self, folder: str, frame_id: int, ending: str) -> Path:
-        return self.dir / folder / f'{folder}_{frame_id}.{ending}'
+        return self.dir / folder / f'{folder}_{frame_id}{ending}'
 
     def _png(self, key: str, frame_id: int, pixels: np.ndarray) -> None:
         Image.fromarray(pixels).save(
-            self._path(self.folders[key], frame_id, 'png'), compress_level=self.png_compression
+            self._path(self.folders[key], frame_id, '.png'), compress_level=self.png_compression
         )
 
     def write_frame(self, frame: FrameData) -> None:
@@ -159,59 +213,49 @@ class LayoutBWriter:
         f = frame.frame_id
         self._png('rgb', f, frame.rgb)
         self._png('depth', f, encode_depth(frame.depth_m))
-        semantic = np.zeros(frame.semantic.shape + (3,), np.uint8)
-        semantic[..., 0] = frame.semantic
-        self._png('semantic', f, semantic)
+        self._png('semantic', f, np.ascontiguousarray(frame.semantic, dtype=np.uint8))
         instance = np.stack([frame.semantic, frame.instance & 255, (frame.instance >> 8) & 255], axis=-1).astype(
             np.uint8
         )
         self._png('instance', f, instance)
-        for key, cloud in (('points', frame.points), ('semantic_points', frame.semantic_points)):
-            stored = cloud.copy()
-            stored[:, 1] *= -1.0
-            np.save(self._path(self.folders[key], f, 'npy'), stored.astype(np.float32))
-        np.save(self._path('VOXEL_GRID', f, 'npy'), frame.voxels.astype(np.uint16))
+        # Clouds are in the REP-103 LiDAR frame already, which is how AnoVox stores them.
+        np.save(self._path(self.folders['points'], f, '.npy'), frame.points.astype(np.float32, copy=False))
+        np.save(self._path(self.folders['semantic_points'], f, '.npy'), frame.semantic_points.astype(np.float64))
+        np.save(self._path('VOXEL_GRID', f, '.npy'), frame.voxels.astype(np.uint16, copy=False))
         self._write_action(frame)
         self._write_anomaly(frame)
 
     def _write_action(self, frame: FrameData) -> None:
         location, rotation, lidar_matrix = _carla_pose(frame.world_from_lidar)
         ground = frame.world_from_lidar.copy()
-        ground[2, 3] -= 1.8
+        ground[2, 3] -= SENSOR_HEIGHT_M
         ego_location, ego_rotation, _ = _carla_pose(ground)
         velocity = np.asarray(frame.ego_velocity, np.float64) * np.array([1.0, -1.0, 1.0])
+        inverse = invert_transform(lidar_matrix)
         rows = {
-            'frame': frame.frame_id,
+            'frame_id': frame.frame_id,
+            'scenario_id': self.scenario_id,
+            'speed': _KMH_PER_MPS * float(np.linalg.norm(velocity)),
+            # Camera and LiDAR share the mount, so their transforms coincide.
+            'camera transformation matrix': lidar_matrix,
+            'camera inverse transformation matrix': inverse,
+            'lidar transformation matrix': lidar_matrix,
+            'lidar inverse transformation matrix': inverse,
+            # Not in AnoVox's files: simulation time and the ego's pose and velocity (CARLA world).
             'timestamp': round(frame.timestamp_s, 4),
             'ego_location': ego_location,
             'ego_rotation': ego_rotation,
             'ego_velocity': velocity,
-            'ego_speed': float(np.linalg.norm(velocity)),
-            # Camera and LiDAR share the mount, so their transforms coincide.
-            'camera_transformation': lidar_matrix,
-            'lidar_transformation': lidar_matrix,
         }
-        text = ''.join(f'{k} ; {_fmt(v)}\n' for k, v in rows.items())
-        self._path('ACTION', frame.frame_id, 'csv').write_text(text)
+        self._path('ACTION', frame.frame_id, '.csv').write_text(_csv(rows))
 
     def _write_anomaly(self, frame: FrameData) -> None:
+        rows: dict[str, object] = {'frame_id': frame.frame_id, 'scenario_id': self.scenario_id}
         boxes = frame.anomalies
         if not boxes:
-            text = 'category ; none\n'
-        else:
-            lines = []
-            for k, box in enumerate(boxes):
-                suffix = f'_{k}' if len(boxes) > 1 else ''
-                fields = {
-                    'anomaly_id': box.anomaly.anomaly_id,
-                    'category': box.anomaly.category,
-                    'label': box.anomaly.label,
-                    'name': box.anomaly.name,
-                    'location': box.center_m,
-                    'size': box.size_m,
-                    'yaw_deg': box.yaw_deg,
-                    'instance_id': box.instance_id,
-                }
-                lines += [f'{key}{suffix} ; {_fmt(value)}\n' for key, value in fields.items()]
-            text = ''.join(lines)
-        self._path('ANOMALY', frame.frame_id, 'csv').write_text(text)
+            rows['category'] = 'none'
+        for k, box in enumerate(boxes):
+            suffix = f'_{k}' if len(boxes) > 1 else ''
+            for key, value in _anomaly_fields(box, frame.world_from_lidar).items():
+                rows[f'{key}{suffix}'] = value
+        self._path('ANOMALY', frame.frame_id, '.csv').write_text(_csv(rows))

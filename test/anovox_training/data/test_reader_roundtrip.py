@@ -1,4 +1,10 @@
-"""Generator -> reader -> check: a tiny synthetic scenario reads back consistent with its own scene."""
+"""Generator -> reader -> check: a tiny synthetic scenario reads back consistent with its own scene.
+
+The generator writes AnoVox's own conventions (point clouds already in the REP-103
+LiDAR frame, anomaly locations in CARLA world coordinates), so these tests also
+pin down that the reader takes its AnoVox branch for them, and that a wrong point
+y convention would show.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +16,19 @@ from anovox_training.data.check import check_dataset
 from anovox_training.data.frame import SENSORS, AnomalyInfo
 from anovox_training.data.labels import is_anomaly
 from anovox_training.data.reader import ScenarioReader, find_scenarios
+from anovox_training.data.synth import WorldSettings, build_scenario
 from anovox_training.data.synth.__main__ import main as synth_main
 
 VOXEL_HALF_DIAGONAL_M = 0.5 * np.sqrt(3) / 2
+FRAMES, SEED, SPLIT = 2, 1, 'train'
 
 
 @pytest.fixture(scope='module')
 def scenario(tmp_path_factory):
     out = tmp_path_factory.mktemp('synth')
-    args = ['--out', str(out), '--scenarios', '1', '--frames', '2', '--width', '96', '--height', '64']
-    assert synth_main([*args, '--seed', '1', '--normal-share', '0', '--no-progress']) == 0
+    args = ['--out', str(out), '--split', SPLIT, '--scenarios', '1', '--frames', str(FRAMES)]
+    args += ['--width', '96', '--height', '64', '--seed', str(SEED), '--normal-share', '0', '--no-progress']
+    assert synth_main(args) == 0
     (path,) = find_scenarios(out)
     return path
 
@@ -40,19 +49,54 @@ def inside_some_box(points: np.ndarray, anomalies: list[AnomalyInfo], tolerance_
     return inside
 
 
+def anomaly_points(reader: ScenarioReader, frame_id: int) -> tuple[np.ndarray, list[AnomalyInfo]]:
+    frame = reader.read(frame_id, ['semantic_points', 'anomaly'])
+    return frame.semantic_points[is_anomaly(frame.semantic_points[:, 3])], frame.anomalies
+
+
+def camera_agreement(reader: ScenarioReader) -> tuple[int, float, float]:
+    """Projected semantic points: how many are visible, share whose label matches the pixel, median depth error."""
+    frame = reader.read(reader.frame_ids[0], ['semantic', 'depth', 'semantic_points'])
+    cam = transform_points(frame.T_cam_lidar, frame.semantic_points)
+    uv, visible = frame.camera.project(cam)
+    u, v = uv[visible, 0].astype(int), uv[visible, 1].astype(int)
+    agreement = float(np.mean(frame.semantic[v, u] == frame.semantic_points[visible, 3]))
+    depth_error = float(np.median(np.abs(frame.depth_m[v, u] - cam[visible, 2])))
+    return int(visible.sum()), agreement, depth_error
+
+
 def test_generated_scenario_passes_the_check(scenario):
     report = check_dataset(scenario.parent)
     assert report.ok, [str(p) for p in report.problems]
-    assert (report.scenarios, report.frames) == (1, 2)
+    assert (report.scenarios, report.frames) == (1, FRAMES)
 
 
-def test_generated_scenario_reads_as_layout_b_with_its_camera(scenario):
+def test_generated_scenario_reads_as_anovox_layout_b_with_its_camera(scenario):
     reader = ScenarioReader(scenario)
-    assert reader.layout == 'B' and reader.sensors == SENSORS and len(reader.frame_ids) == 2
-    assert reader.points_y_negated and reader.camera == CameraModel.from_fov(96, 64, 90.0)
+    assert reader.layout == 'B' and reader.sensors == SENSORS and len(reader.frame_ids) == FRAMES
+    # AnoVox's branch: stored clouds are taken as REP-103 as they are.
+    assert not reader.points_y_negated and reader.camera == CameraModel.from_fov(96, 64, 90.0)
     frame = reader.read(reader.frame_ids[1])
-    assert frame.rgb.shape == (64, 96, 3) and frame.depth_m.shape == (64, 96)
+    assert frame.rgb.shape == (64, 96, 3) and frame.depth_m.shape == (64, 96) and frame.semantic.shape == (64, 96)
+    assert frame.semantic_points.dtype == np.float32 and frame.action['frame_id'] == reader.frame_ids[1]
     assert frame.timestamp_s == pytest.approx(reader.read(reader.frame_ids[0], ['action']).timestamp_s + 0.1)
+
+
+def test_anomalies_read_back_as_the_generator_placed_them(scenario):
+    # The ANOMALY csv holds CARLA world locations and yaws; the reader brings them into the LiDAR frame.
+    world = build_scenario(SPLIT, 0, SEED, WorldSettings(FRAMES, None, 0.0))
+    reader = ScenarioReader(scenario)
+    assert scenario.name == f'Scenario_{world.scenario_id}'
+    for k, frame_id in enumerate(reader.frame_ids):
+        boxes = world.anomaly_boxes(k)
+        read = reader.read(frame_id, ['anomaly']).anomalies
+        assert boxes and len(read) == len(boxes)
+        for box, anomaly in zip(boxes, read, strict=True):
+            assert (anomaly.category, anomaly.label) == (box.anomaly.category, box.anomaly.label)
+            assert anomaly.instance_id == box.instance_id
+            np.testing.assert_allclose(anomaly.location_m, box.center_m, atol=1e-9)
+            np.testing.assert_allclose(anomaly.size_m, box.size_m, atol=1e-9)
+            assert anomaly.yaw_deg == pytest.approx(box.yaw_deg, abs=1e-9)
 
 
 def test_anomaly_points_and_voxels_lie_inside_the_boxes_the_anomaly_csv_gives(scenario):
@@ -73,15 +117,21 @@ def test_anomaly_points_and_voxels_lie_inside_the_boxes_the_anomaly_csv_gives(sc
     assert hits > 20
 
 
+def test_reading_the_points_with_y_flipped_misses_the_anomaly_boxes(scenario):
+    # The anomaly csv goes through CARLA world coordinates, independent of the point files' y convention.
+    flipped = ScenarioReader(scenario, points_y_negated=True)
+    for frame_id in flipped.frame_ids:
+        points, anomalies = anomaly_points(flipped, frame_id)
+        assert len(points) > 10
+        assert inside_some_box(points, anomalies, 0.05).mean() < 0.5
+
+
 def test_lidar_points_project_onto_matching_camera_labels_and_depths(scenario):
     # End to end: point y convention, T_cam_lidar, camera model, semantic and depth decoding agree.
-    reader = ScenarioReader(scenario)
-    frame = reader.read(reader.frame_ids[0], ['semantic', 'depth', 'semantic_points'])
-    cam = transform_points(frame.T_cam_lidar, frame.semantic_points)
-    uv, visible = frame.camera.project(cam)
-    assert visible.sum() > 500
-    u, v = uv[visible, 0].astype(int), uv[visible, 1].astype(int)
-    agreement = np.mean(frame.semantic[v, u] == frame.semantic_points[visible, 3])
-    depth_error = np.median(np.abs(frame.depth_m[v, u] - cam[visible, 2]))
+    visible, agreement, depth_error = camera_agreement(ScenarioReader(scenario))
+    assert visible > 500
     assert agreement > 0.85, agreement
     assert depth_error < 0.3, depth_error
+    # The same points read with y flipped fail both bounds: the check above would catch a wrong convention.
+    _, flipped_agreement, flipped_error = camera_agreement(ScenarioReader(scenario, points_y_negated=True))
+    assert flipped_agreement < 0.5 and flipped_error > 0.3, (flipped_agreement, flipped_error)

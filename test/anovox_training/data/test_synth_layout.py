@@ -1,7 +1,8 @@
-"""Synthetic world: the generator writes Layout B (docs/LAYOUT_B.md) deterministically."""
+"""Synthetic world: the generator writes Layout B with AnoVox's conventions (docs/LAYOUT_B.md), deterministically."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -43,9 +44,7 @@ def scenario(tmp_path_factory) -> Path:
 
 def _sensor_dir(scenario: Path, prefix: str) -> Path:
     (match,) = [
-        p
-        for p in scenario.iterdir()
-        if re.fullmatch(re.escape(prefix) + r'\(0, 0, 1\.8\)\(0, 0, 0\)_[0-9a-f]{8}', p.name)
+        p for p in scenario.iterdir() if re.fullmatch(re.escape(prefix) + r'\(0, 0, 1\.8\)\(0, 0, 0\)_\d+', p.name)
     ]
     return match
 
@@ -80,34 +79,36 @@ def test_scenario_folder_is_named_by_uuid_and_holds_every_stream(scenario: Path)
     assert len(ids) == FRAMES and ids == list(range(ids[0], ids[0] + FRAMES))
 
 
-def test_camera_images_have_the_configured_size_and_carla_encodings(scenario: Path):
+def test_camera_images_have_the_configured_size_and_anovox_encodings(scenario: Path):
     frame = _frame_ids(scenario / 'ACTION', 'csv')[1]
 
-    def image(prefix: str) -> np.ndarray:
+    def image(prefix: str, mode: str) -> np.ndarray:
         folder = _sensor_dir(scenario, prefix)
         img = Image.open(folder / f'{folder.name}_{frame}.png')
-        assert img.mode == 'RGB' and img.size == (96, 64)
+        assert img.mode == mode and img.size == (96, 64)
         return np.asarray(img)
 
-    rgb, depth, semantic, instance = (image(p) for p in PREFIXES[:4])
+    rgb, depth, instance = (image(p, 'RGB') for p in ('RGB-CAM', 'DEPTH_CAM', 'INSTANCE-CAM'))
+    # AnoVox saves the semantic camera as one channel of label ids.
+    semantic = image('SEMANTIC-CAM', 'L')
     assert rgb.std() > 5
-    assert (semantic[..., 1:] == 0).all()
-    assert set(np.unique(semantic[..., 0])) <= set(LABEL_NAMES)
-    np.testing.assert_array_equal(instance[..., 0], semantic[..., 0])
+    assert set(np.unique(semantic)) <= set(LABEL_NAMES)
+    np.testing.assert_array_equal(instance[..., 0], semantic)
     metres = 1000.0 * (depth[..., 0] + 256.0 * depth[..., 1] + 65536.0 * depth[..., 2]) / (256**3 - 1)
-    sky = semantic[..., 0] == 11
+    sky = semantic == 11
     np.testing.assert_allclose(metres[sky], 1000.0, atol=1e-3)
     assert (metres[~sky] < 1000.0).all() and (metres[~sky] > 0.1).all()
 
 
-def test_point_clouds_and_voxels_have_layout_b_dtypes(scenario: Path):
+def test_point_clouds_and_voxels_have_anovox_dtypes(scenario: Path):
     frame = _frame_ids(scenario / 'ACTION', 'csv')[0]
     lidar_dir, sem_dir = _sensor_dir(scenario, 'LIDAR'), _sensor_dir(scenario, 'SEMANTIC-LIDAR')
     points = np.load(lidar_dir / f'{lidar_dir.name}_{frame}.npy')
     semantic = np.load(sem_dir / f'{sem_dir.name}_{frame}.npy')
     voxels = np.load(scenario / 'VOXEL_GRID' / f'VOXEL_GRID_{frame}.npy')
+    # AnoVox: float32 LiDAR; float64 semantic LiDAR (float32 points concatenated with uint32 tags).
     assert points.dtype == np.float32 and points.ndim == 2 and points.shape[1] == 4
-    assert semantic.dtype == np.float32 and semantic.shape == points.shape
+    assert semantic.dtype == np.float64 and semantic.shape == points.shape
     assert np.all(np.linalg.norm(points[:, :3], axis=1) < 101.0)
     assert np.all((points[:, 3] >= 0) & (points[:, 3] <= 1))
     tags = semantic[:, 3]
@@ -118,48 +119,71 @@ def test_point_clouds_and_voxels_have_layout_b_dtypes(scenario: Path):
     assert voxels[:, 0].max() < 1000 and voxels[:, 1].max() < 1000 and voxels[:, 2].max() < 64
 
 
-def test_sensor_setup_json_describes_each_sensor_folder(scenario: Path):
+def test_sensor_setup_json_describes_each_sensor_folder_as_anovox_does(scenario: Path):
     setup = json.loads((scenario / 'sensor_setup.json').read_text())
-    assert set(setup) == {_sensor_dir(scenario, p).name for p in PREFIXES}
-    rgb = setup[_sensor_dir(scenario, 'RGB-CAM').name]
-    assert rgb['sensor_type'] == 'sensor.camera.rgb' and rgb['file_ending'] == 'png'
-    assert rgb['location'] == [0, 0, 1.8] and rgb['rotation'] == [0, 0, 0]
-    assert rgb['args'] == {'image_size_x': '96', 'image_size_y': '64', 'fov': '90'}
-    lidar = setup[_sensor_dir(scenario, 'LIDAR').name]
-    assert lidar['sensor_type'] == 'sensor.lidar.ray_cast' and lidar['file_ending'] == 'npy'
-    assert lidar['args']['channels'] == '64' and lidar['args']['upper_fov'] == '15'
-    assert lidar['args']['lower_fov'] == '-25' and lidar['args']['range'] == '100'
+    assert list(setup) == [_sensor_dir(scenario, p).name for p in PREFIXES]
+    for prefix in PREFIXES:
+        entry = setup[_sensor_dir(scenario, prefix).name]
+        assert list(entry) == ['sensor_type', 'file_ending', 'location', 'rotation', 'args', 'save_data']
+        assert entry['sensor_type'] == prefix and entry['file_ending'] == ('.npy' if 'LIDAR' in prefix else '.png')
+        assert entry['location'] == [0, 0, 1.8] and entry['rotation'] == [0, 0, 0] and entry['save_data'] is True
+    assert setup[_sensor_dir(scenario, 'RGB-CAM').name]['args'] == {
+        'image_height': 64,
+        'image_width': 96,
+        'camera_fov': 90.0,
+    }
+    lidar = setup[_sensor_dir(scenario, 'LIDAR').name]['args']
+    assert (lidar['channels'], lidar['upper_fov'], lidar['lower_fov'], lidar['range']) == (64, 15.0, -25.0, 100.0)
+    assert lidar['noise_stddev'] == 0.1
+    assert 'noise_stddev' not in setup[_sensor_dir(scenario, 'SEMANTIC-LIDAR').name]['args']
 
 
-def test_action_csv_holds_pose_keys_and_carla_transforms(scenario: Path):
+def test_action_csv_holds_anovox_keys_carla_transforms_and_the_timestamp(scenario: Path):
     frames = _frame_ids(scenario / 'ACTION', 'csv')
     rows = [_csv(scenario / 'ACTION' / f'ACTION_{f}.csv') for f in frames]
     for f, row in zip(frames, rows, strict=True):
-        assert int(row['frame']) == f
-        lidar = np.array(json.loads(row['lidar_transformation']))
-        camera = np.array(json.loads(row['camera_transformation']))
-        assert lidar.shape == (4, 4) and np.allclose(lidar, camera)
-        np.testing.assert_allclose(lidar[:3, :3] @ lidar[:3, :3].T, np.eye(3), atol=1e-5)
-        location = json.loads(row['ego_location'])
-        np.testing.assert_allclose(lidar[:3, 3], np.array(location) + [0, 0, 1.8], atol=1e-5)
-        assert len(json.loads(row['ego_rotation'])) == 3 and len(json.loads(row['ego_velocity'])) == 3
+        assert int(row['frame_id']) == f and f'Scenario_{row["scenario_id"]}' == scenario.name
+        matrix = {key: np.array(ast.literal_eval(row[f'{key} transformation matrix'])) for key in ('lidar', 'camera')}
+        lidar = matrix['lidar']
+        assert lidar.shape == (4, 4) and np.allclose(lidar, matrix['camera'])
+        np.testing.assert_allclose(lidar[:3, :3] @ lidar[:3, :3].T, np.eye(3), atol=1e-9)
+        for key in ('lidar', 'camera'):
+            inverse = np.array(ast.literal_eval(row[f'{key} inverse transformation matrix']))
+            np.testing.assert_allclose(matrix[key] @ inverse, np.eye(4), atol=1e-9)
+        location = ast.literal_eval(row['ego_location'])
+        np.testing.assert_allclose(lidar[:3, 3], np.array(location) + [0, 0, 1.8], atol=1e-9)
+        velocity = np.array(ast.literal_eval(row['ego_velocity']))
+        assert float(row['speed']) == pytest.approx(3.6 * np.linalg.norm(velocity))  # AnoVox: km/h
+        assert len(ast.literal_eval(row['ego_rotation'])) == 3
     times = [float(r['timestamp']) for r in rows]
     np.testing.assert_allclose(np.diff(times), 0.1, atol=1e-6)
 
 
-def test_anomaly_csv_names_test_split_categories_with_their_labels(scenario: Path):
+def test_anomaly_csv_gives_anovox_keys_and_test_split_categories_with_their_labels(scenario: Path):
     seen = 0
     for f in _frame_ids(scenario / 'ANOMALY', 'csv'):
         row = _csv(scenario / 'ANOMALY' / f'ANOMALY_{f}.csv')
+        assert int(row['frame_id']) == f and f'Scenario_{row["scenario_id"]}' == scenario.name
         categories = {k: v for k, v in row.items() if k.startswith('category')}
         for key, category in categories.items():
             suffix = key[len('category') :]
             assert category in SPLIT_CATEGORIES['test']
-            assert int(row[f'label{suffix}']) == CATEGORY_TO_LABEL[category]
-            assert len(json.loads(row[f'location{suffix}'])) == 3 and len(json.loads(row[f'size{suffix}'])) == 3
-            assert int(row[f'instance_id{suffix}']) > 0
+            label = CATEGORY_TO_LABEL[category]
+            assert int(row[f'label{suffix}']) == label and ast.literal_eval(row[f'semantic_tags{suffix}']) == [label]
+            assert int(row[f'anomaly_id{suffix}']) == int(row[f'instance_id{suffix}']) > 0
+            assert row[f'anomaly_type_id{suffix}'] == 'static.prop.' + row[f'name{suffix}'].replace('/', '_')
+            location, size = ast.literal_eval(row[f'location{suffix}']), ast.literal_eval(row[f'size{suffix}'])
+            assert isinstance(location, tuple) and len(location) == 3 and len(size) == 3
+            assert -180.0 <= float(row[f'yaw{suffix}']) <= 180.0
             seen += 1
     assert seen > 0
+
+
+def test_frames_without_anomaly_write_category_none(tmp_path: Path):
+    (folder,), _ = generate(_config(tmp_path, frames=1, normal_share=1.0))
+    (path,) = (folder / 'ANOMALY').iterdir()
+    frame = _frame_ids(folder / 'ANOMALY', 'csv')[0]
+    assert _csv(path) == {'frame_id': str(frame), 'scenario_id': folder.name[len('Scenario_') :], 'category': 'none'}
 
 
 def test_same_arguments_write_identical_bytes_with_any_worker_count(scenario: Path, tmp_path: Path):
