@@ -61,7 +61,7 @@ def run(tmp_path_factory):
     model = trained_model() or write_fake_model(root / 'model' / 'fake_tiny.onnx')
     cmd = [
         sys.executable, '-m', 'anovox_training.data.synth', '--out', str(root / 'data'), '--split', 'test',
-        '--scenarios', '1', '--frames', str(FRAMES), '--seed', '11', '--normal-share', '0',
+        '--scenarios', '1', '--frames', str(FRAMES), '--seed', '4', '--normal-share', '0',
         '--width', '192', '--height', '128', '--lidar-azimuth-steps', '512', '--no-progress',
     ]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
