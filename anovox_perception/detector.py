@@ -228,8 +228,16 @@ def card_occupancy_threshold(card: ModelCard) -> float:
 
 
 def model_search_dirs() -> list[Path]:
-    """Where an empty ``model_path`` looks for the shipped model, in order."""
+    """Where an empty ``model_path`` looks for the shipped model, in order.
+
+    The source checkout's ``models/`` comes first (an editable install runs the working tree,
+    whose model may be newer than an installed copy), then the ROS 2 package share, then the
+    data files of a pip install.
+    """
     dirs = []
+    source = Path(__file__).resolve().parents[1] / 'models'
+    if (source.parent / 'package.xml').is_file():
+        dirs.append(source)
     try:
         from ament_index_python.packages import get_package_share_directory
 
@@ -237,8 +245,7 @@ def model_search_dirs() -> list[Path]:
     # No ament_index wheel, no AMENT_PREFIX_PATH (OSError), or the package is not in the index (LookupError).
     except (ImportError, OSError, LookupError):
         pass
-    dirs.append(Path(sys.prefix) / 'share' / PACKAGE / 'models')  # pip install of the data files
-    dirs.append(Path(__file__).resolve().parents[1] / 'models')  # source checkout / editable install
+    dirs.append(Path(sys.prefix) / 'share' / PACKAGE / 'models')
     unique: list[Path] = []
     for d in dirs:
         if d not in unique:
