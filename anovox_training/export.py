@@ -305,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint is not None:
             model, config, ckpt = load_checkpoint(args.checkpoint)
             data_hash = str(ckpt.get('data_hash') or 'none')
+            if 'occupancy_threshold' in ckpt:
+                # The threshold calibrated on validation: the node selects the same voxels evaluation did.
+                config = {**config, 'occupancy_threshold': float(ckpt['occupancy_threshold'])}
         else:
             torch.manual_seed(args.seed)
             cfg = getattr(ModelConfig, args.random_init)()

@@ -172,13 +172,15 @@ def test_cli_exports_a_checkpoint_with_its_data_hash(tiny_model, tmp_path: Path,
             'config': config,
             'input_spec': tiny_model.input_spec.to_dict(),
             'data_hash': 'feedbeef',
+            'occupancy_threshold': 0.35,
         },
     )
     out = tmp_path / 'models'
     assert main(['--checkpoint', str(checkpoint), '--out', str(out), '--name', 'demo', '--no-program']) == 0
     assert 'parity ONNX Runtime vs PyTorch' in capsys.readouterr().out
     card = load_card(out / 'demo.onnx', verify=True)
-    assert card.data_hash == 'feedbeef' and card.training_config == config
+    # The card carries the threshold calibrated on validation, which the node then uses.
+    assert card.data_hash == 'feedbeef' and card.training_config == {**config, 'occupancy_threshold': 0.35}
     assert not (out / 'demo.pt2').exists()
 
 
