@@ -4,14 +4,16 @@ Messages go out as the bag's serialized CDR bytes (rclpy publishers accept
 ``bytes``), paced by their log times scaled by ``--rate``. Like ``ros2 bag
 play``: ``--loop`` restarts at the end (stamps repeat, ``/clock`` jumps back),
 ``--clock [HZ]`` publishes ``/clock`` (rosgraph_msgs/Clock, best effort, depth
-1) at the playback time, ``--topics`` selects, ``--remap old:=new`` renames and
-QoS follows the offered profiles recorded in the bag (reliable, volatile,
-depth 10 when none are recorded); ``--qos sensor`` uses the sensor-data profile
-instead. Topics whose message type is not importable are skipped with a warning.
+1) at the playback time, ``--delay S`` waits S seconds before the first message
+(once publishers exist and any ``--wait-for-subscribers`` is over; not again at
+each loop), ``--topics`` selects, ``--remap old:=new`` renames and QoS follows
+the offered profiles recorded in the bag (reliable, volatile, depth 10 when none
+are recorded); ``--qos sensor`` uses the sensor-data profile instead. Topics
+whose message type is not importable are skipped with a warning.
 
     anovox-replay BAG [--rate 1.0] [--loop] [--clock [40]] [--topics T ...]
                       [--start-offset S] [--remap OLD:=NEW ...] [--qos bag|reliable|sensor]
-                      [--wait-for-subscribers S [--wait-topics T ...]] [--ros-args ...]
+                      [--wait-for-subscribers S [--wait-topics T ...]] [--delay S] [--ros-args ...]
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class ReplayOptions:
         wait_for_subscribers_s: before playing, wait up to this long until every topic of
             ``wait_topics`` has a subscriber (0: do not wait).
         wait_topics: bag topics to wait for (``None``: every played topic).
+        delay_s: wall-clock seconds between the start of playback (publishers created, subscribers
+            waited for) and the first message; the bag's relative timing is unchanged.
     """
 
     rate: float = 1.0
@@ -72,6 +76,7 @@ class ReplayOptions:
     qos: str = 'bag'
     wait_for_subscribers_s: float = 0.0
     wait_topics: tuple[str, ...] | None = None
+    delay_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.rate > 0:
@@ -80,8 +85,8 @@ class ReplayOptions:
         if self.clock_hz is not None and not self.clock_hz > 0:
             msg = f'replay: --clock frequency must be > 0 Hz, got {self.clock_hz}'
             raise ConfigError(msg)
-        if self.start_offset_s < 0 or self.wait_for_subscribers_s < 0:
-            msg = 'replay: --start-offset and --wait-for-subscribers must be >= 0'
+        if self.start_offset_s < 0 or self.wait_for_subscribers_s < 0 or self.delay_s < 0:
+            msg = 'replay: --start-offset, --wait-for-subscribers and --delay must be >= 0'
             raise ConfigError(msg)
         if self.qos not in _QOS_MODES:
             msg = f'replay: --qos must be one of {_QOS_MODES}, got {self.qos!r}'
@@ -175,24 +180,31 @@ class Pacer:
     """Maps bag log times to wall-clock times at a rate, sleeping interruptibly.
 
     Args:
-        bag_start_ns: the bag time that plays at construction.
+        bag_start_ns: the bag time that plays ``delay_s`` after construction.
         rate: playback speed factor.
         stop: set to interrupt waits; its ``wait`` is the only way this sleeps.
         clock: monotonic seconds (injectable for tests).
+        delay_s: wall-clock seconds before ``bag_start_ns`` plays; bag time stands still until then.
     """
 
     def __init__(
-        self, bag_start_ns: int, rate: float, stop: threading.Event, clock: Callable[[], float] = time.monotonic
+        self,
+        bag_start_ns: int,
+        rate: float,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.monotonic,
+        delay_s: float = 0.0,
     ) -> None:
         self._bag_start_ns = bag_start_ns
         self._rate = rate
         self._stop = stop
         self._clock = clock
-        self._wall_start = clock()
+        self._wall_start = clock() + delay_s
 
     def now_bag_ns(self) -> int:
-        """The bag time that corresponds to the current wall time."""
-        return self._bag_start_ns + round((self._clock() - self._wall_start) * self._rate * _NS_PER_S)
+        """The bag time that corresponds to the current wall time (the start time during the delay)."""
+        elapsed_s = max(self._clock() - self._wall_start, 0.0)
+        return self._bag_start_ns + round(elapsed_s * self._rate * _NS_PER_S)
 
     def wait_until(self, log_time_ns: int, tick_s: float | None, on_tick: Callable[[int], None] | None) -> bool:
         """Sleep until ``log_time_ns`` is due, calling ``on_tick(bag_ns)`` every ``tick_s``; False if stopped."""
@@ -209,14 +221,24 @@ class Pacer:
 
 
 class BagPlayer:
-    """Publishes a bag through an rclpy node (the node is the caller's; nothing here spins it)."""
+    """Publishes a bag through an rclpy node (the node is the caller's; nothing here spins it).
 
-    def __init__(self, node: Any, bag_path: str | Path, options: ReplayOptions) -> None:
+    Args:
+        node: the rclpy node that owns the publishers.
+        bag_path: rosbag2 directory.
+        options: how to play it.
+        clock: monotonic seconds that pace the playback (injectable for tests).
+    """
+
+    def __init__(
+        self, node: Any, bag_path: str | Path, options: ReplayOptions, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
         self._node = node
         self._path = Path(bag_path)
         self._options = options
+        self._clock = clock
         self._meta = read_bag_metadata(self._path)
         self.stats = PlaybackStats()
         self._publishers: dict[str, Any] = {}
@@ -258,11 +280,11 @@ class BagPlayer:
             msg = f'replay: cannot wait for subscribers of {missing}: not played; played topics: {self.topics}'
             raise ConfigError(msg)
         publishers = [self._publishers[topic] for topic in wanted]
-        deadline = time.monotonic() + timeout_s
+        deadline = self._clock() + timeout_s
         while not stop.is_set():
             if all(pub.get_subscription_count() > 0 for pub in publishers):
                 return True
-            if time.monotonic() >= deadline:
+            if self._clock() >= deadline:
                 return False
             stop.wait(0.05)
         return False
@@ -274,9 +296,9 @@ class BagPlayer:
         msg.clock.sec, msg.clock.nanosec = divmod(bag_ns, _NS_PER_S)
         self._clock_pub.publish(msg)
 
-    def _play_once(self, stop: threading.Event) -> bool:
+    def _play_once(self, stop: threading.Event, delay_s: float) -> bool:
         start_ns = self._meta.start_ns + round(self._options.start_offset_s * _NS_PER_S)
-        pacer = Pacer(start_ns, self._options.rate, stop)
+        pacer = Pacer(start_ns, self._options.rate, stop, self._clock, delay_s)
         tick_s = 1.0 / self._options.clock_hz if self._clock_pub is not None else None
         on_tick = self._publish_clock if self._clock_pub is not None else None
         message: BagMessage
@@ -290,11 +312,12 @@ class BagPlayer:
         return not stop.is_set()
 
     def play(self, stop: threading.Event) -> PlaybackStats:
-        """Play (once, or until ``stop`` with ``loop``); returns what was published."""
+        """Play (once, or until ``stop`` with ``loop``) after ``options.delay_s``; returns what was published."""
         from rclpy.duration import Duration
 
         while not stop.is_set():
-            if not self._play_once(stop):
+            # The delay holds back the first pass only, as ros2 bag play's --delay.
+            if not self._play_once(stop, self._options.delay_s if self.stats.loops == 0 else 0.0):
                 break
             self.stats.loops += 1
             if not self._options.loop:
@@ -330,6 +353,13 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help='wait up to S seconds for a subscriber on every topic of --wait-topics before starting',
     )
     parser.add_argument('--wait-topics', nargs='+', default=None, help='topics to wait for (default: all played)')
+    parser.add_argument(
+        '--delay',
+        type=float,
+        default=0.0,
+        metavar='S',
+        help='wait S seconds (after --wait-for-subscribers) before the first message',
+    )
     return parser.parse_args(list(argv))
 
 
@@ -354,6 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             qos=args.qos,
             wait_for_subscribers_s=args.wait_for_subscribers,
             wait_topics=tuple(args.wait_topics) if args.wait_topics else None,
+            delay_s=args.delay,
         )
     except ConfigError as err:
         print(f'anovox-replay: {err}', file=sys.stderr)

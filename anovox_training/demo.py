@@ -201,9 +201,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t = _step(f'writing {scenario.name} as a rosbag2')
     topics = BagTopics()
     bag = work / 'input_bag'
-    # A little camera/LiDAR jitter exercises the synchroniser; the lead-in lets the recorder connect first.
+    # A little camera/LiDAR jitter exercises the synchroniser.
     timing = BagTiming(camera_jitter_ms=5.0, lidar_jitter_ms=2.0, seed=args.seed)
-    summary_bag = write_scenario_bag(scenario, bag, lead_in_s=3.0 * args.rate, timing=timing)
+    summary_bag = write_scenario_bag(scenario, bag, timing=timing)
     timings['bag_s'] = time.perf_counter() - t
 
     domain_id = args.domain_id if args.domain_id is not None else 20 + os.getpid() % 80

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -78,20 +78,14 @@ def write_scenario_bag(
     scenario_dir: str | Path,
     out: str | Path,
     *,
-    lead_in_s: float = 0.0,
     timing: BagTiming | None = None,
     frame_ids: Sequence[int] | None = None,
 ) -> BagSummary:
-    """Write a scenario as a bag whose first sensor message comes ``lead_in_s`` after its start.
-
-    The lead-in gives late joiners (a recorder that subscribes once the replay's
-    publishers appear) time to connect before the first frame is played.
-    """
+    """Write a scenario (all frames, or ``frame_ids``) as a bag, with ``timing``'s sensor stamps."""
     reader = ScenarioReader(scenario_dir)
-    frames = (replace(f, time_s=f.time_s + lead_in_s) for f in scenario_frames(reader, frame_ids))
     return write_bag(
         out,
-        frames,
+        scenario_frames(reader, frame_ids),
         scenario=reader.name,
         camera=reader.camera,
         T_cam_lidar=reader.T_cam_lidar,
@@ -113,6 +107,8 @@ class RunOptions:
         params: Extra node parameters (name -> value), passed as ``-p name:=value``.
         topics: The bag's topics and frames.
         startup_timeout_s: Longest wait for the node to load its model and for the recorder to subscribe.
+        replay_delay_s: Wall-clock wait between the replay's publishers appearing and its first message,
+            so that the recorder, which subscribes to the input clouds only then, records every frame.
         grace_s: Time given to the node after the last message to publish its last outputs.
     """
 
@@ -125,6 +121,7 @@ class RunOptions:
     params: dict[str, Any] = field(default_factory=dict)
     topics: BagTopics = field(default_factory=BagTopics)
     startup_timeout_s: float = 90.0
+    replay_delay_s: float = 3.0
     grace_s: float = 3.0
 
 
@@ -231,7 +228,7 @@ def run_node_on_bag(options: RunOptions) -> NodeRun:
     replay_cmd = [
         sys.executable, '-m', 'anovox_perception.replay', str(options.bag), '--rate', str(options.rate),
         '--topics', t.image, t.camera_info, t.points, '--wait-for-subscribers', str(options.startup_timeout_s),
-        '--wait-topics', t.points,
+        '--wait-topics', t.points, '--delay', str(options.replay_delay_s),
     ]  # fmt: skip
     logs = {name: work / f'{name}.log' for name in ('node', 'recorder', 'replay')}
     start = time.monotonic()

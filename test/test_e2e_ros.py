@@ -71,7 +71,7 @@ def run(tmp_path_factory):
     (scenario,) = sorted((root / 'data').glob('Scenario_*'))
     bag = root / 'bag'
     # Camera stamps 3 ms after the LiDAR's: the synchroniser pairs them, live and offline alike.
-    summary = write_scenario_bag(scenario, bag, lead_in_s=3.0 * rate, timing=BagTiming(camera_offset_ms=3.0))
+    summary = write_scenario_bag(scenario, bag, timing=BagTiming(camera_offset_ms=3.0))
     node_run = run_node_on_bag(
         RunOptions(
             model_path=model,

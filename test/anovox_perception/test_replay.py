@@ -31,6 +31,8 @@ def test_options_reject_non_positive_rate_and_unknown_qos():
         ReplayOptions(rate=0.0)
     with pytest.raises(ConfigError, match="--qos must be one of .* got 'fast'"):
         ReplayOptions(qos='fast')
+    with pytest.raises(ConfigError, match='--delay must be >= 0'):
+        ReplayOptions(delay_s=-1.0)
 
 
 def test_plan_selects_remaps_and_adapts_qos_to_the_recording(tmp_path):
@@ -94,6 +96,17 @@ def test_pacer_scales_bag_time_by_the_rate_and_ticks_the_clock():
     assert clock.now == pytest.approx(100.5)
 
 
+def test_pacer_delay_shifts_the_schedule_and_holds_bag_time_at_the_start():
+    clock = FakeClock()
+    pacer = Pacer(bag_start_ns=5_000_000_000, rate=2.0, stop=clock.event(), clock=clock, delay_s=3.0)
+    ticks: list[int] = []
+    assert pacer.wait_until(5_000_000_000, tick_s=1.0, on_tick=ticks.append)
+    assert clock.now == pytest.approx(103.0)  # the start plays after the delay
+    assert ticks == [5_000_000_000] * 3  # /clock stays at the start during the delay
+    assert pacer.wait_until(6_000_000_000, tick_s=None, on_tick=None)
+    assert clock.now == pytest.approx(103.5)  # then bag time runs at the rate
+
+
 def test_pacer_returns_false_once_stopped():
     stop = threading.Event()
     stop.set()
@@ -123,6 +136,8 @@ def test_replay_delivers_every_message_with_the_bag_stamps_in_order(tmp_path):
             '--wait-topics',
             topics.image,
             topics.points,
+            '--delay',
+            '0.5',
         ],
         env,
         tmp_path / 'replay.log',
@@ -234,3 +249,41 @@ def test_looping_player_repeats_until_stopped(tmp_path):
     stats = BagPlayer(node, tmp_path / 'bag', ReplayOptions(rate=1000.0, loop=True, topics=(topics.points,))).play(stop)
     assert [data for _, data in node.published] == [data for _, data in node.published[:2]] * 2 + [node.published[0][1]]
     assert stats.loops == 2 and stats.stopped
+
+
+class TimedNode(FakeNode):
+    """A FakeNode whose publishers log the (fake) time of each publish instead of the bytes."""
+
+    def __init__(self, stop: threading.Event, clock: FakeClock, stop_after: int) -> None:
+        super().__init__(stop, stop_after)
+        self.clock = clock
+
+    def create_publisher(self, msg_class, topic, qos):
+        node = self
+
+        class Timed(FakePublisher):
+            def publish(self, data) -> None:
+                super().publish(node.clock.now)
+
+        return Timed(self.published, topic, self.stop_after, self.stop)
+
+
+def test_delay_holds_back_the_first_message_once_and_keeps_the_bag_spacing(tmp_path):
+    pytest.importorskip('rclpy')
+    from anovox_perception.bags import iter_bag_messages
+    from anovox_perception.replay import BagPlayer
+
+    topics = make_bag(tmp_path / 'bag', frames=3)
+    meta = read_bag_metadata(tmp_path / 'bag')
+    clock = FakeClock()
+    stop = clock.event()
+    node = TimedNode(stop, clock, stop_after=6)
+    options = ReplayOptions(rate=2.0, loop=True, topics=(topics.points,), delay_s=4.0)
+    BagPlayer(node, tmp_path / 'bag', options, clock=clock).play(stop)
+    times = [t for _, t in node.published]
+    offsets_s = [
+        (m.log_time_ns - meta.start_ns) / 1e9 / 2.0 for m in iter_bag_messages(tmp_path / 'bag', [topics.points])
+    ]
+    first_pass = [100.0 + 4.0 + o for o in offsets_s]
+    second_pass = [first_pass[-1] + o for o in offsets_s]  # the loop restarts without a second delay
+    assert times == pytest.approx(first_pass + second_pass)
