@@ -61,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
         'occupancy_threshold': 0.5,
         'min_coverage': 0.95,
         'calibrate_occupancy': True,
+        'semantic_weights': [0.0, 0.5, 1.0, 2.0, 4.0],
     },
 }
 
@@ -209,6 +210,13 @@ def resolve_config(user: Mapping[str, Any], where: str = 'config', base_dir: Pat
         if not isinstance(holder[key], str) or not holder[key]:
             msg = f'{where}: {key} must be a non-empty path string, got {holder[key]!r}'
             raise ConfigError(msg)
+    weights = config['eval']['semantic_weights']
+    if not isinstance(weights, list) or not all(
+        isinstance(w, int | float) and not isinstance(w, bool) and w >= 0 for w in weights
+    ):
+        msg = f'{where}: eval.semantic_weights must be a list of numbers >= 0, got {weights!r}'
+        raise ConfigError(msg)
+    config['eval']['semantic_weights'] = [float(w) for w in weights]
     for path in ('train.progress', 'eval.calibrate_occupancy'):
         if not isinstance(_get(config, path), bool):
             msg = f'{where}: {path} must be true or false, got {_get(config, path)!r}'

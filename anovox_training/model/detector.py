@@ -60,7 +60,7 @@ class AnomalyDetector(nn.Module):
         fused = bev_feats[-1]
         if self.fusion is not None:
             fused = self.fusion(fused, image_feats, x.camera_valid, x.cell_uv, x.cell_valid, x.cell_rays, x.token_rays)
-        return self.head(fused, bev_feats)
+        return self.head(fused, bev_feats, x.bev)
 
     def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
         """(occupancy, anomaly) probabilities in [0, 1], each (B, nx, ny, nz)."""
@@ -90,7 +90,7 @@ def build_model(cfg: ModelConfig) -> AnomalyDetector:
             n_lift=len(cfg.lift_heights_m),
         )
     backbones = Backbones(image, BevBackbone(spec.bev_channels, cfg.bev_widths))
-    head = VoxelHead(cfg.bev_widths, cfg.grid.nz, len(cfg.classes), cfg.semantic_weight)
+    head = VoxelHead(cfg.bev_widths, cfg.grid.nz, len(cfg.classes), cfg.semantic_weight, spec.bev_channels)
     return AnomalyDetector(cfg, InputStage(cfg.modality), backbones, fusion, head)
 
 

@@ -74,9 +74,12 @@ class VoxelHead(nn.Module):
         nz: Grid cells along z.
         n_classes: Normal semantic classes K.
         semantic_weight: Exponent of the max-softmax cue in :func:`anomaly_score`.
+        bev_channels: Channels of the BEV input, joined to the last layer.
     """
 
-    def __init__(self, widths: tuple[int, ...], nz: int, n_classes: int, semantic_weight: float) -> None:
+    def __init__(
+        self, widths: tuple[int, ...], nz: int, n_classes: int, semantic_weight: float, bev_channels: int
+    ) -> None:
         super().__init__()
         self.nz = nz
         self.n_classes = n_classes
@@ -86,19 +89,22 @@ class VoxelHead(nn.Module):
             # 1x1 merge of upsampled and skip features, then one 3x3 conv: cheap at fine scales.
             ups.append(nn.Sequential(conv_bn_relu(coarse + fine, fine, kernel=1), conv_bn_relu(fine, fine)))
         self.ups = nn.ModuleList(ups)
-        self.out = nn.Conv2d(widths[0], nz * (2 + n_classes), 1)
+        # The raw BEV joins the last layer: its height slices tell each z cell apart
+        # (ground under an object vs. the object) at no cost in depth.
+        self.out = nn.Conv2d(widths[0] + bev_channels, nz * (2 + n_classes), 1)
         with torch.no_grad():
             bias = self.out.bias.view(2 + n_classes, nz)
             bias.zero_()
             bias[0] = math.log(_OCCUPANCY_PRIOR / (1 - _OCCUPANCY_PRIOR))
             bias[1] = math.log(_ANOMALY_PRIOR / (1 - _ANOMALY_PRIOR))
 
-    def forward(self, fused: Tensor, skips: list[Tensor]) -> HeadLogits:
+    def forward(self, fused: Tensor, skips: list[Tensor], bev: Tensor) -> HeadLogits:
         """Decode.
 
         Args:
             fused: (B, C_last, qx, qy) fused features at the coarsest scale.
             skips: BEV backbone features finest first (the last entry is unused).
+            bev: (B, C_bev, nx, ny) the BEV input.
 
         Returns:
             The per-voxel logits.
@@ -107,7 +113,7 @@ class VoxelHead(nn.Module):
         for up, skip in zip(self.ups, skips[-2::-1], strict=True):
             x = F.interpolate(x, scale_factor=2.0, mode='nearest')
             x = up(torch.cat([x, skip], dim=1))
-        out = self.out(x)
+        out = self.out(torch.cat([x, bev], dim=1))
         b, _, nx, ny = out.shape
         out = out.reshape(b, 2 + self.n_classes, self.nz, nx, ny)
         return HeadLogits(occupancy=out[:, 0], anomaly=out[:, 1], semantic=out[:, 2:])

@@ -104,3 +104,22 @@ def test_calibration_picks_the_highest_threshold_that_reaches_the_coverage():
     assert calibrate_threshold(occupancy, 0.9) == 0.5
     assert calibrate_threshold(occupancy, 0.95) == 0.3
     assert calibrate_threshold(occupancy, 1.0) == 0.01 == THRESHOLD_GRID[-1]
+
+
+@pytest.mark.slow
+def test_validation_keeps_the_best_checkpoint_and_tunes_the_score_weight(tmp_path_factory, tmp_path):
+    root = tmp_path_factory.mktemp('tiny_val')
+    train_dir = make_split(root / 'train', 'train', scenarios=1, frames=4, seed=21)
+    val_dir = make_split(root / 'val', 'val', scenarios=2, frames=2, seed=22)
+    config = tiny_config(tmp_path, train_dir, val_dir, epochs=1)
+    # A grid reaching 30 m ahead, so the validation anomalies fall inside it.
+    config['model']['grid'] = {**config['model']['grid'], 'x_max_m': 28.0, 'y_min_m': -8.0, 'y_max_m': 8.0}
+    config['eval']['semantic_weights'] = [0.0, 2.0]
+    train(config)
+    best = torch.load(tmp_path / 'run' / 'best.pt', weights_only=True)
+    assert set(best['semantic_weight_ap']) == {'0.0', '2.0'}
+    assert best['config']['model']['semantic_weight'] in (0.0, 2.0)
+    assert best['occupancy_threshold'] in THRESHOLD_GRID
+    with (tmp_path / 'run' / 'val_log.csv').open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 1 and float(rows[0]['Anomalies_Only_coverage']) >= 0

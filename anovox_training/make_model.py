@@ -1,0 +1,212 @@
+"""``make model``: generate the synthetic data, train the three variants, evaluate, export.
+
+    python -m anovox_training.make_model [--data data/synth] [--runs runs/make_model] [--out models]
+
+Steps (each skipped when its result is already there, so an interrupted run
+continues; ``--force`` redoes training):
+
+1. Synthetic AnoVox splits (:data:`DATA_PLAN`): train and val with the training
+   anomaly categories (val mixes in the held-out ones), test with held-out
+   categories only, written by ``python -m anovox_training.data.synth``.
+2. Training (``config/train.yaml``) of the fusion model and, with the same recipe,
+   its LiDAR-only and camera-only variants (camera dropout off for the latter).
+3. Evaluation on the test split with the AnoVox protocol (all four variants,
+   including the geometric baseline): ``<out>/<name>.metrics.json`` and ``.md``,
+   ROC/PR plots in the run folder.
+4. Export of the fusion model: ``python -m anovox_training.export --checkpoint ... --out <out>``.
+
+Nothing here looks at the test split before step 3; model selection and the
+occupancy threshold use the validation split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from anovox_perception.errors import AnovoxError, ConfigError, DataError
+from anovox_training import evaluate, train
+from anovox_training.data.reader import ScenarioReader, find_scenarios
+
+__all__ = ['DATA_PLAN', 'QUICK_PLAN', 'VARIANT_OVERRIDES', 'SplitPlan', 'main']
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """One synthetic split: scenarios x frames, seed, camera size (px)."""
+
+    split: str
+    scenarios: int
+    frames: int
+    seed: int
+    width: int = 384
+    height: int = 256
+
+
+# Many short scenarios: anomaly objects persist through a scenario, so diversity
+# comes from the scenario count. The camera is generated at the model's input
+# size (384x256): the model resizes to it anyway, and it quarters rendering time
+# and disk space.
+DATA_PLAN = (
+    SplitPlan('train', scenarios=100, frames=10, seed=100),
+    SplitPlan('val', scenarios=20, frames=10, seed=101),
+    SplitPlan('test', scenarios=40, frames=25, seed=102),
+)
+# ``--quick``: a pipeline smoke test in about a minute (tiny model, a few tiny frames).
+QUICK_PLAN = (
+    SplitPlan('train', scenarios=2, frames=3, seed=100, width=96, height=64),
+    SplitPlan('val', scenarios=1, frames=3, seed=101, width=96, height=64),
+    SplitPlan('test', scenarios=1, frames=3, seed=102, width=96, height=64),
+)
+QUICK_OVERRIDES = ['model.preset=tiny', 'train.epochs=1', 'train.progress=false', 'eval.semantic_weights=[]']
+VARIANT_OVERRIDES = {
+    'fusion': ['model.modality=fusion'],
+    'lidar': ['model.modality=lidar'],
+    'camera': ['model.modality=camera', 'train.camera_dropout=0.0'],
+}
+
+
+def _split_complete(folder: Path, plan: SplitPlan) -> bool:
+    if not folder.is_dir():
+        return False
+    try:
+        scenarios = find_scenarios(folder)
+    except DataError:
+        return False
+    return len(scenarios) >= plan.scenarios and all(len(ScenarioReader(s).frame_ids) >= plan.frames for s in scenarios)
+
+
+def _run(cmd: list[str]) -> None:
+    print('$ ' + ' '.join(cmd), flush=True)
+    result = subprocess.run(cmd, check=False)
+    if result.returncode != 0:
+        msg = f'command failed with exit status {result.returncode}: {" ".join(cmd)}'
+        raise ConfigError(msg)
+
+
+def generate_data(root: Path, workers: int, plans: Sequence[SplitPlan] = DATA_PLAN) -> None:
+    """Step 1: write every split of ``plans`` that is not complete yet."""
+    for plan in plans:
+        folder = root / plan.split
+        if _split_complete(folder, plan):
+            print(f'data: {folder} complete ({plan.scenarios} x {plan.frames} frames)', flush=True)
+            continue
+        _run(
+            [
+                sys.executable, '-m', 'anovox_training.data.synth', '--out', str(folder), '--split', plan.split,
+                '--scenarios', str(plan.scenarios), '--frames', str(plan.frames), '--seed', str(plan.seed),
+                '--width', str(plan.width), '--height', str(plan.height), '--workers', str(workers), '--no-progress',
+            ]
+        )  # fmt: skip
+
+
+def train_variants(
+    config: Path, data: Path, runs: Path, extra: Sequence[str], force: bool, cache_dir: Path | None = None
+) -> dict[str, Path]:
+    """Step 2: train each variant; returns the checkpoint to evaluate per variant (best on validation)."""
+    out: dict[str, Path] = {}
+    if cache_dir is not None:
+        extra = [f'data.cache_dir={cache_dir}', *extra]
+    for name, overrides in VARIANT_OVERRIDES.items():
+        run_dir = runs / name
+        best, last = run_dir / 'best.pt', run_dir / 'last.pt'
+        if force and run_dir.exists():
+            shutil.rmtree(run_dir)
+        done = last.is_file() and _finished(last)
+        if not done:
+            args = [
+                '--config', str(config), '--resume',
+                '--set', f'out_dir={run_dir}',
+                '--set', f'data.train=[{data / "train"}]',
+                '--set', f'data.val=[{data / "val"}]',
+            ]  # fmt: skip
+            for item in [*overrides, *extra]:
+                args += ['--set', item]
+            print(f'train {name}: python -m anovox_training.train {" ".join(args)}', flush=True)
+            if train.main(args) != 0:
+                msg = f'training the {name} variant failed; see the messages above'
+                raise ConfigError(msg)
+        out[name] = best if best.is_file() else last
+    return out
+
+
+def _finished(checkpoint: Path) -> bool:
+    import torch
+
+    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    return ckpt['epoch'] >= ckpt['config']['train']['epochs']
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description='Reproduce the shipped demo model from scratch.')
+    parser.add_argument('--data', type=Path, default=Path('data/synth'), help='synthetic dataset root')
+    parser.add_argument('--runs', type=Path, default=Path('runs/make_model'), help='training runs folder')
+    parser.add_argument('--out', type=Path, default=Path('models'), help='where the model and metrics go')
+    parser.add_argument('--config', type=Path, default=Path('config/train.yaml'), help='training config')
+    parser.add_argument('--name', default='anovox_base', help='model file stem')
+    parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='training config override')
+    parser.add_argument('--workers', type=int, default=2, help='data generation processes')
+    parser.add_argument('--force', action='store_true', help='retrain even when finished runs exist')
+    parser.add_argument('--no-export', action='store_true', help='stop after the evaluation')
+    parser.add_argument('--quick', action='store_true', help='smoke test: tiny model on a few tiny frames')
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    timings: dict[str, float] = {}
+    try:
+        start = time.perf_counter()
+        generate_data(args.data, args.workers, QUICK_PLAN if args.quick else DATA_PLAN)
+        timings['data'] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        overrides = [*QUICK_OVERRIDES, *args.set] if args.quick else list(args.set)
+        cache_dir = args.runs / 'cache' if args.quick else None
+        checkpoints = train_variants(args.config, args.data, args.runs, overrides, args.force, cache_dir)
+        timings['train'] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        eval_dir = args.runs / 'eval'
+        code = evaluate.main(
+            [
+                '--checkpoint', str(checkpoints['fusion']),
+                '--lidar-only', str(checkpoints['lidar']),
+                '--camera-only', str(checkpoints['camera']),
+                '--data', str(args.data / 'test'), '--split', 'test', '--out', str(eval_dir),
+                *(['--quiet', '--cache-dir', str(args.runs / 'cache')] if args.quick else []),
+            ]
+        )  # fmt: skip
+        if code != 0:
+            msg = 'evaluation failed; see the messages above'
+            raise ConfigError(msg)
+        args.out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(eval_dir / 'metrics.json', args.out / f'{args.name}.metrics.json')
+        shutil.copyfile(eval_dir / 'metrics.md', args.out / f'{args.name}.metrics.md')
+        timings['evaluate'] = time.perf_counter() - start
+
+        if not args.no_export:
+            start = time.perf_counter()
+            _run(
+                [
+                    sys.executable, '-m', 'anovox_training.export', '--checkpoint', str(checkpoints['fusion']),
+                    '--out', str(args.out), '--name', args.name,
+                ]
+            )  # fmt: skip
+            timings['export'] = time.perf_counter() - start
+    except AnovoxError as err:
+        print(f'make_model: error: {err}', file=sys.stderr)
+        return 2
+    summary = ', '.join(f'{k} {v / 60:.1f} min' for k, v in timings.items())
+    print(f'make_model: done ({summary}; total {sum(timings.values()) / 60:.1f} min)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
