@@ -25,16 +25,10 @@ from anovox_perception.errors import ConfigError, DecodeError, ModelCardError
 from anovox_perception.geometry import CameraModel, GridSpec
 from anovox_perception.model_card import ModelCard, load_card
 from anovox_perception.parameters import defaults, validate_values
-from anovox_perception.postprocess import (
-    Component,
-    MarkerSpec,
-    MarkerTracker,
-    find_components,
-    score_grid,
-    voxel_scores,
-)
+from anovox_perception.postprocess import Component, find_components, score_grid, voxel_scores
 from anovox_perception.preprocess import build_inputs
 from anovox_perception.sync import SyncedPair
+from anovox_perception.tracker import MarkerSpec, MarkerTracker
 
 __all__ = [
     'CameraFrame',

@@ -28,7 +28,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from anovox_perception.errors import DecodeError, GeometryError
 from anovox_perception.geometry import CameraModel, GridSpec
-from anovox_perception.postprocess import MarkerSpec
+from anovox_perception.tracker import MarkerSpec
 
 __all__ = [
     'IMAGE_ENCODINGS',
@@ -482,7 +482,7 @@ def _duration(seconds: float) -> Duration:
 
 
 def markers_to_msg(specs: Iterable[MarkerSpec], header: Header, delete_all_first: bool = False) -> MarkerArray:
-    """Turn marker specs (``postprocess.MarkerTracker``) into a ``visualization_msgs/MarkerArray``.
+    """Turn marker specs (``tracker.MarkerTracker``) into a ``visualization_msgs/MarkerArray``.
 
     Boxes go to namespace ``anomaly_boxes`` as CUBE markers, texts to
     ``anomaly_labels`` as TEXT_VIEW_FACING; a spec's ``id`` is the marker id in

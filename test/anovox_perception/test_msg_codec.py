@@ -30,7 +30,7 @@ from anovox_perception.msg_codec import (
     stamp_to_ns,
     xyzi_to_pointcloud2,
 )
-from anovox_perception.postprocess import MarkerSpec
+from anovox_perception.tracker import MarkerSpec
 
 HEADER = Header(frame_id='lidar', stamp=ns_to_stamp(1_700_000_000_123_456_789))
 RGB = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 7  # 2 rows, 3 columns
