@@ -42,7 +42,7 @@ from anovox_perception.detector import CameraFrame, CloudFrame, Detector, Detect
 from anovox_perception.errors import AnovoxError, ConfigError, DecodeError
 from anovox_perception.handoff import LatestSlot
 from anovox_perception.parameters import NODE_NAME, PARAMETERS, ParamValue, spec_by_name, validate_values
-from anovox_perception.sync import ApproximateSync, LidarDrivenSync, StampedMsg, SyncedPair
+from anovox_perception.sync import ApproximateSync, LidarDrivenSync, StampedMsg, SyncedPair, make_sync
 
 __all__ = [
     'INPUT_CAMERA_INFO',
@@ -133,7 +133,7 @@ class DetectorNode(Node):
         self._last_warn_s: dict[str, float] = {}
         self._sync_lock = threading.Lock()
         self._sync_counts_seen: dict[str, int] = {}
-        self._sync = self._make_sync()
+        self._sync = make_sync(self._values, callback=self._on_pair)
 
         self._pub_grid = self.create_publisher(OccupancyGrid, OUTPUT_SCORE_GRID, _OUTPUT_QOS)
         self._pub_voxels = self.create_publisher(PointCloud2, OUTPUT_VOXEL_SCORES, _OUTPUT_QOS)
@@ -221,18 +221,6 @@ class DetectorNode(Node):
             self.get_logger().warning(text)
 
     # ------------------------------------------------------------------- sync
-    def _make_sync(self) -> LidarDrivenSync | ApproximateSync:
-        v = self._values
-        if v['sync.policy'] == 'approximate':
-            return ApproximateSync(queue_size=v['sync.queue_size'], slop_s=v['sync.slop_s'], callback=self._on_pair)
-        return LidarDrivenSync(
-            slop_s=v['sync.slop_s'],
-            camera_offset_s=v['sync.camera_offset_s'],
-            timeout_s=v['sync.timeout_s'],
-            on_missing_camera=v['sync.on_missing_camera'],
-            callback=self._on_pair,
-        )
-
     def _current_sync(self) -> LidarDrivenSync | ApproximateSync:
         with self._sync_lock:
             return self._sync
@@ -313,7 +301,7 @@ class DetectorNode(Node):
             return SetParametersResult(successful=False, reason=str(err))
         self._values = values
         if any(name in checked for name in _SYNC_FIELDS):
-            new_sync = self._make_sync()
+            new_sync = make_sync(values, callback=self._on_pair)
             with self._sync_lock:
                 self._sync = new_sync  # buffered messages of the old one are dropped: at most a frame
         self.get_logger().info(f'parameters changed: {checked}')

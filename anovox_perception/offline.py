@@ -35,13 +35,12 @@ from anovox_perception.bag_messages import stamp_to_ns, voxels_from_message
 from anovox_perception.bags import BagMessage, BagTopics, iter_bag_messages, read_bag_metadata
 from anovox_perception.detector import CameraFrame, CloudFrame, Detector, DetectorConfig, FrameResult
 from anovox_perception.errors import AnovoxError, ConfigError, DataError, DecodeError
-from anovox_perception.parameters import defaults, load_params_file, validate_values
-from anovox_perception.sync import ApproximateSync, LidarDrivenSync, StampedMsg, SyncedPair
+from anovox_perception.parameters import defaults, load_params_file
+from anovox_perception.sync import LidarDrivenSync, StampedMsg, SyncedPair, make_sync
 
-__all__ = ['OfflineFrame', 'OfflineStats', 'main', 'make_sync', 'run_offline']
+__all__ = ['OfflineFrame', 'OfflineStats', 'main', 'run_offline']
 
 _LOG = logging.getLogger(__name__)
-_SYNC_PREFIX = 'sync.'
 _COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
 
 
@@ -70,27 +69,6 @@ class OfflineStats:
     def bad(self, kind: str, err: Exception) -> None:
         self.bad_input[kind] = self.bad_input.get(kind, 0) + 1
         _LOG.warning('skipped bad %s input: %s', kind, err)
-
-
-def make_sync(parameters: Mapping[str, Any] | None = None) -> LidarDrivenSync | ApproximateSync:
-    """The synchroniser the node builds from its ``sync.*`` parameters (defaults for those not given).
-
-    Args:
-        parameters: dotted parameter names; keys outside ``sync.*`` are ignored.
-
-    Raises:
-        ConfigError: a sync parameter is unknown or invalid.
-    """
-    given = {k: v for k, v in (parameters or {}).items() if k.startswith(_SYNC_PREFIX)}
-    values = {**defaults(), **validate_values(given, 'sync parameters')}
-    if values['sync.policy'] == 'approximate':
-        return ApproximateSync(queue_size=values['sync.queue_size'], slop_s=values['sync.slop_s'])
-    return LidarDrivenSync(
-        slop_s=values['sync.slop_s'],
-        camera_offset_s=values['sync.camera_offset_s'],
-        timeout_s=values['sync.timeout_s'],
-        on_missing_camera=values['sync.on_missing_camera'],
-    )
 
 
 class _Pipeline:

@@ -8,6 +8,9 @@ Two policies produce the same :class:`SyncedPair`:
 - :class:`ApproximateSync`: message_filters' Python ``ApproximateTimeSynchronizer``
   semantics for two topics (images and clouds).
 
+:func:`make_sync` builds the one the node's ``sync.*`` parameters select, for the
+node and the offline path alike.
+
 Both are thread-safe: state changes under a lock, the callback runs after the
 lock is released (a slow consumer never blocks the other topic's callback).
 Pairs are also returned by the ``add_*`` / ``poll`` calls. A stamp that jumps
@@ -21,11 +24,12 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from anovox_perception.errors import ConfigError
+from anovox_perception.parameters import defaults, validate_values
 
 __all__ = [
     'ApproximateSync',
@@ -33,10 +37,12 @@ __all__ = [
     'ON_MISSING_CAMERA',
     'StampedMsg',
     'SyncedPair',
+    'make_sync',
 ]
 
 ON_MISSING_CAMERA = ('lidar_only', 'skip')
 _NS_PER_S = 1_000_000_000
+_SYNC_PREFIX = 'sync.'
 
 
 @dataclass(frozen=True)
@@ -403,3 +409,31 @@ class ApproximateSync(_SyncBase):
 
     def _gauges(self) -> dict[str, int]:
         return {'clouds_queued': len(self._queues['points']), 'images_queued': len(self._queues['image'])}
+
+
+def make_sync(
+    parameters: Mapping[str, Any] | None = None, callback: Callable[[SyncedPair], None] | None = None
+) -> LidarDrivenSync | ApproximateSync:
+    """The synchroniser selected by the node's ``sync.*`` parameters (defaults for those not given).
+
+    Args:
+        parameters: parameter values by dotted name; keys outside ``sync.*`` are ignored.
+        callback: called with each pair, outside the synchroniser's lock (``None``: pairs are only returned).
+
+    Returns:
+        An :class:`ApproximateSync` for ``sync.policy: approximate``, else a :class:`LidarDrivenSync`.
+
+    Raises:
+        ConfigError: a sync parameter is unknown or invalid.
+    """
+    given = {k: v for k, v in (parameters or {}).items() if k.startswith(_SYNC_PREFIX)}
+    values = {**defaults(), **validate_values(given, 'sync parameters')}
+    if values['sync.policy'] == 'approximate':
+        return ApproximateSync(queue_size=values['sync.queue_size'], slop_s=values['sync.slop_s'], callback=callback)
+    return LidarDrivenSync(
+        slop_s=values['sync.slop_s'],
+        camera_offset_s=values['sync.camera_offset_s'],
+        timeout_s=values['sync.timeout_s'],
+        on_missing_camera=values['sync.on_missing_camera'],
+        callback=callback,
+    )

@@ -11,8 +11,8 @@ from fake_onnx_model import CAMERA, T_CAM_LIDAR, write_fake_model
 from anovox_perception.bags import BagFrame, BagTiming, BagTopics, write_bag
 from anovox_perception.detector import CameraFrame, CloudFrame, Detector, DetectorConfig
 from anovox_perception.errors import ConfigError, DataError
-from anovox_perception.offline import OfflineStats, main, make_sync, run_offline
-from anovox_perception.sync import ApproximateSync, LidarDrivenSync, SyncedPair
+from anovox_perception.offline import OfflineStats, main, run_offline
+from anovox_perception.sync import SyncedPair
 
 
 @pytest.fixture(scope='module')
@@ -123,15 +123,6 @@ def test_an_existing_detector_is_used_and_left_open(tmp_path, config):
     assert len(list(run_offline(tmp_path / 'bag', detector=detector))) == 2
     assert len(list(run_offline(tmp_path / 'bag', detector=detector))) == 2
     detector.close()
-
-
-def test_sync_is_built_from_the_node_parameters():
-    assert isinstance(make_sync(), LidarDrivenSync)
-    sync = make_sync({'sync.slop_s': 0.02, 'sync.camera_offset_s': -0.01, 'model_path': 'ignored'})
-    assert (sync.slop_ns, sync.camera_offset_ns) == (20_000_000, -10_000_000)
-    assert isinstance(make_sync({'sync.policy': 'approximate'}), ApproximateSync)
-    with pytest.raises(ConfigError, match='sync.slop_s'):
-        make_sync({'sync.slop_s': 5.0})
 
 
 def test_missing_detector_or_lidar_topic_is_reported(tmp_path, config):

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anovox_perception.errors import ConfigError
-from anovox_perception.sync import ApproximateSync, LidarDrivenSync, StampedMsg, SyncedPair
+from anovox_perception.sync import ApproximateSync, LidarDrivenSync, StampedMsg, SyncedPair, make_sync
 
 MS = 1_000_000  # nanoseconds per millisecond
 
@@ -166,8 +166,8 @@ def run_in_thread(fn, timeout_s: float = 10.0) -> bool:
     return not thread.is_alive()
 
 
-@pytest.mark.parametrize('make_sync', [LidarDrivenSync, ApproximateSync])
-def test_sync_calls_back_outside_its_lock(make_sync) -> None:
+@pytest.mark.parametrize('sync_class', [LidarDrivenSync, ApproximateSync])
+def test_sync_calls_back_outside_its_lock(sync_class) -> None:
     seen: list[SyncedPair] = []
 
     def callback(pair: SyncedPair) -> None:
@@ -176,7 +176,7 @@ def test_sync_calls_back_outside_its_lock(make_sync) -> None:
         sync.counters()
         sync.add_image(img(500))
 
-    sync = make_sync(slop_s=0.05, callback=callback)
+    sync = sync_class(slop_s=0.05, callback=callback)
 
     def feed() -> None:
         sync.add_image(img(100))
@@ -184,6 +184,23 @@ def test_sync_calls_back_outside_its_lock(make_sync) -> None:
 
     assert run_in_thread(feed), 'the callback ran under the lock'
     assert pairing(seen) == [('cloud@100', 'img@100')]
+
+
+def test_sync_is_built_from_the_node_parameters() -> None:
+    assert isinstance(make_sync(), LidarDrivenSync)
+    sync = make_sync({'sync.slop_s': 0.02, 'sync.camera_offset_s': -0.01, 'model_path': 'ignored'})
+    assert (sync.slop_ns, sync.camera_offset_ns) == (20_000_000, -10_000_000)
+    assert isinstance(make_sync({'sync.policy': 'approximate'}), ApproximateSync)
+    with pytest.raises(ConfigError, match='sync.slop_s'):
+        make_sync({'sync.slop_s': 5.0})
+
+
+def test_built_sync_hands_its_pairs_to_the_callback() -> None:
+    seen: list[SyncedPair] = []
+    sync = make_sync({'sync.policy': 'approximate', 'sync.slop_s': 0.05}, callback=seen.append)
+    sync.add_image(img(100))
+    sync.add_points(cloud(110))
+    assert pairing(seen) == [('cloud@110', 'img@100')]
 
 
 def test_sync_stays_consistent_under_concurrent_producers() -> None:
