@@ -150,7 +150,7 @@ def write_anomaly(path: Path, style: str = 'b', truth: FrameTruth | None = None)
 
 
 def sensor_setup_b(style: str = 'carla') -> dict[str, dict[str, object]]:
-    """sensor_setup.json content: 'carla' (this project's Layout B) or 'anovox' (AnoVox's own)."""
+    """sensor_setup.json content: 'carla' (the legacy generator output, CARLA blueprint ids) or 'anovox' (AnoVox's)."""
     setup: dict[str, dict[str, object]] = {}
     carla_types = {
         'rgb': 'sensor.camera.rgb',
@@ -183,7 +183,7 @@ def sensor_setup_b(style: str = 'carla') -> dict[str, dict[str, object]]:
 def write_layout_b(
     root: Path, name: str = 'Scenario_b', frame_ids: tuple[int, ...] = (100, 101), style: str = 'carla'
 ) -> ScenarioTruth:
-    """A Layout B scenario; ``style`` 'carla' stores point y negated (this project), 'anovox' as AnoVox does.
+    """A Layout B scenario; ``style`` 'carla' stores point y negated (legacy generator output), 'anovox' as AnoVox does.
 
     'anovox' also writes semantic images single-channel and the semantic LiDAR as
     float64, as AnoVox's generator does, and its csv dialect.

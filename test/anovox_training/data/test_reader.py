@@ -1,4 +1,4 @@
-"""ScenarioReader on hand-built Layout B scenarios (this project's and AnoVox's own dialect)."""
+"""ScenarioReader on hand-built Layout B scenarios (AnoVox's conventions and the legacy generator output)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_every_sensor_reads_back_what_was_written_in_the_rep103_lidar_frame(tmp_
     reader = ScenarioReader(truth.path)
     assert reader.layout == 'B' and reader.name == 'Scenario_b'
     assert reader.frame_ids == [100, 101] and reader.sensors == SENSORS
-    # This project's Layout B stores y negated; AnoVox's own files are already REP-103.
+    # The legacy generator output stores y negated; AnoVox's files are already REP-103.
     assert reader.points_y_negated is (style == 'carla')
     for frame_id, expected in truth.frames.items():
         frame = reader.read(frame_id)
