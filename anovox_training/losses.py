@@ -8,9 +8,12 @@ Each term is therefore explicit about its weighting:
   normalised by the total weight (missing a real voxel costs more than inventing
   one; evaluation only scores predicted voxels, so recall matters most).
 - semantic: cross-entropy over occupied *normal* voxels, normal classes only.
-- anomaly: BCE over occupied voxels (ignored labels excluded), anomaly voxels
-  weighted ``anomaly_pos_weight``, normalised by the total weight. Training-split
-  anomaly categories act as outlier exposure.
+- anomaly: focal BCE (Lin et al., 2017; ``anomaly_focal_gamma``, 0 = plain BCE)
+  over occupied voxels (ignored labels excluded), anomaly voxels weighted
+  ``anomaly_pos_weight``, normalised by the total weight. The focal factor
+  shifts the loss from the millions of easy ground and building voxels to the
+  rare hard negatives (pedestrians, poles, street furniture) that decide the
+  precision. Training-split anomaly categories act as outlier exposure.
 - outlier exposure: on anomaly voxels, cross-entropy between the normal-class
   softmax and the uniform distribution (Hendrycks et al., 2019), so an object the
   normal classes do not explain is left without a confident class; zero in
@@ -46,6 +49,7 @@ class LossWeights:
     semantic: float = 0.5
     anomaly: float = 1.0
     anomaly_pos_weight: float = 10.0
+    anomaly_focal_gamma: float = 2.0
     outlier_exposure: float = 0.5
 
     @classmethod
@@ -53,8 +57,14 @@ class LossWeights:
         return cls(**{k: float(v) for k, v in data.items()})
 
 
-def _weighted_bce(logits: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+def _weighted_bce(logits: Tensor, target: Tensor, weight: Tensor, gamma: float = 0.0) -> Tensor:
     loss = F.binary_cross_entropy_with_logits(logits, target, reduction='none')
+    if gamma > 0:
+        # Focal factor (1 - p_t) ** gamma, p_t = probability of the true class. The normaliser stays
+        # the plain weight sum, so the term's scale does not swing with how easy a batch is.
+        p = torch.sigmoid(logits)
+        p_true = p * target + (1.0 - p) * (1.0 - target)
+        loss = loss * (1.0 - p_true).pow(gamma)
     return (loss * weight).sum() / weight.sum().clamp_min(1.0)
 
 
@@ -97,7 +107,9 @@ class DetectorLoss(torch.nn.Module):
         anom = self.anomaly_lut[lab]
         scored = (anom != IGNORE_INDEX).float()
         positive = (anom == 1).float()
-        anomaly = _weighted_bce(logits.anomaly, positive, scored * (1.0 + (w.anomaly_pos_weight - 1.0) * positive))
+        anomaly = _weighted_bce(
+            logits.anomaly, positive, scored * (1.0 + (w.anomaly_pos_weight - 1.0) * positive), w.anomaly_focal_gamma
+        )
 
         # CE between the normal-class softmax and the uniform distribution (logsumexp - mean logit),
         # minus its minimum log K so that 0 means "uniform"; averaged over anomaly voxels.

@@ -64,7 +64,13 @@ QUICK_PLAN = (
     SplitPlan('val', scenarios=1, frames=3, seed=101, width=96, height=64),
     SplitPlan('test', scenarios=1, frames=3, seed=102, width=96, height=64),
 )
-QUICK_OVERRIDES = ['model.preset=tiny', 'train.epochs=1', 'train.progress=false', 'eval.semantic_weights=[]']
+QUICK_OVERRIDES = [
+    'model.preset=tiny',
+    'train.epochs=1',
+    'train.progress=false',
+    'eval.semantic_weights=[]',
+    'eval.anomaly_temperatures=[]',
+]
 VARIANT_OVERRIDES = {
     'fusion': ['model.modality=fusion'],
     'lidar': ['model.modality=lidar'],

@@ -42,12 +42,11 @@ from anovox_perception.errors import AnovoxError, ConfigError
 from anovox_perception.preprocess import INPUT_NAMES, InputSpec
 from anovox_training.cache import CachedFrame, SampleCache, data_hash, frame_refs, load_cached
 from anovox_training.data.dataset import resolve_scenarios
-from anovox_training.data.labels import is_anomaly
 from anovox_training.evaluate import VariantAccumulator, model_scorer
 from anovox_training.losses import LOSS_TERMS, DetectorLoss, LossWeights
-from anovox_training.metrics import binary_metrics
-from anovox_training.model.checkpoint import load_checkpoint, model_config_of, read_checkpoint, save_checkpoint
+from anovox_training.model.checkpoint import model_config_of, read_checkpoint, save_checkpoint
 from anovox_training.model.detector import AnomalyDetector, build_model
+from anovox_training.score_tuning import tune_checkpoints
 from anovox_training.targets import EVAL_IGNORED_LABELS, dense_labels
 from anovox_training.train_config import load_config
 
@@ -59,9 +58,7 @@ __all__ = [
     'epoch_batches',
     'get_args_parser',
     'main',
-    'semantic_weight_ap',
     'train',
-    'tune_semantic_weight',
 ]
 
 # Occupancy thresholds tried by the calibration, highest first.
@@ -340,8 +337,9 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
     last_path, best_path = out_dir / 'last.pt', out_dir / 'best.pt'
     if resume and last_path.is_file():
         ckpt = read_checkpoint(last_path, map_location=dist.device)
-        # semantic_weight is chosen after training and only changes the score rule.
-        if {**ckpt['config']['model'], 'semantic_weight': 0} != {**config['model'], 'semantic_weight': 0}:
+        # The score rule is chosen after training and changes no weight.
+        rule = {'semantic_weight': 0, 'anomaly_temperature': 1}
+        if {**ckpt['config']['model'], **rule} != {**config['model'], **rule}:
             msg = f'--resume: {last_path} was trained with another model config; use a new out_dir'
             raise TrainingError(msg)
         model.load_state_dict(ckpt['model'])
@@ -478,68 +476,16 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
         progress.close()
     if logger is not None:
         logger.close()
-    if dist.is_main and val_paths and config['eval']['semantic_weights']:
-        tune_semantic_weight([best_path, last_path], val_paths, spec, config['eval']['semantic_weights'])
+    if dist.is_main and val_paths:
+        tune_checkpoints(
+            [best_path, last_path],
+            val_paths,
+            spec,
+            config['eval']['semantic_weights'],
+            config['eval']['anomaly_temperatures'],
+        )
     dist.barrier()
     return last_path
-
-
-@torch.inference_mode()
-def semantic_weight_ap(
-    model: AnomalyDetector, paths: Sequence[Path], spec: InputSpec, threshold: float, candidates: Sequence[float]
-) -> dict[float, float]:
-    """Validation Anomalies_Only AP of the anomaly score for each candidate ``semantic_weight``.
-
-    The network runs once; the score rule (``head.anomaly_score``) is re-applied per candidate.
-    """
-    p_anomaly, msp, labels = [], [], []
-    for start in range(0, len(paths), 4):
-        frames = [load_cached(p, spec) for p in paths[start : start + 4]]
-        batch = [torch.from_numpy(np.concatenate([f.inputs[n] for f in frames])) for n in INPUT_NAMES]
-        logits = model.logits(*batch)
-        occ = torch.sigmoid(logits.occupancy).permute(0, 2, 3, 1).numpy()
-        p = torch.sigmoid(logits.anomaly).permute(0, 2, 3, 1).numpy()
-        m = torch.softmax(logits.semantic, dim=1).amax(dim=1).permute(0, 2, 3, 1).numpy()
-        for i, frame in enumerate(frames):
-            keep = ~_IGNORED[frame.targets.label]
-            index, label = frame.targets.index[keep], frame.targets.label[keep]
-            positive = is_anomaly(label)
-            if not positive.any():
-                continue  # Anomalies_Only: frames whose ground truth holds an anomaly
-            predicted = occ[i].reshape(-1)[index] >= threshold
-            p_anomaly.append(p[i].reshape(-1)[index][predicted])
-            msp.append(m[i].reshape(-1)[index][predicted])
-            labels.append(positive[predicted])
-    if not labels:
-        return {}
-    p_all, m_all, y_all = (np.concatenate(a).astype(np.float64) for a in (p_anomaly, msp, labels))
-    return {w: binary_metrics(1.0 - (1.0 - p_all) * m_all**w, y_all)['AP'] for w in candidates}
-
-
-def tune_semantic_weight(
-    checkpoints: Sequence[Path], val_paths: Sequence[Path], spec: InputSpec, candidates: Sequence[float]
-) -> None:
-    """Choose ``model.semantic_weight`` on validation and write it into each existing checkpoint.
-
-    It only changes how the exported score combines two head outputs, not any
-    weight, so it is chosen after training (on the first checkpoint, best.pt
-    when there is one).
-    """
-    existing = [p for p in checkpoints if p.is_file()]
-    if not existing:
-        return
-    model, config, ckpt = load_checkpoint(existing[0])
-    aps = semantic_weight_ap(model, val_paths, spec, float(ckpt.get('occupancy_threshold', 0.5)), candidates)
-    if not aps:
-        return
-    chosen = max(aps, key=lambda w: (aps[w], -w))
-    shown = ', '.join(f'w={w:g}: AP={ap:.4f}' for w, ap in aps.items())
-    print(f'semantic_weight on validation: {shown} -> {chosen:g}', file=sys.stderr)
-    for path in existing:
-        state = read_checkpoint(path)
-        state['config']['model']['semantic_weight'] = float(chosen)
-        state['semantic_weight_ap'] = {str(w): ap for w, ap in aps.items()}
-        save_checkpoint(path, state)
 
 
 class _LogitsView(nn.Module):

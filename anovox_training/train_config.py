@@ -53,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
         'semantic': 0.5,
         'anomaly': 1.0,
         'anomaly_pos_weight': 10.0,
+        'anomaly_focal_gamma': 2.0,
         'outlier_exposure': 0.5,
     },
     'eval': {
@@ -62,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
         'min_coverage': 0.95,
         'calibrate_occupancy': True,
         'semantic_weights': [0.0, 0.5, 1.0, 2.0, 4.0],
+        'anomaly_temperatures': [1.0, 2.0, 3.0, 4.0, 6.0, 8.0],
     },
 }
 
@@ -86,6 +88,7 @@ _NUMERIC: dict[str, tuple[type, float | None, float | None]] = {
     'loss.semantic': (float, 0.0, None),
     'loss.anomaly': (float, 0.0, None),
     'loss.anomaly_pos_weight': (float, 1.0, None),
+    'loss.anomaly_focal_gamma': (float, 0.0, 10.0),
     'loss.outlier_exposure': (float, 0.0, None),
     'eval.val_every_epochs': (int, 1, None),
     'eval.val_max_frames': (int, 1, None),
@@ -210,13 +213,14 @@ def resolve_config(user: Mapping[str, Any], where: str = 'config', base_dir: Pat
         if not isinstance(holder[key], str) or not holder[key]:
             msg = f'{where}: {key} must be a non-empty path string, got {holder[key]!r}'
             raise ConfigError(msg)
-    weights = config['eval']['semantic_weights']
-    if not isinstance(weights, list) or not all(
-        isinstance(w, int | float) and not isinstance(w, bool) and w >= 0 for w in weights
-    ):
-        msg = f'{where}: eval.semantic_weights must be a list of numbers >= 0, got {weights!r}'
-        raise ConfigError(msg)
-    config['eval']['semantic_weights'] = [float(w) for w in weights]
+    for key, positive in (('semantic_weights', False), ('anomaly_temperatures', True)):
+        values = config['eval'][key]
+        if not isinstance(values, list) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and (v > 0 if positive else v >= 0) for v in values
+        ):
+            msg = f'{where}: eval.{key} must be a list of numbers {"> 0" if positive else ">= 0"}, got {values!r}'
+            raise ConfigError(msg)
+        config['eval'][key] = [float(v) for v in values]
     for path in ('train.progress', 'eval.calibrate_occupancy'):
         if not isinstance(_get(config, path), bool):
             msg = f'{where}: {path} must be true or false, got {_get(config, path)!r}'

@@ -51,6 +51,8 @@ class ModelConfig:
         classes: Normal semantic classes predicted per voxel.
         semantic_weight: Exponent of the max-softmax term in the anomaly score
             (0 uses the anomaly logit alone); see ``head.py``.
+        anomaly_temperature: The anomaly logit is divided by it before the sigmoid
+            (temperature scaling: same ranking, better spread over the 0.01 threshold grid).
     """
 
     name: str = 'base'
@@ -66,6 +68,7 @@ class ModelConfig:
     lift_heights_m: tuple[float, ...] = (-1.5, -0.5, 0.5, 1.5)
     classes: tuple[str, ...] = tuple(NORMAL_CLASSES)
     semantic_weight: float = 1.0
+    anomaly_temperature: float = 1.0
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -93,6 +96,9 @@ class ModelConfig:
             raise ConfigError(msg)
         if not self.semantic_weight >= 0:
             msg = f'ModelConfig.semantic_weight must be >= 0, got {self.semantic_weight}'
+            raise ConfigError(msg)
+        if not self.anomaly_temperature > 0:
+            msg = f'ModelConfig.anomaly_temperature must be > 0, got {self.anomaly_temperature}'
             raise ConfigError(msg)
         self.input_spec()  # validates the grid / stride / image size combination
 
@@ -152,8 +158,9 @@ class ModelConfig:
             for key in ('image_width', 'image_height', 'image_layers', 'embed_dim', 'attention_heads'):
                 if key in kwargs:
                     kwargs[key] = _as_int(key, kwargs[key])
-            if 'semantic_weight' in kwargs:
-                kwargs['semantic_weight'] = float(kwargs['semantic_weight'])
+            for key in ('semantic_weight', 'anomaly_temperature'):
+                if key in kwargs:
+                    kwargs[key] = float(kwargs[key])
         except (TypeError, ValueError) as err:
             if isinstance(err, ConfigError | GeometryError):
                 raise ConfigError(str(err)) from err

@@ -90,7 +90,9 @@ def build_model(cfg: ModelConfig) -> AnomalyDetector:
             n_lift=len(cfg.lift_heights_m),
         )
     backbones = Backbones(image, BevBackbone(spec.bev_channels, cfg.bev_widths))
-    head = VoxelHead(cfg.bev_widths, cfg.grid.nz, len(cfg.classes), cfg.semantic_weight, spec.bev_channels)
+    head = VoxelHead(
+        cfg.bev_widths, cfg.grid.nz, len(cfg.classes), cfg.semantic_weight, spec.bev_channels, cfg.anomaly_temperature
+    )
     return AnomalyDetector(cfg, InputStage(cfg.modality), backbones, fusion, head)
 
 

@@ -6,13 +6,17 @@ the anomaly logit learns "known anomaly vs. normal" and the semantic logits are
 pushed towards uniform on anomaly voxels. The exported score combines both as a
 noisy-OR of two cues,
 
-    score = 1 - (1 - sigmoid(anomaly_logit)) * max_softmax(semantic_logits) ** w,
+    score = 1 - (1 - sigmoid(anomaly_logit / T)) * max_softmax(semantic_logits) ** w,
 
 so a voxel scores high when it resembles a known anomaly *or* fits none of the
 normal classes. The second cue is what lets categories never seen in training
 still score high: the anomaly logit alone tends to fire only on look-alikes of
 the training outliers, while the normal classes are learned from every frame.
 ``w`` (``ModelConfig.semantic_weight``) trades the two; 0 disables the second cue.
+``T`` (``ModelConfig.anomaly_temperature``) only spreads the scores: AnoVox's
+FPR95, F1 and PPV read them on a fixed 0.01 threshold grid, and an over-confident
+logit would crowd all normal voxels and the hardest anomalies below 0.01. Both are
+chosen on validation after training (``anovox_training.score_tuning``).
 """
 
 from __future__ import annotations
@@ -48,18 +52,21 @@ class HeadLogits(NamedTuple):
     semantic: Tensor
 
 
-def anomaly_score(anomaly_logit: Tensor, semantic_logits: Tensor, semantic_weight: float) -> Tensor:
+def anomaly_score(
+    anomaly_logit: Tensor, semantic_logits: Tensor, semantic_weight: float, temperature: float = 1.0
+) -> Tensor:
     """The noisy-OR anomaly score in [0, 1] (see module docstring).
 
     Args:
         anomaly_logit: (...) anomaly logits.
         semantic_logits: (B, K, ...) normal-class logits (class dim 1).
         semantic_weight: Exponent ``w`` of the max-softmax term.
+        temperature: ``T`` dividing the anomaly logit.
 
     Returns:
         Scores shaped like ``anomaly_logit``.
     """
-    p_anomaly = torch.sigmoid(anomaly_logit)
+    p_anomaly = torch.sigmoid(anomaly_logit if temperature == 1.0 else anomaly_logit * (1.0 / temperature))
     if semantic_weight == 0:
         return p_anomaly
     msp = torch.softmax(semantic_logits, dim=1).amax(dim=1)
@@ -75,15 +82,23 @@ class VoxelHead(nn.Module):
         n_classes: Normal semantic classes K.
         semantic_weight: Exponent of the max-softmax cue in :func:`anomaly_score`.
         bev_channels: Channels of the BEV input, joined to the last layer.
+        temperature: ``T`` of :func:`anomaly_score`.
     """
 
     def __init__(
-        self, widths: tuple[int, ...], nz: int, n_classes: int, semantic_weight: float, bev_channels: int
+        self,
+        widths: tuple[int, ...],
+        nz: int,
+        n_classes: int,
+        semantic_weight: float,
+        bev_channels: int,
+        temperature: float = 1.0,
     ) -> None:
         super().__init__()
         self.nz = nz
         self.n_classes = n_classes
         self.semantic_weight = semantic_weight
+        self.temperature = temperature
         ups = []
         for coarse, fine in zip(widths[:0:-1], widths[-2::-1], strict=True):
             # 1x1 merge of upsampled and skip features, then one 3x3 conv: cheap at fine scales.
@@ -121,5 +136,5 @@ class VoxelHead(nn.Module):
     def probabilities(self, logits: HeadLogits) -> tuple[Tensor, Tensor]:
         """(occupancy, anomaly) probabilities, each (B, nx, ny, nz)."""
         occupancy = torch.sigmoid(logits.occupancy)
-        score = anomaly_score(logits.anomaly, logits.semantic, self.semantic_weight)
+        score = anomaly_score(logits.anomaly, logits.semantic, self.semantic_weight, self.temperature)
         return occupancy.permute(0, 2, 3, 1), score.permute(0, 2, 3, 1)

@@ -115,10 +115,12 @@ def test_validation_keeps_the_best_checkpoint_and_tunes_the_score_weight(tmp_pat
     # A grid reaching 30 m ahead, so the validation anomalies fall inside it.
     config['model']['grid'] = {**config['model']['grid'], 'x_max_m': 28.0, 'y_min_m': -8.0, 'y_max_m': 8.0}
     config['eval']['semantic_weights'] = [0.0, 2.0]
+    config['eval']['anomaly_temperatures'] = [1.0, 4.0]
     train(config)
     best = torch.load(tmp_path / 'run' / 'best.pt', weights_only=True)
-    assert set(best['semantic_weight_ap']) == {'0.0', '2.0'}
-    assert best['config']['model']['semantic_weight'] in (0.0, 2.0)
+    weight = best['config']['model']['semantic_weight']
+    assert weight in (0.0, 2.0) and best['config']['model']['anomaly_temperature'] in (1.0, 4.0)
+    assert {'w=0,T=1', 'w=2,T=1', f'w={weight:g},T=4'} <= set(best['score_tuning'])
     assert best['occupancy_threshold'] in THRESHOLD_GRID
     with (tmp_path / 'run' / 'val_log.csv').open() as fh:
         rows = list(csv.DictReader(fh))

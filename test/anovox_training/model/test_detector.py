@@ -75,6 +75,9 @@ def test_anomaly_score_is_a_noisy_or_of_the_anomaly_probability_and_semantic_dou
     msp = torch.softmax(torch.tensor([10.0, 0.0]), 0).max()
     torch.testing.assert_close(score, torch.tensor([[1 - 0.5 * msp, 1 - 0.5 * 0.5]]))
     torch.testing.assert_close(anomaly_score(logit, semantic, semantic_weight=0.0), torch.full((1, 2), 0.5))
+    # Temperature divides the anomaly logit before the sigmoid.
+    two = torch.tensor([[2.0, -2.0]])
+    torch.testing.assert_close(anomaly_score(two, semantic, 0.0, temperature=2.0), torch.sigmoid(two / 2))
 
 
 @pytest.mark.filterwarnings('ignore:You are using the legacy TorchScript-based ONNX export')
