@@ -7,7 +7,10 @@ Each term is therefore explicit about its weighting:
 - occupancy: BCE over every cell, occupied cells weighted ``occupancy_pos_weight``,
   normalised by the total weight (missing a real voxel costs more than inventing
   one; evaluation only scores predicted voxels, so recall matters most).
-- semantic: cross-entropy over occupied *normal* voxels, normal classes only.
+- semantic: cross-entropy over occupied *normal* voxels, normal classes only,
+  each class weighted by ``1 / sqrt(its share of the batch's normal voxels)``
+  (capped at 10): road and buildings would otherwise drown the pedestrians,
+  poles and street furniture whose confident recognition the anomaly score needs.
 - anomaly: focal BCE (Lin et al., 2017; ``anomaly_focal_gamma``, 0 = plain BCE)
   over occupied voxels (ignored labels excluded), anomaly voxels weighted
   ``anomaly_pos_weight``, normalised by the total weight. The focal factor
@@ -101,8 +104,16 @@ class DetectorLoss(torch.nn.Module):
         occupancy = _weighted_bce(logits.occupancy, occupied, 1.0 + (w.occupancy_pos_weight - 1.0) * occupied)
 
         cls = self.class_lut[lab]
-        n_normal = (cls != IGNORE_INDEX).sum().clamp_min(1)
-        semantic = F.cross_entropy(logits.semantic, cls, ignore_index=IGNORE_INDEX, reduction='sum') / n_normal
+        n_classes = logits.semantic.shape[1]
+        counts = torch.bincount(cls[cls != IGNORE_INDEX], minlength=n_classes).float()
+        share = counts / counts.sum().clamp_min(1.0)
+        n_present = (counts > 0).sum().clamp_min(1)
+        class_weight = torch.where(counts > 0, (1.0 / (n_present * share.clamp_min(1e-12))).sqrt(), 0.0).clamp(max=10.0)
+        per_voxel = F.cross_entropy(
+            logits.semantic, cls, weight=class_weight, ignore_index=IGNORE_INDEX, reduction='sum'
+        )
+        voxel_weight = class_weight[cls.clamp(max=n_classes - 1)] * (cls != IGNORE_INDEX)
+        semantic = per_voxel / voxel_weight.sum().clamp_min(1e-6)
 
         anom = self.anomaly_lut[lab]
         scored = (anom != IGNORE_INDEX).float()

@@ -32,7 +32,10 @@ from pathlib import Path
 
 from anovox_perception.errors import AnovoxError, ConfigError, DataError
 from anovox_training import evaluate, train
+from anovox_training.cache import SampleCache, frame_refs
+from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.reader import ScenarioReader, find_scenarios
+from anovox_training.model.checkpoint import model_config_of, read_checkpoint
 
 __all__ = ['DATA_PLAN', 'QUICK_PLAN', 'VARIANT_OVERRIDES', 'SplitPlan', 'main']
 
@@ -142,6 +145,13 @@ def train_variants(
     return out
 
 
+def prebuild_cache(checkpoint: Path, data: Path, workers: int) -> None:
+    """Cache the evaluation frames with ``workers`` processes (evaluation itself builds them one by one)."""
+    ckpt = read_checkpoint(checkpoint)
+    spec = model_config_of(ckpt['config']).input_spec()
+    SampleCache(ckpt['config']['data']['cache_dir'], spec).ensure(frame_refs(resolve_scenarios(data)), workers=workers)
+
+
 def _finished(checkpoint: Path) -> bool:
     import torch
 
@@ -180,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         start = time.perf_counter()
         eval_dir = args.runs / 'eval'
+        prebuild_cache(checkpoints['fusion'], args.data / 'test', args.workers)
         code = evaluate.main(
             [
                 '--checkpoint', str(checkpoints['fusion']),

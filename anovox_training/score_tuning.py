@@ -4,8 +4,9 @@ Neither changes a weight; both only change how the exported anomaly score
 combines head outputs (``model/head.py``), so they are picked after training
 from one pass of the network over the validation frames:
 
-1. ``semantic_weight`` = the candidate with the best Anomalies_Only AP (the
-   smallest one on ties: fewer assumptions);
+1. ``semantic_weight`` = the smallest candidate whose Anomalies_Only AP is within
+   :data:`AP_TOLERANCE` of the best (the semantic cue lifts every score, which
+   costs F1 and PPV on the fixed thresholds, so it must earn its place);
 2. ``anomaly_temperature`` = among the candidates whose FPR95 is within
    :data:`FPR95_TOLERANCE` of the lowest, the one with the best F1 (then the
    smallest). Temperature scaling keeps the ranking (AP and AUROC do not move)
@@ -30,9 +31,18 @@ from anovox_training.model.checkpoint import load_checkpoint, read_checkpoint, s
 from anovox_training.model.detector import AnomalyDetector
 from anovox_training.targets import EVAL_IGNORED_LABELS
 
-__all__ = ['FPR95_TOLERANCE', 'ValidationVoxels', 'choose', 'collect_voxels', 'score', 'tune_checkpoints']
+__all__ = [
+    'AP_TOLERANCE',
+    'FPR95_TOLERANCE',
+    'ValidationVoxels',
+    'choose',
+    'collect_voxels',
+    'score',
+    'tune_checkpoints',
+]
 
-# FPR95 differences below this are validation noise, not a reason to give up F1.
+# Differences below these are validation noise, not a reason to give up F1 or simplicity.
+AP_TOLERANCE = 0.01
 FPR95_TOLERANCE = 0.01
 _IGNORED = np.zeros(256, dtype=bool)
 _IGNORED[sorted(EVAL_IGNORED_LABELS)] = True
@@ -103,7 +113,7 @@ def choose(
             m = binary_metrics(score(voxels, w, temperature), voxels.positive)
             tried[f'w={w:g},T={temperature:g}'] = m
             ap[w] = m['AP']
-        weight = max(ap, key=lambda w: (ap[w], -w))
+        weight = min(w for w in weights if ap[w] >= max(ap.values()) - AP_TOLERANCE)
     if temperatures:
         fpr95, f1 = {}, {}
         for t in temperatures:

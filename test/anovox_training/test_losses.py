@@ -80,3 +80,19 @@ def test_the_focal_factor_shrinks_the_loss_of_easy_voxels_more_than_of_hard_ones
     plain_hard = DetectorLoss(CLASSES, LossWeights(anomaly_focal_gamma=0.0))(hard, labels)[1]['anomaly']
     focal_hard = DetectorLoss(CLASSES, LossWeights(anomaly_focal_gamma=2.0))(hard, labels)[1]['anomaly']
     assert focal_hard == pytest.approx(0.25 * plain_hard)
+
+
+def test_a_missed_rare_class_voxel_costs_more_than_a_missed_common_one():
+    labels = _labels()  # 32 road cells, one car cell
+    loss = DetectorLoss(CLASSES, LossWeights())
+    base = _perfect(labels)
+    road, vehicle = CLASSES.index('road'), CLASSES.index('vehicle')
+    miss_road = base.semantic.clone()
+    miss_road[0, road, 0, 0, 0] = 0.0
+    miss_road[0, vehicle, 0, 0, 0] = 20.0  # one road cell called a vehicle
+    miss_car = base.semantic.clone()
+    miss_car[0, vehicle, 1, 1, 1] = 0.0
+    miss_car[0, road, 1, 1, 1] = 20.0  # the car cell called road
+    cost_road = loss(base._replace(semantic=miss_road), labels)[1]['semantic']
+    cost_car = loss(base._replace(semantic=miss_car), labels)[1]['semantic']
+    assert cost_car > 2 * cost_road
