@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from anovox_perception.atomic_file import atomic_writer
 from anovox_perception.errors import DataError
 from anovox_perception.geometry import CameraModel
 from anovox_perception.preprocess import (
@@ -222,15 +222,8 @@ def _build_one(job: tuple[Path, int, Path, dict[str, Any]]) -> Path:
         return out
     sensors = [s for s in SENSORS_USED if s in reader.sources]
     arrays = sample_arrays(reader.read(frame_id, sensors), spec)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{out.stem}.', suffix='.npz', dir=out.parent)
-    try:
-        with os.fdopen(fd, 'wb') as fh:
-            np.savez_compressed(fh, scenario=reader.name, frame_id=frame_id, fingerprint=fingerprint, **arrays)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(out) as fh:
+        np.savez_compressed(fh, scenario=reader.name, frame_id=frame_id, fingerprint=fingerprint, **arrays)
     return out
 
 

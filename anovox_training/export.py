@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ import onnx
 import torch
 
 import anovox_perception
+from anovox_perception.atomic_file import write_bytes_atomic
 from anovox_perception.errors import AnovoxError
 from anovox_perception.geometry import CameraModel
 from anovox_perception.model_card import CARD_METADATA_KEY, ModelCard, TensorSpec, card_path_for
@@ -82,18 +82,6 @@ class ExportResult:
     card: ModelCard
     parity_max_abs_diff: dict[str, float]
     rewrites: dict[str, int]
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; models are shipped and shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _to_onnx(model: AnomalyDetector, args: tuple[torch.Tensor, ...], opset: int) -> onnx.ModelProto:
@@ -232,7 +220,7 @@ def export_model(
     entry = proto.metadata_props.add()
     entry.key, entry.value = CARD_METADATA_KEY, card.to_json(indent=None)
     onnx_path = out_dir / f'{name}.onnx'
-    _atomic_write(onnx_path, proto.SerializeToString())
+    write_bytes_atomic(onnx_path, proto.SerializeToString())
     try:
         onnx.checker.check_model(str(onnx_path))
     except onnx.checker.ValidationError as err:
@@ -242,7 +230,7 @@ def export_model(
         msg = f'{onnx_path}: graph hash after adding the card differs from the card (serialiser changed order?)'
         raise ExportError(msg)
     card_path = card_path_for(onnx_path)
-    _atomic_write(card_path, (card.to_json() + '\n').encode())
+    write_bytes_atomic(card_path, (card.to_json() + '\n').encode())
 
     program_path = None
     if write_program:

@@ -19,12 +19,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from anovox_perception.atomic_file import write_bytes_atomic
 from anovox_perception.errors import EngineCacheError
 
 __all__ = ['CACHE_FORMAT', 'EngineCache', 'EngineKey', 'default_cache_dir']
@@ -176,8 +176,8 @@ class EngineCache:
         }
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            _atomic_write(engine_path, engine)
-            _atomic_write(header_path, json.dumps(header, indent=2).encode())
+            write_bytes_atomic(engine_path, engine)
+            write_bytes_atomic(header_path, json.dumps(header, indent=2).encode())
         except OSError as err:
             msg = f'cannot write TensorRT engine cache {engine_path}: {err}; set engine_cache_dir to a writable folder'
             raise EngineCacheError(msg) from None
@@ -209,16 +209,3 @@ class EngineCache:
         except EngineCacheError as err:
             _LOG.warning('%s; the engine is used but not cached', err)
         return data, True
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

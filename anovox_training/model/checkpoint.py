@@ -9,14 +9,13 @@ A checkpoint is a ``torch.save`` dict with ``model`` (state dict), ``optimizer``
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from anovox_perception.atomic_file import atomic_writer
 from anovox_perception.errors import ConfigError, DataError
 from anovox_training.model.config import ModelConfig
 from anovox_training.model.detector import AnomalyDetector, build_model
@@ -39,17 +38,8 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any]) -> Path:
         msg = f'save_checkpoint: state lacks {missing}; a checkpoint needs {list(REQUIRED_KEYS)}'
         raise ConfigError(msg)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as fh:
-            torch.save(dict(state), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as fh:
+        torch.save(dict(state), fh)
     return path
 
 
