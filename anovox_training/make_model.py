@@ -138,8 +138,12 @@ def train_variants(
             for item in [*overrides, *extra]:
                 args += ['--set', item]
             print(f'train {name}: python -m anovox_training.train {" ".join(args)}', flush=True)
-            if train.main(args) != 0:
-                msg = f'training the {name} variant failed; see the messages above'
+            code = train.main(args)
+            if code != 0 or not (last.is_file() and _finished(last)):
+                msg = (
+                    f'training the {name} variant stopped before its last epoch (exit status {code}); '
+                    'run make model again to resume it'
+                )
                 raise ConfigError(msg)
         out[name] = best if best.is_file() else last
     return out

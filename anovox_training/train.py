@@ -54,6 +54,7 @@ __all__ = [
     'THRESHOLD_GRID',
     'CachedDataset',
     'TrainingError',
+    'TrainingInterrupted',
     'calibrate_threshold',
     'epoch_batches',
     'get_args_parser',
@@ -69,6 +70,10 @@ _IGNORED[sorted(EVAL_IGNORED_LABELS)] = True
 
 class TrainingError(AnovoxError, RuntimeError):
     """Training cannot continue (non-finite loss, incompatible resume)."""
+
+
+class TrainingInterrupted(TrainingError):
+    """SIGTERM / SIGINT stopped training after saving a checkpoint; ``--resume`` continues it."""
 
 
 @dataclass(frozen=True)
@@ -447,6 +452,9 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
                         progress.close()
                     if logger is not None:
                         logger.close()
+                    if flag.stop:
+                        msg = f'interrupted by a signal at step {step}; {last_path} holds it, continue with --resume'
+                        raise TrainingInterrupted(msg)
                     return last_path
             epoch += 1
             batch_index = 0
@@ -519,6 +527,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if dist.world > 1:
                 torch.distributed.destroy_process_group()
+    except TrainingInterrupted as err:
+        print(f'train: {err}', file=sys.stderr)
+        return 130
     except AnovoxError as err:
         print(f'train: error: {err}', file=sys.stderr)
         return 2

@@ -125,3 +125,25 @@ def test_validation_keeps_the_best_checkpoint_and_tunes_the_score_weight(tmp_pat
     with (tmp_path / 'run' / 'val_log.csv').open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 1 and float(rows[0]['Anomalies_Only_coverage']) >= 0
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_finishes_the_run(data, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from anovox_training import train as train_module
+
+    original = train_module._camera_dropout
+
+    def dropout_then_signal(valid, p, seed, step, rank):
+        if step == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler preempting the job
+        return original(valid, p, seed, step, rank)
+
+    monkeypatch.setattr(train_module, '_camera_dropout', dropout_then_signal)
+    config = tiny_config(tmp_path, data)
+    with pytest.raises(train_module.TrainingInterrupted, match='interrupted by a signal at step 2'):
+        train(config)
+    assert _states(tmp_path / 'run' / 'last.pt')[2] == 2
+    monkeypatch.setattr(train_module, '_camera_dropout', original)
+    assert _states(train(config, resume=True))[2] == 6
