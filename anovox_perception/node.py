@@ -20,7 +20,7 @@ import array
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import rclpy
@@ -176,36 +176,33 @@ class DetectorNode(Node):
         payload = CloudFrame(cloud.points, msg.header.frame_id, received_s)
         self._current_sync().add_points(StampedMsg(_stamp_ns(msg.header.stamp), payload, self._now_ns()))
 
+    def _decode(self, kind: str, decode: Callable[[Any], Any], msg: Any) -> Any | None:
+        """``decode(msg)``, or None after logging and counting a bad input."""
+        try:
+            return decode(msg)
+        except Exception as err:  # nothing a publisher sends may stop the node
+            self._bad_input(kind, err)
+            return None
+
     def _on_image(self, msg: Image) -> None:
         self._stats.count(ps.IMAGES_IN)
-        try:
-            rgb = msg_codec.image_to_rgb(msg)
-        except Exception as err:  # nothing a publisher sends may stop the node
-            self._bad_input('image', err)
-            return
-        self._add_image(msg, rgb)
+        self._add_image(msg, self._decode('image', msg_codec.image_to_rgb, msg))
 
     def _on_compressed(self, msg: CompressedImage) -> None:
         self._stats.count(ps.IMAGES_IN)
-        try:
-            rgb = msg_codec.compressed_to_rgb(msg)
-        except Exception as err:  # nothing a publisher sends may stop the node
-            self._bad_input('compressed_image', err)
-            return
-        self._add_image(msg, rgb)
+        self._add_image(msg, self._decode('compressed_image', msg_codec.compressed_to_rgb, msg))
 
     def _add_image(self, msg: Any, rgb: Any) -> None:
+        if rgb is None:
+            return
         payload = CameraFrame(rgb, msg.header.frame_id)
         self._current_sync().add_image(StampedMsg(_stamp_ns(msg.header.stamp), payload, self._now_ns()))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._stats.count(ps.CAMERA_INFO_IN)
-        try:
-            camera = msg_codec.camera_info_to_model(msg)
-        except Exception as err:  # nothing a publisher sends may stop the node
-            self._bad_input('camera_info', err)
-            return
-        self._detector.set_camera_info(camera)
+        camera = self._decode('camera_info', msg_codec.camera_info_to_model, msg)
+        if camera is not None:
+            self._detector.set_camera_info(camera)
 
     def _bad_input(self, kind: str, err: Exception) -> None:
         self._stats.count(ps.BAD_INPUT_PREFIX + kind)
