@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
         'threads': 2,
         'loader_workers': 0,
         'log_every_steps': 10,
-        'checkpoint_every_steps': 200,
+        'checkpoint_every_steps': 100,
         'stop_at_step': None,
         'progress': True,
     },
