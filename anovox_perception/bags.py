@@ -38,6 +38,7 @@ __all__ = [
     'BagSummary',
     'BagTiming',
     'BagTopics',
+    'bag_qos',
     'iter_bag_messages',
     'read_bag_metadata',
     'write_bag',
@@ -174,24 +175,27 @@ class BagMessage:
         return bm.get_bag_typestore().deserialize_cdr(self.rawdata, self.msgtype)
 
 
-def _qos_profiles(latched: bool) -> list[Any]:
-    """Offered QoS recorded for a topic: what a typical driver (or tf_static broadcaster) offers."""
+def bag_qos(depth: int, reliable: bool, transient_local: bool) -> Any:
+    """One rosbags ``Qos`` entry for a connection's offered_qos_profiles (KEEP_LAST, rosbag2's unset times)."""
     from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
     unset = QosTime(sec=0, nsec=0)  # rosbag2's "default" (no deadline, lifespan or lease)
-    return [
-        Qos(
-            history=QosHistory.KEEP_LAST,
-            depth=1 if latched else 10,
-            reliability=QosReliability.RELIABLE,
-            durability=QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE,
-            deadline=unset,
-            lifespan=unset,
-            liveliness=QosLiveliness.AUTOMATIC,
-            liveliness_lease_duration=unset,
-            avoid_ros_namespace_conventions=False,
-        )
-    ]
+    return Qos(
+        history=QosHistory.KEEP_LAST,
+        depth=depth,
+        reliability=QosReliability.RELIABLE if reliable else QosReliability.BEST_EFFORT,
+        durability=QosDurability.TRANSIENT_LOCAL if transient_local else QosDurability.VOLATILE,
+        deadline=unset,
+        lifespan=unset,
+        liveliness=QosLiveliness.AUTOMATIC,
+        liveliness_lease_duration=unset,
+        avoid_ros_namespace_conventions=False,
+    )
+
+
+def _qos_profiles(latched: bool) -> list[Any]:
+    """Offered QoS recorded for a topic: what a typical driver (or tf_static broadcaster) offers."""
+    return [bag_qos(depth=1 if latched else 10, reliable=True, transient_local=latched)]
 
 
 class _OrderedBagWriter:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from anovox_perception.bag_messages import get_bag_typestore
-from anovox_perception.bags import STORAGES
+from anovox_perception.bags import STORAGES, bag_qos
 from anovox_perception.errors import AnovoxError, ConfigError, DataError
 from anovox_perception.replay import import_message_type
 
@@ -92,23 +92,11 @@ class RecordStats:
 def _to_bag_qos(qos: Any) -> Any:
     """rclpy QoSProfile -> rosbags Qos, for the bag's offered_qos_profiles."""
     from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
-    unset = QosTime(sec=0, nsec=0)
-    return Qos(
-        history=QosHistory.KEEP_LAST,
+    return bag_qos(
         depth=int(qos.depth),
-        reliability=QosReliability.RELIABLE
-        if qos.reliability == ReliabilityPolicy.RELIABLE
-        else QosReliability.BEST_EFFORT,
-        durability=QosDurability.TRANSIENT_LOCAL
-        if qos.durability == DurabilityPolicy.TRANSIENT_LOCAL
-        else QosDurability.VOLATILE,
-        deadline=unset,
-        lifespan=unset,
-        liveliness=QosLiveliness.AUTOMATIC,
-        liveliness_lease_duration=unset,
-        avoid_ros_namespace_conventions=False,
+        reliable=qos.reliability == ReliabilityPolicy.RELIABLE,
+        transient_local=qos.durability == DurabilityPolicy.TRANSIENT_LOCAL,
     )
 
 
