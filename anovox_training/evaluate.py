@@ -42,8 +42,9 @@ from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.labels import is_anomaly
 from anovox_training.metrics import METRIC_KEYS, Curves, ScoreHistogram
 from anovox_training.model.checkpoint import load_checkpoint
+from anovox_training.model.config import NORMAL_CLASSES
 from anovox_training.model.detector import AnomalyDetector
-from anovox_training.targets import EVAL_IGNORED_LABELS, SIZE_BUCKETS, category_of_label, size_bucket
+from anovox_training.targets import EVAL_IGNORED_LABELS, SIZE_BUCKETS, category_of_label, class_lut, size_bucket
 
 __all__ = [
     'SUBSETS',
@@ -62,6 +63,8 @@ VARIANTS = ('fusion', 'lidar_only', 'camera_only', 'geometric')
 Scorer = Callable[[Sequence[CachedFrame]], tuple[np.ndarray, np.ndarray]]
 _IGNORED_LUT = np.zeros(256, dtype=bool)
 _IGNORED_LUT[sorted(EVAL_IGNORED_LABELS)] = True
+# Label id -> index into NORMAL_CLASSES (every normal label belongs to one class).
+_CLASS_LUT = class_lut(tuple(NORMAL_CLASSES))
 
 
 @dataclass
@@ -103,9 +106,13 @@ class VariantAccumulator:
     subsets: dict[str, _Counted] = field(default_factory=dict)
     by_category: dict[str, _Counted] = field(default_factory=dict)
     by_size: dict[str, _Counted] = field(default_factory=dict)
+    # Anomalies_Only normal voxels by ground-truth class, at 0.01 score resolution: where
+    # the false positives at the FPR95 threshold come from.
+    normal_by_class: dict[str, ScoreHistogram] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.subsets = {name: _Counted(ScoreHistogram(self.n_bins)) for name in SUBSETS}
+        self.normal_by_class = {name: ScoreHistogram(100) for name in NORMAL_CLASSES}
 
     def _counted(self, table: dict[str, _Counted], key: str) -> _Counted:
         if key not in table:
@@ -125,6 +132,12 @@ class VariantAccumulator:
             return
         self.subsets['Anomalies_Only'].add(scores, positive, predicted)
         normal = ~positive
+        evaluated_normal = normal & predicted
+        class_of = _CLASS_LUT[label[evaluated_normal]]
+        for k, name in enumerate(NORMAL_CLASSES):
+            member = class_of == k
+            if member.any():
+                self.normal_by_class[name].add(scores[evaluated_normal][member], np.zeros(int(member.sum()), bool))
         for value in np.unique(label[positive]):
             mask = normal | (label == value)
             self._counted(self.by_category, category_of_label(value)).add(scores[mask], positive[mask], predicted[mask])
@@ -156,7 +169,32 @@ class VariantAccumulator:
         out['by_category'] = {k: self.by_category[k].result() for k in sorted(self.by_category)}
         order = [*SIZE_BUCKETS, 'unknown']
         out['by_size'] = {k: self.by_size[k].result() for k in sorted(self.by_size, key=order.index)}
+        out['false_positives_at_fpr95'] = self.false_positives_at_fpr95()
         return out
+
+    def false_positives_at_fpr95(self) -> dict[str, Any]:
+        """Anomalies_Only normal voxels scoring above the FPR95 threshold, by ground-truth class.
+
+        ``share`` is the class's part of all those false positives, ``rate`` the part of
+        the class's evaluated voxels above the threshold (its own FPR there).
+        """
+        threshold = self.subsets['Anomalies_Only'].hist.fpr95_threshold()
+        if threshold is None:
+            return {'threshold': None, 'by_class': {}}
+        j = round(threshold * 100)
+        above = {name: int(hist.neg[j + 1 :].sum()) for name, hist in self.normal_by_class.items()}
+        total = sum(above.values())
+        by_class = {
+            name: {
+                'voxels': hist.negatives,
+                'above': above[name],
+                'share': above[name] / total if total else 0.0,
+                'rate': above[name] / hist.negatives,
+            }
+            for name, hist in self.normal_by_class.items()
+            if hist.negatives
+        }
+        return {'threshold': threshold, 'by_class': by_class}
 
     def curves(self, subset: str = 'Anomalies_Only') -> Curves:
         return self.subsets[subset].hist.curves()
@@ -262,6 +300,22 @@ def markdown_table(report: dict[str, Any], thresholds: dict[str, float]) -> str:
                 m = variant[table].get(key)
                 row.append('-' if m is None else f'{_fmt(m["AP"])} / {_fmt(m["AUROC"])} / {_fmt(m["FPR95"])}')
             lines.append(f'| {name} | ' + ' | '.join(row) + ' |')
+    lines += ['', 'False positives at the FPR95 threshold (Anomalies_Only), by ground-truth class: share of', '']
+    lines += ['all false positives / rate within the class.', '']
+    classes = [
+        c
+        for c in NORMAL_CLASSES
+        if any(c in v['false_positives_at_fpr95']['by_class'] for v in report['variants'].values())
+    ]
+    lines.append('| Variant | threshold | ' + ' | '.join(classes) + ' |')
+    lines.append('|---|---|' + '---|' * len(classes))
+    for name, variant in report['variants'].items():
+        fp = variant['false_positives_at_fpr95']
+        row = [
+            f'{fp["by_class"][c]["share"]:.2f} / {fp["by_class"][c]["rate"]:.3f}' if c in fp['by_class'] else '-'
+            for c in classes
+        ]
+        lines.append(f'| {name} | {_fmt(fp["threshold"])} | ' + ' | '.join(row) + ' |')
     return '\n'.join(lines) + '\n'
 
 

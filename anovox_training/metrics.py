@@ -228,6 +228,22 @@ class ScoreHistogram:
         f1_t = np.round(F1_THRESHOLDS * 100) * per_step
         return _grouped_metrics(values, pos, neg, fpr_t, f1_t)
 
+    def fpr95_threshold(self) -> float | None:
+        """The threshold FPR95 is read at: the first t in 1.00, 0.99, ..., 0.00 where TPR >= 0.95.
+
+        None without positives or when no threshold reaches the TPR.
+        """
+        if self.positives == 0:
+            return None
+        per_step = self.n_bins // 100
+        # pos_above[j] = positives with bin > j * per_step, i.e. score > j / 100.
+        suffix = np.concatenate([np.cumsum(self.pos[::-1])[::-1], [0]])
+        pos_above = suffix[np.arange(101) * per_step + 1]
+        for j in range(100, -1, -1):
+            if pos_above[j] / self.positives >= _TARGET_TPR:
+                return j / 100
+        return None
+
     def curves(self) -> Curves:
         """ROC and PR curves for plotting."""
         _, pos, neg = self._nonempty()

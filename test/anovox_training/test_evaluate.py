@@ -84,7 +84,13 @@ def test_the_cli_writes_metrics_json_in_the_report_shape_with_table_and_plots(tm
     assert report['split'] == 'test' and report['frames'] == 3 and report['scenarios'] == 1
     assert list(report['variants']) == ['fusion', 'lidar_only', 'camera_only', 'geometric']
     for variant in report['variants'].values():
-        assert set(variant) == {'Anomalies_Only', 'Normality_Included', 'by_category', 'by_size'}
+        assert set(variant) == {
+            'Anomalies_Only',
+            'Normality_Included',
+            'by_category',
+            'by_size',
+            'false_positives_at_fpr95',
+        }
         for subset in ('Anomalies_Only', 'Normality_Included'):
             assert set(variant[subset]) == {'AUROC', 'AP', 'FPR95', 'F1', 'PPV', 'voxels', 'coverage'}
             for key in ('AUROC', 'AP', 'FPR95', 'F1', 'PPV', 'coverage'):
@@ -99,3 +105,21 @@ def test_the_cli_writes_metrics_json_in_the_report_shape_with_table_and_plots(tm
 def test_the_cli_reports_a_missing_checkpoint_as_an_error(tmp_path, capsys):
     assert main(['--checkpoint', str(tmp_path / 'x.pt'), '--data', str(tmp_path), '--out', str(tmp_path)]) == 2
     assert 'does not exist' in capsys.readouterr().err
+
+
+def test_false_positives_at_fpr95_are_split_by_ground_truth_class():
+    occupancy = np.full(GRID.shape, 0.9, np.float32).ravel()
+    anomaly = np.zeros(GRID.shape, np.float32).ravel()
+    # road 0..3, pole 4..5, vehicle 6, anomaly 7..8; both anomalies are above t = 0.60, not both above 0.61.
+    anomaly[:9] = [0.1, 0.65, 0.3, 0.8, 0.7, 0.2, 0.5, 0.9, 0.605]
+    occupancy[3] = 0.1  # not predicted: not a false positive, not counted
+    acc = VariantAccumulator(GRID, occupancy_threshold=0.5)
+    frame = _frame(range(9), [1, 1, 1, 1, 6, 6, 14, 30, 30], anomalies=[[0.3, 1.3, 0.3, 0.5, 0.5, 0.5, 30]])
+    acc.add(frame, occupancy.reshape(GRID.shape), anomaly.reshape(GRID.shape))
+    fp = acc.result()['false_positives_at_fpr95']
+    assert fp['threshold'] == pytest.approx(0.60)
+    assert fp['by_class'] == {
+        'road': {'voxels': 3, 'above': 1, 'share': 0.5, 'rate': pytest.approx(1 / 3)},
+        'pole': {'voxels': 2, 'above': 1, 'share': 0.5, 'rate': 0.5},
+        'vehicle': {'voxels': 1, 'above': 0, 'share': 0.0, 'rate': 0.0},
+    }

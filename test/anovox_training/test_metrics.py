@@ -134,3 +134,22 @@ def test_histogram_is_within_its_resolution_of_exact_metrics_on_continuous_score
         assert streamed[key] == exact[key]
     curves = hist.curves()
     assert curves.fpr[0] == 0 and curves.tpr[-1] == pytest.approx(1.0) and len(curves.fpr) <= 2000
+
+
+def test_fpr95_threshold_is_where_fpr95_is_read():
+    rng = np.random.default_rng(3)
+    labels = rng.random(2000) < 0.1
+    scores = np.round(np.clip(rng.normal(0.3 + 0.4 * labels, 0.2), 0, 1), 3)
+    hist = ScoreHistogram(1000)
+    hist.add(scores, labels)
+    t = hist.fpr95_threshold()
+    assert t is not None
+    above = scores > t
+    assert above[labels].mean() >= 0.95 and (scores > t + 0.01)[labels].mean() < 0.95
+    assert (above & ~labels).sum() / (~labels).sum() == pytest.approx(hist.metrics()['FPR95'])
+
+
+def test_fpr95_threshold_is_none_without_positives():
+    hist = ScoreHistogram(100)
+    hist.add(np.array([0.2, 0.9]), np.array([False, False]))
+    assert hist.fpr95_threshold() is None
