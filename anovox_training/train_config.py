@@ -33,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     },
     'model': {'preset': 'base'},
     'train': {
-        'epochs': 2,
+        'epochs': 5,
         'batch_size': 2,
         'lr': 2.0e-3,
         'weight_decay': 1.0e-4,
