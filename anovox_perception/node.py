@@ -349,11 +349,20 @@ class DetectorNode(Node):
 
     # ---------------------------------------------------------------- cleanup
     def destroy_node(self) -> None:
-        """Stop the worker, release the backend, then destroy the ROS entities."""
-        self._slot.close()
-        if self._worker.is_alive():
-            self._worker.join(timeout=10.0)
-        self._detector.close()
+        """Stop the worker, release the backend, then destroy the ROS entities.
+
+        Safe on a node whose constructor was interrupted (Ctrl-C while the model loads,
+        a bad model): rclpy's context shutdown destroys every node it tracks, built or not.
+        """
+        slot = getattr(self, '_slot', None)
+        if slot is not None:
+            slot.close()
+        worker = getattr(self, '_worker', None)
+        if worker is not None and worker.is_alive():
+            worker.join(timeout=10.0)
+        detector = getattr(self, '_detector', None)
+        if detector is not None:
+            detector.close()
         super().destroy_node()
 
 

@@ -30,6 +30,7 @@ from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from anovox_perception import msg_codec  # noqa: E402
+from anovox_perception.errors import AnovoxError  # noqa: E402
 from anovox_perception.node import DetectorNode, ros_argv  # noqa: E402
 from anovox_perception.preprocess import points_to_bev  # noqa: E402
 
@@ -64,7 +65,8 @@ class Harness:
             'backend': 'onnxruntime',
             'backend_options.num_threads': 1,
             'diagnostics.period_s': 0.2,
-            'sync.timeout_s': 0.05,
+            # Long enough that an image handled by the other executor thread after its cloud still pairs.
+            'sync.timeout_s': 0.5,
             'warn_throttle_s': 0.0,
             **(overrides or {}),
         }
@@ -118,9 +120,11 @@ class Harness:
         self.wait_for(lambda: bool(find()), f'voxel scores of stamp {stamp_ns}')
         return msg_codec.pointcloud2_to_xyzi(find()[0], intensity_field='score').points
 
-    def diagnostics_with(self, key: str, check: Callable[[dict], bool] = lambda values: True) -> dict:
-        """The first diagnostics received from now on that hold ``key`` and pass ``check``."""
-        start = len(self.received['diag'])
+    def diagnostics_with(
+        self, key: str, check: Callable[[dict], bool] = lambda values: True, since: int | None = None
+    ) -> dict:
+        """The first diagnostics from now on (or from message ``since``) holding ``key`` and passing ``check``."""
+        start = len(self.received['diag']) if since is None else since
         found: list[dict] = []
 
         def scan() -> bool:
@@ -231,9 +235,12 @@ def test_bad_input_is_counted_and_skipped_and_the_node_keeps_working(harness):
 
 def test_diagnostics_report_backend_rates_stage_times_and_latency(harness):
     stamp = 1_700_000_005_000_000_000
+    # Latency is reported for the diagnostics period the frame finished in, which may end
+    # before the voxels reach the probe: look from before the cloud is sent.
+    since = len(harness.received['diag'])
     harness.send_cloud(scene_points(6), stamp)
     harness.voxels_for(stamp)
-    diag = harness.diagnostics_with('latency_ms.p50')
+    diag = harness.diagnostics_with('latency_ms.p50', since=since)
     assert diag['backend'] == 'onnxruntime (cpu)'
     assert diag['model'] == 'fake_tiny'
     for key in ('rate_hz.clouds_in', 'rate_hz.frames_out', 'time_ms.inference.p50', 'time_ms.preprocess.p50'):
@@ -287,6 +294,26 @@ def test_params_file_is_translated_to_ros_args():
     assert ros_argv(['x', '--ros-args', '-r', '__node:=d']) == ['x', '--ros-args', '-r', '__node:=d']
     with pytest.raises(SystemExit):
         ros_argv(['x', '--model', 'm.onnx'])
+
+
+def test_a_node_whose_construction_failed_is_destroyed_cleanly_at_shutdown(tmp_path):
+    # rclpy's context shutdown destroys every node it tracks, including one whose constructor
+    # raised (bad model) or was interrupted (Ctrl-C while the model loads).
+    class Tracked(DetectorNode):
+        instances: list[DetectorNode] = []
+
+        def __init__(self, **kwargs):
+            Tracked.instances.append(self)
+            super().__init__(**kwargs)
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=DOMAIN_ID + 3)
+    try:
+        with pytest.raises(AnovoxError, match='no such file'):
+            Tracked(context=context, parameter_overrides=[Parameter('model_path', value=str(tmp_path / 'x.onnx'))])
+        Tracked.instances[0].destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
 
 
 def detect_script() -> Path:
