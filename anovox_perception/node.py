@@ -414,6 +414,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AnovoxError as err:
         rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {err}')
         return 2
+    except Exception:
+        if rclpy.ok():
+            raise
+        # Ctrl-C while starting: rclpy's signal handler shut the context down under the
+        # constructor, whose next create_* call then fails. That is a normal stop.
+        rclpy.logging.get_logger(NODE_NAME).info('interrupted while starting')
     finally:
         if node is not None:
             node.destroy_node()
