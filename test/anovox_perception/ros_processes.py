@@ -21,7 +21,7 @@ _COUNTER = itertools.count()
 
 SUBSCRIBER = textwrap.dedent(
     """
-    import json, signal, sys, time
+    import json, os, signal, sys, time
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from anovox_perception.replay import import_message_type
@@ -51,8 +51,9 @@ SUBSCRIBER = textwrap.dedent(
         rclpy.spin_once(node, timeout_sec=0.05)
     with open(out_file, 'w') as f:
         json.dump(received, f)
-    node.destroy_node()
-    rclpy.try_shutdown()
+    # The result is written; skip the DDS teardown, which was seen to stall for over
+    # 25 s on a loaded 2-core host and would fail the test for nothing it checks.
+    os._exit(0)
     """
 )
 
