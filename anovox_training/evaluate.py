@@ -133,11 +133,11 @@ class VariantAccumulator:
         self.subsets['Anomalies_Only'].add(scores, positive, predicted)
         normal = ~positive
         evaluated_normal = normal & predicted
-        class_of = _CLASS_LUT[label[evaluated_normal]]
+        normal_scores, class_of = scores[evaluated_normal], _CLASS_LUT[label[evaluated_normal]]
         for k, name in enumerate(NORMAL_CLASSES):
             member = class_of == k
             if member.any():
-                self.normal_by_class[name].add(scores[evaluated_normal][member], np.zeros(int(member.sum()), bool))
+                self.normal_by_class[name].add(normal_scores[member], np.zeros(int(member.sum()), bool))
         for value in np.unique(label[positive]):
             mask = normal | (label == value)
             self._counted(self.by_category, category_of_label(value)).add(scores[mask], positive[mask], predicted[mask])
@@ -300,8 +300,12 @@ def markdown_table(report: dict[str, Any], thresholds: dict[str, float]) -> str:
                 m = variant[table].get(key)
                 row.append('-' if m is None else f'{_fmt(m["AP"])} / {_fmt(m["AUROC"])} / {_fmt(m["FPR95"])}')
             lines.append(f'| {name} | ' + ' | '.join(row) + ' |')
-    lines += ['', 'False positives at the FPR95 threshold (Anomalies_Only), by ground-truth class: share of', '']
-    lines += ['all false positives / rate within the class.', '']
+    lines += [
+        '',
+        'False positives at the FPR95 threshold (Anomalies_Only), by ground-truth class '
+        '(share of all false positives / rate within the class):',
+        '',
+    ]
     classes = [
         c
         for c in NORMAL_CLASSES

@@ -59,6 +59,19 @@ class Curves:
     precision: np.ndarray
 
 
+def _count_above(values: np.ndarray, counts: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Counts with value > t for each threshold t (``values`` ascending, same units as ``thresholds``)."""
+    first = np.searchsorted(values, thresholds, side='right')
+    suffix = np.concatenate([np.cumsum(counts[::-1])[::-1], [0]]).astype(np.float64)
+    return suffix[first]
+
+
+def _fpr95_index(values: np.ndarray, pos: np.ndarray, fpr_thresholds: np.ndarray) -> int | None:
+    """Index of the first of ``fpr_thresholds`` (descending) where TPR >= 0.95; None if none is."""
+    hit = np.flatnonzero(_count_above(values, pos, fpr_thresholds) / float(pos.sum()) >= _TARGET_TPR)
+    return int(hit[0]) if len(hit) else None
+
+
 def _grouped_metrics(
     values: np.ndarray, pos: np.ndarray, neg: np.ndarray, fpr_thresholds: np.ndarray, f1_thresholds: np.ndarray
 ) -> dict[str, float]:
@@ -90,20 +103,15 @@ def _grouped_metrics(
     else:
         out['AUROC'] = math.nan
 
-    def above(counts: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-        # Count with value > t: everything from the first index whose value exceeds t.
-        first = np.searchsorted(values, thresholds, side='right')
-        suffix = np.concatenate([np.cumsum(counts[::-1])[::-1], [0]]).astype(np.float64)
-        return suffix[first]
-
     if n_pos > 0 and n_neg > 0:
-        tpr_t = above(pos, fpr_thresholds) / n_pos
-        hit = np.flatnonzero(tpr_t >= _TARGET_TPR)
-        out['FPR95'] = float(above(neg, fpr_thresholds[hit[:1]])[0] / n_neg) if len(hit) else 1.0
+        hit = _fpr95_index(values, pos, fpr_thresholds)
+        out['FPR95'] = (
+            1.0 if hit is None else float(_count_above(values, neg, fpr_thresholds[hit : hit + 1])[0] / n_neg)
+        )
     else:
         out['FPR95'] = math.nan
-    tp = above(pos, f1_thresholds)
-    fp = above(neg, f1_thresholds)
+    tp = _count_above(values, pos, f1_thresholds)
+    fp = _count_above(values, neg, f1_thresholds)
     fn = n_pos - tp
     ppv = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
     f1_den = 2 * tp + fp + fn
@@ -223,26 +231,22 @@ class ScoreHistogram:
     def metrics(self) -> dict[str, float]:
         """The AnoVox metrics of everything accumulated (see module docstring)."""
         values, pos, neg = self._nonempty()
-        per_step = self.n_bins / 100
-        fpr_t = np.round(FPR_THRESHOLDS * 100) * per_step
-        f1_t = np.round(F1_THRESHOLDS * 100) * per_step
-        return _grouped_metrics(values, pos, neg, fpr_t, f1_t)
+        return _grouped_metrics(values, pos, neg, self._in_bins(FPR_THRESHOLDS), self._in_bins(F1_THRESHOLDS))
+
+    def _in_bins(self, thresholds: np.ndarray) -> np.ndarray:
+        """Score thresholds (multiples of 0.01) in bin units."""
+        return np.round(thresholds * 100) * (self.n_bins / 100)
 
     def fpr95_threshold(self) -> float | None:
         """The threshold FPR95 is read at: the first t in 1.00, 0.99, ..., 0.00 where TPR >= 0.95.
 
         None without positives or when no threshold reaches the TPR.
         """
-        if self.positives == 0:
+        values, pos, _ = self._nonempty()
+        if pos.sum() == 0:
             return None
-        per_step = self.n_bins // 100
-        # pos_above[j] = positives with bin > j * per_step, i.e. score > j / 100.
-        suffix = np.concatenate([np.cumsum(self.pos[::-1])[::-1], [0]])
-        pos_above = suffix[np.arange(101) * per_step + 1]
-        for j in range(100, -1, -1):
-            if pos_above[j] / self.positives >= _TARGET_TPR:
-                return j / 100
-        return None
+        hit = _fpr95_index(values, pos, self._in_bins(FPR_THRESHOLDS))
+        return None if hit is None else float(FPR_THRESHOLDS[hit])
 
     def curves(self) -> Curves:
         """ROC and PR curves for plotting."""
