@@ -26,14 +26,14 @@ DEFAULTS: dict[str, Any] = {
     'seed': 0,
     'out_dir': 'runs/fusion',
     'data': {
-        'train': ['data/synth/train'],
+        'train': ['data/synth/train', 'data/synth/train2'],
         'val': ['data/synth/val'],
         'cache_dir': '.cache/samples',
         'cache_workers': 2,
     },
     'model': {'preset': 'base'},
     'train': {
-        'epochs': 5,
+        'epochs': 2,
         'batch_size': 2,
         'lr': 2.0e-3,
         'weight_decay': 1.0e-4,

@@ -27,6 +27,10 @@ def test_quick_make_model_trains_evaluates_and_exports_every_artifact(tmp_path, 
     for variant in ('fusion', 'lidar', 'camera'):
         ckpt = torch.load(tmp_path / 'runs' / variant / 'last.pt', weights_only=True)
         assert ckpt['config']['model']['modality'] == variant and ckpt['epoch'] == 1
+        assert ckpt['config']['data']['train'] == [str(tmp_path / 'data' / 'train'), str(tmp_path / 'data' / 'train2')]
+    # The two training folders hold different scenarios (the second starts at index 1000).
+    first, second = (sorted(p.name for p in (tmp_path / 'data' / f).glob('Scenario_*')) for f in ('train', 'train2'))
+    assert len(first) == len(second) == 1 and first != second
     # A second run finds everything done and only re-evaluates and re-exports.
     before = (tmp_path / 'runs' / 'fusion' / 'last.pt').stat().st_mtime_ns
     assert make_model.main([*argv, '--name', 'quick', '--no-export']) == 0
