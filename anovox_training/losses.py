@@ -16,7 +16,10 @@ Each term is therefore explicit about its weighting:
   ``anomaly_pos_weight``, normalised by the total weight. The focal factor
   shifts the loss from the millions of easy ground and building voxels to the
   rare hard negatives (pedestrians, poles, street furniture) that decide the
-  precision. Training-split anomaly categories act as outlier exposure.
+  precision. ``anomaly_class_balance`` (an exponent, 0 = off) also weights each
+  normal voxel by the semantic term's class weight to that power, so the rare
+  normal classes that score as anomalies count for more than their voxel share.
+  Training-split anomaly categories act as outlier exposure.
 - outlier exposure: on anomaly voxels, cross-entropy between the normal-class
   softmax and the uniform distribution (Hendrycks et al., 2019), so an object the
   normal classes do not explain is left without a confident class; zero in
@@ -53,6 +56,7 @@ class LossWeights:
     anomaly: float = 1.0
     anomaly_pos_weight: float = 10.0
     anomaly_focal_gamma: float = 2.0
+    anomaly_class_balance: float = 0.0
     outlier_exposure: float = 0.5
 
     @classmethod
@@ -118,9 +122,11 @@ class DetectorLoss(torch.nn.Module):
         anom = self.anomaly_lut[lab]
         scored = (anom != IGNORE_INDEX).float()
         positive = (anom == 1).float()
-        anomaly = _weighted_bce(
-            logits.anomaly, positive, scored * (1.0 + (w.anomaly_pos_weight - 1.0) * positive), w.anomaly_focal_gamma
-        )
+        anomaly_weight = scored * (1.0 + (w.anomaly_pos_weight - 1.0) * positive)
+        if w.anomaly_class_balance > 0:
+            normal_weight = torch.where(cls != IGNORE_INDEX, voxel_weight.pow(w.anomaly_class_balance), 1.0)
+            anomaly_weight = anomaly_weight * torch.where(positive > 0, 1.0, normal_weight)
+        anomaly = _weighted_bce(logits.anomaly, positive, anomaly_weight, w.anomaly_focal_gamma)
 
         # CE between the normal-class softmax and the uniform distribution (logsumexp - mean logit),
         # minus its minimum log K so that 0 means "uniform"; averaged over anomaly voxels.

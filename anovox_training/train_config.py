@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
         'anomaly': 1.0,
         'anomaly_pos_weight': 10.0,
         'anomaly_focal_gamma': 2.0,
+        'anomaly_class_balance': 0.0,
         'outlier_exposure': 0.5,
     },
     'eval': {
@@ -89,6 +90,7 @@ _NUMERIC: dict[str, tuple[type, float | None, float | None]] = {
     'loss.anomaly': (float, 0.0, None),
     'loss.anomaly_pos_weight': (float, 1.0, None),
     'loss.anomaly_focal_gamma': (float, 0.0, 10.0),
+    'loss.anomaly_class_balance': (float, 0.0, 2.0),
     'loss.outlier_exposure': (float, 0.0, None),
     'eval.val_every_epochs': (int, 1, None),
     'eval.val_max_frames': (int, 1, None),

@@ -83,7 +83,7 @@ def test_the_focal_factor_shrinks_the_loss_of_easy_voxels_more_than_of_hard_ones
 
 
 def test_a_missed_rare_class_voxel_costs_more_than_a_missed_common_one():
-    labels = _labels()  # 32 road cells, one car cell
+    labels = _labels()  # 16 road cells, one car cell
     loss = DetectorLoss(CLASSES, LossWeights())
     base = _perfect(labels)
     road, vehicle = CLASSES.index('road'), CLASSES.index('vehicle')
@@ -96,3 +96,20 @@ def test_a_missed_rare_class_voxel_costs_more_than_a_missed_common_one():
     cost_road = loss(base._replace(semantic=miss_road), labels)[1]['semantic']
     cost_car = loss(base._replace(semantic=miss_car), labels)[1]['semantic']
     assert cost_car > 2 * cost_road
+
+
+def test_class_balance_makes_a_rare_normal_voxel_scored_anomalous_cost_more_than_a_common_one():
+    labels = _labels()  # 16 road cells, one car cell, one anomaly cell
+    base = _perfect(labels)
+    car_alarm, road_alarm = base.anomaly.clone(), base.anomaly.clone()
+    car_alarm[0, 1, 1, 1] = 20.0  # the car cell called an anomaly
+    road_alarm[0, 0, 0, 0] = 20.0  # one road cell called an anomaly
+    plain = DetectorLoss(CLASSES, LossWeights(anomaly_focal_gamma=0.0))
+    balanced = DetectorLoss(CLASSES, LossWeights(anomaly_focal_gamma=0.0, anomaly_class_balance=1.0))
+
+    def cost(loss: DetectorLoss, anomaly: torch.Tensor) -> float:
+        return float(loss(base._replace(anomaly=anomaly), labels)[1]['anomaly'])
+
+    assert cost(plain, car_alarm) == pytest.approx(cost(plain, road_alarm), rel=1e-6)  # off: a voxel is a voxel
+    assert cost(balanced, car_alarm) > 3 * cost(balanced, road_alarm)
+    assert cost(balanced, base.anomaly) < 1e-6  # still ~0 when every voxel is right
