@@ -123,9 +123,10 @@ class DetectorLoss(torch.nn.Module):
         scored = (anom != IGNORE_INDEX).float()
         positive = (anom == 1).float()
         anomaly_weight = scored * (1.0 + (w.anomaly_pos_weight - 1.0) * positive)
-        if w.anomaly_class_balance > 0:
-            normal_weight = torch.where(cls != IGNORE_INDEX, voxel_weight.pow(w.anomaly_class_balance), 1.0)
-            anomaly_weight = anomaly_weight * torch.where(positive > 0, 1.0, normal_weight)
+        if w.anomaly_class_balance > 0:  # anomaly (and unscored) voxels have no normal class: weight 1
+            anomaly_weight = anomaly_weight * torch.where(
+                cls != IGNORE_INDEX, voxel_weight.pow(w.anomaly_class_balance), 1.0
+            )
         anomaly = _weighted_bce(logits.anomaly, positive, anomaly_weight, w.anomaly_focal_gamma)
 
         # CE between the normal-class softmax and the uniform distribution (logsumexp - mean logit),

@@ -126,7 +126,7 @@ def generate_data(root: Path, workers: int, plans: Sequence[SplitPlan] = DATA_PL
                 sys.executable, '-m', 'anovox_training.data.synth', '--out', str(folder), '--split', plan.split,
                 '--scenarios', str(plan.scenarios), '--frames', str(plan.frames), '--seed', str(plan.seed),
                 '--width', str(plan.width), '--height', str(plan.height), '--workers', str(workers), '--no-progress',
-                *(['--start-index', str(plan.start_index)] if plan.start_index else []),
+                '--start-index', str(plan.start_index),
             ]
         )  # fmt: skip
 
