@@ -69,6 +69,7 @@ class ModelConfig:
     classes: tuple[str, ...] = tuple(NORMAL_CLASSES)
     semantic_weight: float = 1.0
     anomaly_temperature: float = 1.0
+    voxel_refine: int = 0
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -99,6 +100,9 @@ class ModelConfig:
             raise ConfigError(msg)
         if not self.anomaly_temperature > 0:
             msg = f'ModelConfig.anomaly_temperature must be > 0, got {self.anomaly_temperature}'
+            raise ConfigError(msg)
+        if isinstance(self.voxel_refine, bool) or not isinstance(self.voxel_refine, int) or self.voxel_refine < 0:
+            msg = f'ModelConfig.voxel_refine must be an integer >= 0 (0: no refiner), got {self.voxel_refine!r}'
             raise ConfigError(msg)
         self.input_spec()  # validates the grid / stride / image size combination
 
@@ -155,7 +159,7 @@ class ModelConfig:
             for key, kind in (('bev_widths', int), ('lift_heights_m', float), ('classes', str)):
                 if key in kwargs:
                     kwargs[key] = tuple(kind(v) for v in kwargs[key])
-            for key in ('image_width', 'image_height', 'image_layers', 'embed_dim', 'attention_heads'):
+            for key in ('image_width', 'image_height', 'image_layers', 'embed_dim', 'attention_heads', 'voxel_refine'):
                 if key in kwargs:
                     kwargs[key] = _as_int(key, kwargs[key])
             for key in ('semantic_weight', 'anomaly_temperature'):

@@ -91,7 +91,13 @@ def build_model(cfg: ModelConfig) -> AnomalyDetector:
         )
     backbones = Backbones(image, BevBackbone(spec.bev_channels, cfg.bev_widths))
     head = VoxelHead(
-        cfg.bev_widths, cfg.grid.nz, len(cfg.classes), cfg.semantic_weight, spec.bev_channels, cfg.anomaly_temperature
+        cfg.bev_widths,
+        cfg.grid.nz,
+        len(cfg.classes),
+        cfg.semantic_weight,
+        spec.bev_channels,
+        cfg.anomaly_temperature,
+        cfg.voxel_refine,
     )
     return AnomalyDetector(cfg, InputStage(cfg.modality), backbones, fusion, head)
 

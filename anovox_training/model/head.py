@@ -17,6 +17,16 @@ the training outliers, while the normal classes are learned from every frame.
 FPR95, F1 and PPV read them on a fixed 0.01 threshold grid, and an over-confident
 logit would crowd all normal voxels and the hardest anomalies below 0.01. Both are
 chosen on validation after training (``anovox_training.score_tuning``).
+
+The last layer sees one feature vector per BEV column and gives each z cell its own
+linear read-out of it, so it cannot tell "the ground under (or in front of) an
+object" from "the object" beyond what a linear map of column features allows: the
+voxels that share a column or a camera ray with an anomaly inherit its score.
+An optional :class:`VoxelRefiner` (``ModelConfig.voxel_refine`` > 0) adds a small
+per-voxel network over each voxel's own evidence (its height slice and its
+neighbours above and below, its height relative to the column's lowest and highest
+LiDAR point, the coarse logits) joined with the column features, and adds its
+output to the coarse occupancy and anomaly logits.
 """
 
 from __future__ import annotations
@@ -28,14 +38,18 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from anovox_perception.preprocess import BEV_COLUMN_FEATURES
 from anovox_training.model.backbones import conv_bn_relu
 
-__all__ = ['HeadLogits', 'VoxelHead', 'anomaly_score']
+__all__ = ['HeadLogits', 'VoxelHead', 'VoxelRefiner', 'anomaly_score']
 
 # Initial output biases: rare positives start near their prior, which keeps the
 # first steps of training stable (the RetinaNet trick).
 _OCCUPANCY_PRIOR = 0.02
 _ANOMALY_PRIOR = 0.01
+# Where the refiner finds the column's highest and lowest point among the BEV column features.
+_HIGHEST = BEV_COLUMN_FEATURES.index('max_height')
+_LOWEST = BEV_COLUMN_FEATURES.index('min_height')
 
 
 class HeadLogits(NamedTuple):
@@ -73,6 +87,67 @@ def anomaly_score(
     return 1.0 - (1.0 - p_anomaly) * msp.pow(semantic_weight)
 
 
+class VoxelRefiner(nn.Module):
+    """Per-voxel correction of the occupancy and anomaly logits from each voxel's vertical evidence.
+
+    Per voxel: the column features (a 1x1 projection, shared by the column's z cells)
+    plus a projection of local inputs over the voxel and its neighbours above and below
+    (a (3, 1, 1) 3D convolution): the LiDAR height-slice occupancy, the voxel's height
+    above the column's lowest and below its highest point, and the coarse occupancy and
+    anomaly logits. Two ReLU layers, then a linear map to logit corrections. The last
+    layer starts at zero, so an untrained refiner leaves the coarse logits unchanged.
+    The semantic logits are left alone: refining all 2 + K channels costs three times
+    as much on a CPU and the exported score reads them only through max-softmax.
+
+    Args:
+        column_channels: Channels of the column features.
+        nz: Grid cells along z.
+        width: Hidden channels.
+    """
+
+    # Local inputs per voxel: slice occupancy, height above the column's lowest point,
+    # height below its highest point, coarse occupancy and anomaly logits.
+    N_INPUTS = 5
+    N_REFINED = 2
+
+    def __init__(self, column_channels: int, nz: int, width: int) -> None:
+        super().__init__()
+        self.nz = nz
+        self.column = nn.Conv2d(column_channels, width, 1)
+        self.local = nn.Conv3d(self.N_INPUTS, width, (3, 1, 1), padding=(1, 0, 0))
+        self.mix = nn.Conv3d(width, width, (3, 1, 1), padding=(1, 0, 0))
+        self.out = nn.Conv3d(width, self.N_REFINED, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        # z cell centres on the BEV's [0, 1] height scale.
+        self.register_buffer('z_centre', ((torch.arange(nz) + 0.5) / nz).view(1, nz, 1, 1), persistent=False)
+
+    def forward(self, coarse: Tensor, column: Tensor, bev: Tensor) -> Tensor:
+        """Refined occupancy and anomaly logits.
+
+        Args:
+            coarse: (B, 2, nz, nx, ny) coarse occupancy and anomaly logits.
+            column: (B, column_channels, nx, ny) column features.
+            bev: (B, nz + 4, nx, ny) the BEV input (slices, then the column features of
+                ``BEV_COLUMN_FEATURES``, heights on the grid's [0, 1] z scale).
+
+        Returns:
+            (B, 2, nz, nx, ny) logits.
+        """
+        nz = self.nz
+        occupancy = bev[:, :nz]
+        highest = bev[:, nz + _HIGHEST : nz + _HIGHEST + 1]
+        lowest = bev[:, nz + _LOWEST : nz + _LOWEST + 1]
+        # In cells / 4: a few cells above the ground is what separates an object from the road.
+        scale = nz / 4.0
+        above_lowest = (self.z_centre - lowest) * scale
+        below_highest = (highest - self.z_centre) * scale
+        local = torch.cat([torch.stack([occupancy, above_lowest, below_highest], dim=1), coarse], dim=1)
+        hidden = F.relu(self.local(local) + self.column(column).unsqueeze(2))
+        hidden = F.relu(self.mix(hidden))
+        return coarse + self.out(hidden)
+
+
 class VoxelHead(nn.Module):
     """U-Net style decoder from the fused coarse features back to full grid resolution.
 
@@ -83,6 +158,7 @@ class VoxelHead(nn.Module):
         semantic_weight: Exponent of the max-softmax cue in :func:`anomaly_score`.
         bev_channels: Channels of the BEV input, joined to the last layer.
         temperature: ``T`` of :func:`anomaly_score`.
+        refine_width: Hidden width of the :class:`VoxelRefiner` (0: none).
     """
 
     def __init__(
@@ -93,6 +169,7 @@ class VoxelHead(nn.Module):
         semantic_weight: float,
         bev_channels: int,
         temperature: float = 1.0,
+        refine_width: int = 0,
     ) -> None:
         super().__init__()
         self.nz = nz
@@ -112,6 +189,7 @@ class VoxelHead(nn.Module):
             bias.zero_()
             bias[0] = math.log(_OCCUPANCY_PRIOR / (1 - _OCCUPANCY_PRIOR))
             bias[1] = math.log(_ANOMALY_PRIOR / (1 - _ANOMALY_PRIOR))
+        self.refiner = VoxelRefiner(widths[0] + bev_channels, nz, refine_width) if refine_width > 0 else None
 
     def forward(self, fused: Tensor, skips: list[Tensor], bev: Tensor) -> HeadLogits:
         """Decode.
@@ -128,9 +206,12 @@ class VoxelHead(nn.Module):
         for up, skip in zip(self.ups, skips[-2::-1], strict=True):
             x = F.interpolate(x, scale_factor=2.0, mode='nearest')
             x = up(torch.cat([x, skip], dim=1))
-        out = self.out(torch.cat([x, bev], dim=1))
+        column = torch.cat([x, bev], dim=1)
+        out = self.out(column)
         b, _, nx, ny = out.shape
         out = out.reshape(b, 2 + self.n_classes, self.nz, nx, ny)
+        if self.refiner is not None:
+            out = torch.cat([self.refiner(out[:, :2], column, bev), out[:, 2:]], dim=1)
         return HeadLogits(occupancy=out[:, 0], anomaly=out[:, 1], semantic=out[:, 2:])
 
     def probabilities(self, logits: HeadLogits) -> tuple[Tensor, Tensor]:

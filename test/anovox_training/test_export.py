@@ -65,6 +65,24 @@ def test_exported_graph_uses_only_operators_tensorrt_parses(exported: ExportResu
     assert 'onnx-tensorrt' in SOURCE and 'operators.md' in SOURCE
 
 
+def test_a_model_with_a_voxel_refiner_exports_for_tensorrt_with_parity(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.tiny(voxel_refine=8))
+    with torch.no_grad():  # the output layer starts at zero; give it weights so parity means something
+        model.head.refiner.out.weight.normal_(std=0.5)
+    result = export_model(model, tmp_path, write_program=False)
+    graph = onnx.load(str(result.onnx_path))
+    assert check_tensorrt_compatible(graph) == []
+    assert any(
+        n.op_type == 'Conv' and len(onnx.helper.get_attribute_value(a)) == 3
+        for n in graph.graph.node
+        for a in n.attribute
+        if a.name == 'kernel_shape'
+    )  # the 3D convolutions
+    assert max(result.parity_max_abs_diff.values()) < PARITY_ATOL
+    assert result.card.to_dict()['training_config']['model']['voxel_refine'] == 8
+
+
 def test_card_in_metadata_equals_the_sidecar_and_describes_the_model(exported: ExportResult, tiny_model) -> None:
     metadata = {p.key: p.value for p in onnx.load(str(exported.onnx_path)).metadata_props}
     from_metadata = json.loads(metadata[CARD_METADATA_KEY])

@@ -80,9 +80,50 @@ def test_anomaly_score_is_a_noisy_or_of_the_anomaly_probability_and_semantic_dou
     torch.testing.assert_close(anomaly_score(two, semantic, 0.0, temperature=2.0), torch.sigmoid(two / 2))
 
 
+def _trained_refiner(model):
+    """Give the refiner's zero-initialised output layer weights, as training would."""
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.head.refiner.out.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * 0.5)
+    return model
+
+
+def test_an_untrained_voxel_refiner_leaves_the_logits_of_the_same_weights_unchanged():
+    plain, refined = _model(), _model(voxel_refine=8)
+    missing, unexpected = refined.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith('head.refiner.') for k in missing)
+    inputs = plain.example_inputs()
+    with torch.no_grad():
+        for a, b in zip(plain.logits(*inputs.values()), refined.logits(*inputs.values()), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_the_voxel_refiner_corrects_a_column_from_its_own_ground_height_only():
+    refiner = _trained_refiner(_model(voxel_refine=8)).head.refiner
+    nz = refiner.nz
+    generator = torch.Generator().manual_seed(2)
+    coarse = torch.randn(1, 2, nz, 6, 6, generator=generator)
+    column = torch.randn(1, refiner.column.in_channels, 6, 6, generator=generator)
+    bev = torch.zeros(1, nz + 4, 6, 6)
+    bev[0, 3, 2, 2] = 1.0  # one point in slice 3 of column (2, 2): its highest and lowest point
+    bev[0, nz + 2, 2, 2] = bev[0, nz + 3, 2, 2] = 3.5 / nz
+    with torch.no_grad():
+        before = refiner(coarse, column, bev)
+        bev[0, nz + 3, 2, 2] = 0.5 / nz  # the column's ground three slices lower
+        after = refiner(coarse, column, bev)
+    changed = (before - after).abs().amax(dim=(0, 1, 2))
+    assert changed[2, 2] > 1e-3
+    changed[2, 2] = 0
+    assert changed.max() == 0  # no other column moves
+
+
 @pytest.mark.filterwarnings('ignore:You are using the legacy TorchScript-based ONNX export')
-def test_the_tiny_model_exports_to_onnx_opset_17_with_static_shapes(tmp_path):
-    model = _model()
+@pytest.mark.parametrize('refine', [0, 8])
+def test_the_tiny_model_exports_to_onnx_opset_17_with_static_shapes(tmp_path, refine):
+    model = _model(voxel_refine=refine)
+    if refine:
+        _trained_refiner(model)
     inputs = model.example_inputs()
     path = tmp_path / 'tiny.onnx'
     torch.onnx.export(

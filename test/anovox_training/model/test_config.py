@@ -17,7 +17,7 @@ def test_base_preset_is_resnet18_through_layer3_at_half_resolution_on_the_defaul
 
 
 def test_config_round_trips_through_a_plain_dict():
-    for cfg in (ModelConfig.base(), ModelConfig.tiny(modality='camera')):
+    for cfg in (ModelConfig.base(), ModelConfig.tiny(modality='camera'), ModelConfig.tiny(voxel_refine=8)):
         assert ModelConfig.from_dict(cfg.to_dict()) == cfg
 
 
@@ -30,6 +30,8 @@ def test_config_round_trips_through_a_plain_dict():
         ({'embed_dim': 10, 'attention_heads': 4}, r'embed_dim \(10\) must be a positive multiple'),
         ({'bev_widths': [8]}, 'bev_widths needs >= 2'),
         ({'semantic_weight': -1}, 'semantic_weight must be >= 0'),
+        ({'voxel_refine': -8}, 'voxel_refine must be an integer >= 0'),
+        ({'voxel_refine': 2.5}, 'voxel_refine must be an integer'),
         ({'heads': 2}, r"unknown keys \['heads'\]"),
         ({'image_height': 64.5}, 'image_height must be an integer'),
         ({'grid': {'x_min_m': 0.25, 'x_max_m': 16.25}}, 'not on the AnoVox 0.5 m lattice'),
@@ -43,3 +45,9 @@ def test_invalid_config_values_fail_with_a_message_naming_the_key(changes, messa
 def test_a_grid_not_divisible_by_the_bev_stride_is_rejected():
     with pytest.raises(ConfigError, match='not divisible by bev_stride=4'):
         ModelConfig.from_dict({**ModelConfig.tiny().to_dict(), 'grid': {'x_min_m': -4.0, 'x_max_m': 11.0}})
+
+
+def test_a_config_written_before_the_voxel_refiner_existed_loads_without_one():
+    old = ModelConfig.tiny().to_dict()
+    del old['voxel_refine']
+    assert ModelConfig.from_dict(old).voxel_refine == 0
