@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from anovox_perception.errors import AnovoxError, ConfigError
 from anovox_perception.preprocess import INPUT_NAMES, InputSpec
+from anovox_training.augment import mirror_mask, mirror_y
 from anovox_training.cache import CachedFrame, SampleCache, data_hash, frame_refs, load_cached
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.evaluate import VariantAccumulator, model_scorer
@@ -406,6 +407,9 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
             )
             for batch in loader:
                 batch = {k: v.to(dist.device) for k, v in batch.items()}
+                if tcfg['mirror'] > 0:
+                    which = mirror_mask(batch['labels'].shape[0], tcfg['mirror'], seed, step, dist.rank)
+                    batch = mirror_y(batch, which)
                 batch['camera_valid'] = _camera_dropout(
                     batch['camera_valid'], tcfg['camera_dropout'], seed, step, dist.rank
                 )

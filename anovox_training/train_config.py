@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from anovox_perception.errors import AnovoxError, ConfigError
+from anovox_training.augment import check_mirrorable
 from anovox_training.model.config import ModelConfig
 
 __all__ = ['DEFAULTS', 'load_config', 'parse_overrides', 'resolve_config']
@@ -40,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
         'warmup_steps': 50,
         'grad_clip_norm': 5.0,
         'camera_dropout': 0.2,
+        'mirror': 0.0,
         'threads': 2,
         'loader_workers': 0,
         'log_every_steps': 10,
@@ -79,6 +81,7 @@ _NUMERIC: dict[str, tuple[type, float | None, float | None]] = {
     'train.warmup_steps': (int, 0, None),
     'train.grad_clip_norm': (float, 0.0, None),
     'train.camera_dropout': (float, 0.0, 1.0),
+    'train.mirror': (float, 0.0, 1.0),
     'train.threads': (int, 1, 256),
     'train.loader_workers': (int, 0, 64),
     'train.log_every_steps': (int, 1, None),
@@ -240,7 +243,10 @@ def resolve_config(user: Mapping[str, Any], where: str = 'config', base_dir: Pat
                 msg = f'{where}: model.preset must be one of {sorted(_PRESETS)}, got {preset!r}'
                 raise ConfigError(msg)
             model = {**_PRESETS[preset]().to_dict(), **model}
-        config['model'] = ModelConfig.from_dict(model).to_dict()
+        model_cfg = ModelConfig.from_dict(model)
+        if config['train']['mirror'] > 0:
+            check_mirrorable(model_cfg.grid)
+        config['model'] = model_cfg.to_dict()
     except AnovoxError as err:
         if isinstance(err, ConfigError) and str(err).startswith(where):
             raise

@@ -50,6 +50,11 @@ def test_cli_overrides_reach_the_resolved_config():
         ({'train': {'epochs': 1.5}}, r'train.epochs must be an integer'),
         ({'train': {'camera_dropout': 1.5}}, r'train.camera_dropout=1.5 is out of range \[0.0, 1.0\]'),
         ({'train': {'progress': 'yes'}}, r'train.progress must be true or false'),
+        ({'train': {'mirror': -0.1}}, r'train.mirror=-0.1 is out of range \[0.0, 1.0\]'),
+        (
+            {'train': {'mirror': 0.5}, 'model': {'grid': {'y_min_m': -40.0, 'y_max_m': 30.0}}},
+            r'model: train.mirror needs a grid symmetric in y',
+        ),
         ({'data': {'train': []}}, r'data.train must be a path or a non-empty list'),
         ({'model': {'preset': 'huge'}}, r"model.preset must be one of \['base', 'tiny'\]"),
         ({'model': {'modality': 'radar'}}, r'model: ModelConfig.modality must be one of'),

@@ -1,0 +1,94 @@
+"""Training-time augmentation: mirroring a whole sample across the vehicle's x-z plane.
+
+Mirroring y -> -y gives a new, physically consistent scene (traffic on the other
+side, objects on the other shoulder) seen by the mirrored rig. Every input moves
+with it: the image flips left-right, the BEV and the labels flip along y, and the
+camera geometry inputs flip with their y components negated (a mirrored camera
+projects a mirrored cell to the mirrored pixel). That makes it exact for any rig,
+symmetric or not; it needs only a grid whose y range is symmetric about 0, so
+that flipping the y index is mirroring y.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from anovox_perception.errors import ConfigError
+from anovox_perception.geometry import GridSpec
+
+__all__ = ['check_mirrorable', 'mirror_y', 'mirror_mask']
+
+
+def check_mirrorable(grid: GridSpec) -> None:
+    """Raise :class:`ConfigError` unless the grid's y range is symmetric about 0."""
+    if grid.y_min_m != -grid.y_max_m:
+        msg = (
+            f'train.mirror needs a grid symmetric in y (y_min_m = -y_max_m), got '
+            f'[{grid.y_min_m}, {grid.y_max_m}); set train.mirror to 0 or centre the grid'
+        )
+        raise ConfigError(msg)
+
+
+def _flip(x: Tensor, dim: int, negate: tuple[int, ...] = ()) -> Tensor:
+    """Flip ``x`` along ``dim`` and negate the listed channels (dim 1)."""
+    out = torch.flip(x, dims=(dim,))
+    if negate:
+        sign = torch.ones(x.shape[1], dtype=x.dtype, device=x.device)
+        sign[list(negate)] = -1.0
+        out = out * sign.view(1, -1, *([1] * (x.dim() - 2)))
+    return out
+
+
+def _mirrored(name: str, x: Tensor) -> Tensor:
+    if name == 'image':  # (B, 3, H, W): columns
+        return _flip(x, -1)
+    if name == 'bev':  # (B, C, nx, ny)
+        return _flip(x, -1)
+    if name == 'cell_uv':  # (B, L, qx, qy, 2): u is the image column
+        flipped = torch.flip(x, dims=(3,))
+        u = flipped[..., :1]
+        # Projections outside the image carry preprocessing's -2 sentinel: keep it, mirror the rest.
+        return torch.cat([torch.where(u.abs() <= 1.0, -u, u), flipped[..., 1:]], dim=-1)
+    if name == 'cell_valid':  # (B, L, qx, qy)
+        return _flip(x, -1)
+    if name == 'cell_rays':  # (B, 4 L, qx, qy): per lift height (x, y, z, log distance)
+        return _flip(x, -1, negate=tuple(range(1, x.shape[1], 4)))
+    if name == 'token_rays':  # (B, 3, th, tw): (x, y, z) per image token
+        return _flip(x, -1, negate=(1,))
+    if name == 'labels':  # (B, nx, ny, nz)
+        return _flip(x, 2)
+    return x  # camera_valid and anything without a y axis
+
+
+def mirror_y(batch: Mapping[str, Tensor], which: Tensor) -> dict[str, Tensor]:
+    """Mirror the samples of ``batch`` where ``which`` is True (see module docstring).
+
+    Args:
+        batch: Model inputs by name (batched) and ``labels`` (B, nx, ny, nz).
+        which: (B,) bool, the samples to mirror.
+
+    Returns:
+        A new dict; unmirrored samples are unchanged.
+    """
+    if not bool(which.any()):
+        return dict(batch)
+    out = {}
+    for name, x in batch.items():
+        flipped = _mirrored(name, x)
+        if flipped is x:
+            out[name] = x
+            continue
+        pick = which.to(x.device).view(-1, *([1] * (x.dim() - 1)))
+        out[name] = torch.where(pick, flipped, x)
+    return out
+
+
+def mirror_mask(batch_size: int, p: float, seed: int, step: int, rank: int) -> Tensor:
+    """Which samples of a step to mirror: seeded by (seed, step, rank), so a resumed run repeats it."""
+    if p <= 0:
+        return torch.zeros(batch_size, dtype=torch.bool)
+    gen = torch.Generator().manual_seed(seed * 1_000_033 + step * 7_919 + rank + 17)
+    return torch.rand(batch_size, generator=gen) < p

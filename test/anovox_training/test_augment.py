@@ -1,0 +1,88 @@
+"""Mirror augmentation: a mirrored sample is exactly the sample of the mirrored scene and rig."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from anovox_perception.errors import ConfigError
+from anovox_perception.geometry import CameraModel, GridSpec, make_transform, rotation_from_rpy
+from anovox_perception.preprocess import INPUT_NAMES, build_inputs
+from anovox_training.augment import check_mirrorable, mirror_mask, mirror_y
+from anovox_training.model import ModelConfig
+
+LIDAR_MIRROR = np.diag([1.0, -1.0, 1.0, 1.0])  # y -> -y in the LiDAR frame
+OPTICAL_MIRROR = np.diag([-1.0, 1.0, 1.0, 1.0])  # x (image right) -> -x in the camera optical frame
+
+
+def _scene(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    spec = ModelConfig.tiny().input_spec()
+    # An asymmetric rig: off-centre principal point, yawed and shifted camera.
+    camera = CameraModel(spec.image_width, spec.image_height, 80.0, 80.0, 41.3, 30.0)
+    optical_from_body = np.array([[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
+    body_from_camera = make_transform(rotation_from_rpy(0.0, 0.05, 0.2), np.array([0.3, 0.4, 0.1]))
+    t_cam_lidar = optical_from_body @ np.linalg.inv(body_from_camera)
+    points = np.column_stack(
+        [rng.uniform(-4, 12, 4000), rng.uniform(-8, 8, 4000), rng.uniform(-2.9, 0.9, 4000), rng.uniform(0, 1, 4000)]
+    )
+    image = rng.integers(0, 256, (spec.image_height, spec.image_width, 3), dtype=np.uint8)
+    return spec, camera, t_cam_lidar, points, image
+
+
+def _batch(inputs, labels):
+    batch = {name: torch.from_numpy(inputs[name]) for name in INPUT_NAMES}
+    batch['labels'] = torch.from_numpy(labels)[None]
+    return batch
+
+
+def test_mirroring_equals_preprocessing_the_mirrored_scene_seen_by_the_mirrored_rig():
+    spec, camera, t_cam_lidar, points, image = _scene()
+    nx, ny, nz = spec.grid.shape
+    labels = np.random.default_rng(1).integers(0, 30, (nx, ny, nz), dtype=np.uint8)
+    original = _batch(build_inputs(spec, image, points, camera, t_cam_lidar), labels)
+
+    mirrored_points = points * np.array([1.0, -1.0, 1.0, 1.0])
+    mirrored_camera = CameraModel(
+        camera.width, camera.height, camera.fx, camera.fy, camera.width - camera.cx, camera.cy
+    )
+    mirrored_rig = OPTICAL_MIRROR @ t_cam_lidar @ LIDAR_MIRROR
+    expected = _batch(
+        build_inputs(spec, image[:, ::-1].copy(), mirrored_points, mirrored_camera, mirrored_rig),
+        labels[:, ::-1].copy(),
+    )
+    got = mirror_y(original, torch.tensor([True]))
+    for name in (*INPUT_NAMES, 'labels'):
+        torch.testing.assert_close(got[name], expected[name], atol=1e-5, rtol=0, msg=name)
+    # And mirroring twice gives the sample back.
+    twice = mirror_y(got, torch.tensor([True]))
+    for name in (*INPUT_NAMES, 'labels'):
+        torch.testing.assert_close(twice[name], original[name], atol=0, rtol=0)
+
+
+def test_only_the_selected_samples_of_a_batch_are_mirrored():
+    spec, camera, t_cam_lidar, points, image = _scene()
+    nx, ny, nz = spec.grid.shape
+    one = _batch(build_inputs(spec, image, points, camera, t_cam_lidar), np.zeros((nx, ny, nz), np.uint8))
+    batch = {k: torch.cat([v, v]) for k, v in one.items()}
+    got = mirror_y(batch, torch.tensor([False, True]))
+    flipped = mirror_y(one, torch.tensor([True]))
+    for name, value in got.items():
+        torch.testing.assert_close(value[:1], one[name], atol=0, rtol=0)
+        torch.testing.assert_close(value[1:], flipped[name], atol=0, rtol=0)
+    assert not torch.equal(got['bev'][0], got['bev'][1])
+
+
+def test_mirror_choices_are_seeded_and_follow_the_probability():
+    a = mirror_mask(4000, 0.5, seed=3, step=10, rank=0)
+    assert torch.equal(a, mirror_mask(4000, 0.5, seed=3, step=10, rank=0))
+    assert not torch.equal(a, mirror_mask(4000, 0.5, seed=3, step=11, rank=0))
+    assert 0.45 < a.float().mean() < 0.55
+    assert not mirror_mask(8, 0.0, seed=3, step=10, rank=0).any()
+
+
+def test_a_grid_not_symmetric_in_y_cannot_be_mirrored():
+    check_mirrorable(GridSpec())
+    with pytest.raises(ConfigError, match='symmetric in y'):
+        check_mirrorable(GridSpec(y_min_m=-40.0, y_max_m=30.0))
