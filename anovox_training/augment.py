@@ -42,24 +42,26 @@ def _flip(x: Tensor, dim: int, negate: tuple[int, ...] = ()) -> Tensor:
     return out
 
 
+# Inputs whose last axis is y (BEV and cell grids) or the image column: image (B, 3, H, W),
+# bev (B, C, nx, ny), cell_valid (B, L, qx, qy), cell_rays (B, 4 L, qx, qy) and token_rays
+# (B, 3, th, tw). The ray inputs hold direction vectors along dim 1, (x, y, z) per token and
+# (x, y, z, log distance) per lift height: their y components, every 3rd / 4th channel from
+# channel 1, change sign.
+_Y_LAST = ('image', 'bev', 'cell_valid', 'cell_rays', 'token_rays')
+_Y_COMPONENT_EVERY = {'cell_rays': 4, 'token_rays': 3}
+
+
 def _mirrored(name: str, x: Tensor) -> Tensor:
-    if name == 'image':  # (B, 3, H, W): columns
-        return _flip(x, -1)
-    if name == 'bev':  # (B, C, nx, ny)
-        return _flip(x, -1)
+    if name in _Y_LAST:
+        every = _Y_COMPONENT_EVERY.get(name)
+        return _flip(x, -1, negate=tuple(range(1, x.shape[1], every)) if every else ())
+    if name == 'labels':  # (B, nx, ny, nz)
+        return _flip(x, 2)
     if name == 'cell_uv':  # (B, L, qx, qy, 2): u is the image column
         flipped = torch.flip(x, dims=(3,))
         u = flipped[..., :1]
         # Projections outside the image carry preprocessing's -2 sentinel: keep it, mirror the rest.
         return torch.cat([torch.where(u.abs() <= 1.0, -u, u), flipped[..., 1:]], dim=-1)
-    if name == 'cell_valid':  # (B, L, qx, qy)
-        return _flip(x, -1)
-    if name == 'cell_rays':  # (B, 4 L, qx, qy): per lift height (x, y, z, log distance)
-        return _flip(x, -1, negate=tuple(range(1, x.shape[1], 4)))
-    if name == 'token_rays':  # (B, 3, th, tw): (x, y, z) per image token
-        return _flip(x, -1, negate=(1,))
-    if name == 'labels':  # (B, nx, ny, nz)
-        return _flip(x, 2)
     return x  # camera_valid and anything without a y axis
 
 
