@@ -47,6 +47,7 @@ from anovox_training.evaluate import VariantAccumulator, model_scorer
 from anovox_training.losses import LOSS_TERMS, DetectorLoss, LossWeights
 from anovox_training.model.checkpoint import model_config_of, read_checkpoint, save_checkpoint
 from anovox_training.model.detector import AnomalyDetector, build_model
+from anovox_training.model.warm_start import warm_start
 from anovox_training.score_tuning import tune_checkpoints
 from anovox_training.targets import EVAL_IGNORED_LABELS, dense_labels
 from anovox_training.train_config import load_config
@@ -355,8 +356,14 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
         best_ap = ckpt.get('best_val_ap', -1.0)
         occupancy_threshold = ckpt.get('occupancy_threshold', occupancy_threshold)
         _set_rng_state(ckpt['rng_state'])
-    elif resume and dist.is_main:
-        print(f'train: no {last_path} to resume from; starting from scratch', file=sys.stderr)
+    else:
+        if resume and dist.is_main:
+            print(f'train: no {last_path} to resume from; starting from scratch', file=sys.stderr)
+        if tcfg['init_from'] is not None:
+            # Every rank loads the same file, so the replicas start identical.
+            report = warm_start(model, tcfg['init_from'])
+            if dist.is_main:
+                print(f'train: {report.summary()}', file=sys.stderr)
     hash_of_data = data_hash(train_paths)
     net: nn.Module = _LogitsView(model)
     if dist.world > 1:

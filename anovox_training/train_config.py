@@ -42,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
         'grad_clip_norm': 5.0,
         'camera_dropout': 0.2,
         'mirror': 0.0,
+        'init_from': None,
         'threads': 2,
         'loader_workers': 0,
         'log_every_steps': 10,
@@ -218,6 +219,10 @@ def resolve_config(user: Mapping[str, Any], where: str = 'config', base_dir: Pat
         if not isinstance(holder[key], str) or not holder[key]:
             msg = f'{where}: {key} must be a non-empty path string, got {holder[key]!r}'
             raise ConfigError(msg)
+    init_from = config['train']['init_from']
+    if init_from is not None and (not isinstance(init_from, str) or not init_from):
+        msg = f'{where}: train.init_from must be a checkpoint path or null, got {init_from!r}'
+        raise ConfigError(msg)
     for key, positive in (('semantic_weights', False), ('anomaly_temperatures', True)):
         values = config['eval'][key]
         if not isinstance(values, list) or not all(
@@ -235,6 +240,8 @@ def resolve_config(user: Mapping[str, Any], where: str = 'config', base_dir: Pat
         config['data']['val'] = [str(base_dir / p) for p in config['data']['val']]
         config['data']['cache_dir'] = str(base_dir / config['data']['cache_dir'])
         config['out_dir'] = str(base_dir / config['out_dir'])
+        if init_from is not None:
+            config['train']['init_from'] = str(base_dir / init_from)
     model = dict(config['model'])
     preset = model.pop('preset', None)
     try:

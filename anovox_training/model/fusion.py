@@ -62,6 +62,22 @@ class CrossModalFusion(nn.Module):
         )
         self.post = ResidualBlock(bev_channels)
 
+    @torch.no_grad()
+    def start_near_identity(self, camera_scale: float = 1e-3) -> None:
+        """Make the module pass its BEV input through almost unchanged.
+
+        The residual block after the fusion starts as the identity (its last batch
+        norm zeroed: ``relu(x) = x`` on the backbone's ReLU outputs) and the camera
+        branch's last batch norm starts with a scale of ``camera_scale``: zero would
+        leave its ReLU without gradient, so the camera contribution could never
+        grow. A model warm-started from a LiDAR-only checkpoint then begins within
+        about ``camera_scale`` of that model's features.
+        """
+        self.post.conv2[1].weight.zero_()
+        self.post.conv2[1].bias.zero_()
+        self.out[1].weight.fill_(camera_scale)
+        self.out[1].bias.zero_()
+
     def forward(
         self,
         bev: Tensor,

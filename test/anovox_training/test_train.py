@@ -148,3 +148,23 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes_the_run(data, tmp_path, 
     assert _states(tmp_path / 'run' / 'last.pt')[2] == 2
     monkeypatch.setattr(train_module, '_camera_dropout', original)
     assert _states(train(config, resume=True))[2] == 6
+
+
+def test_a_warm_started_run_begins_from_the_source_weights_and_a_resume_does_not_reload_them(data, tmp_path):
+    lidar = train(tiny_config(tmp_path / 'lidar', data, epochs=1), resume=False)
+    source = torch.load(lidar, weights_only=True)['model']
+    # lr 0: the weights stay where the warm start put them (batch norm statistics still move).
+    config = tiny_config(tmp_path / 'fusion', data, epochs=1, lr=0.0, init_from=str(lidar))
+    config['model']['modality'] = 'fusion'
+    weights = torch.load(train(config), weights_only=True)['model']
+    convs = [k for k in source if k.endswith('.weight') and source[k].dim() == 4]
+    assert convs
+    for key in convs:
+        torch.testing.assert_close(weights[key], source[key], rtol=0, atol=0, msg=key)
+    fresh = train(tiny_config(tmp_path / 'fresh', data, epochs=1, lr=0.0))
+    assert not torch.equal(torch.load(fresh, weights_only=True)['model'][convs[0]], source[convs[0]])
+    # A resume continues from last.pt, whatever init_from names.
+    config['train']['init_from'] = str(tmp_path / 'missing.pt')
+    config['train']['epochs'] = 2
+    resumed = torch.load(train(config, resume=True), weights_only=True)['model']
+    torch.testing.assert_close(resumed[convs[0]], source[convs[0]], rtol=0, atol=0)

@@ -55,6 +55,7 @@ def test_cli_overrides_reach_the_resolved_config():
             {'train': {'mirror': 0.5}, 'model': {'grid': {'y_min_m': -40.0, 'y_max_m': 30.0}}},
             r'model: train.mirror needs a grid symmetric in y',
         ),
+        ({'train': {'init_from': 3}}, r'train.init_from must be a checkpoint path or null, got 3'),
         ({'data': {'train': []}}, r'data.train must be a path or a non-empty list'),
         ({'model': {'preset': 'huge'}}, r"model.preset must be one of \['base', 'tiny'\]"),
         ({'model': {'modality': 'radar'}}, r'model: ModelConfig.modality must be one of'),
@@ -72,3 +73,9 @@ def test_the_cli_reports_config_errors_without_a_traceback(tmp_path, capsys):
     assert main(['--config', str(bad)]) == 2
     assert 'train.epochs=0 is out of range' in capsys.readouterr().err
     assert get_args_parser().parse_args(['--config', 'x', '--set', 'a=1', '--resume']).resume
+
+
+def test_a_relative_warm_start_checkpoint_is_taken_from_the_base_folder(tmp_path):
+    config = resolve_config({'train': {'init_from': 'runs/lidar/last.pt'}}, base_dir=tmp_path)
+    assert config['train']['init_from'] == str(tmp_path / 'runs/lidar/last.pt')
+    assert resolve_config({}, base_dir=tmp_path)['train']['init_from'] is None
