@@ -12,7 +12,9 @@ Scores of evaluated voxels are pooled over all frames (``metrics.ScoreHistogram`
 for ``Normality_Included`` (every frame) and ``Anomalies_Only`` (frames whose
 ground truth holds an anomaly voxel), and per anomaly category and size bucket
 (positives: that category's / bucket's voxels; negatives: the normal voxels of the
-frames that contain it). Writes ``metrics.json``, ``metrics.md``, ``roc.png`` and ``pr.png``.
+frames that contain it). ``--group NAME=CAT,CAT`` adds a pooled subset of categories
+the same way, e.g. the categories held out of training (``by_group``). Writes
+``metrics.json``, ``metrics.md``, ``roc.png`` and ``pr.png``.
 
 Without ``--lidar-only`` the LiDAR-only variant is the fusion model with the
 camera flagged missing; without ``--camera-only`` that variant is left out.
@@ -25,7 +27,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ from anovox_perception.preprocess import INPUT_NAMES, InputSpec
 from anovox_training.baseline import GeometricBaseline
 from anovox_training.cache import CachedFrame, FrameRef, SampleCache, frame_refs
 from anovox_training.data.dataset import resolve_scenarios
-from anovox_training.data.labels import is_anomaly
+from anovox_training.data.labels import LABEL_TO_CATEGORY, is_anomaly
 from anovox_training.metrics import METRIC_KEYS, Curves, ScoreHistogram
 from anovox_training.model.checkpoint import load_checkpoint
 from anovox_training.model.config import NORMAL_CLASSES
@@ -98,13 +100,17 @@ class VariantAccumulator:
         grid: Detector grid (for voxel centres in the size assignment).
         occupancy_threshold: Cells with occupancy >= this are predicted occupied.
         n_bins: Score histogram resolution.
+        groups: Category groups reported in ``by_group`` (none: no ``by_group`` key).
     """
 
     grid: GridSpec
     occupancy_threshold: float
     n_bins: int = 100_000
+    # Named category groups pooled like one category (e.g. those held out of training).
+    groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
     subsets: dict[str, _Counted] = field(default_factory=dict)
     by_category: dict[str, _Counted] = field(default_factory=dict)
+    by_group: dict[str, _Counted] = field(default_factory=dict)
     by_size: dict[str, _Counted] = field(default_factory=dict)
     # Anomalies_Only normal voxels by ground-truth class, at 0.01 score resolution: where
     # the false positives at the FPR95 threshold come from.
@@ -138,9 +144,15 @@ class VariantAccumulator:
             member = class_of == k
             if member.any():
                 self.normal_by_class[name].add(normal_scores[member], np.zeros(int(member.sum()), bool))
-        for value in np.unique(label[positive]):
+        values = np.unique(label[positive])
+        for value in values:
             mask = normal | (label == value)
             self._counted(self.by_category, category_of_label(value)).add(scores[mask], positive[mask], predicted[mask])
+        for group, categories in self.groups.items():
+            member = np.isin(label, [v for v in values if category_of_label(v) in categories])
+            if member.any():
+                mask = normal | member
+                self._counted(self.by_group, group).add(scores[mask], member[mask], predicted[mask])
         buckets = self._size_buckets(index[positive], label[positive], frame.anomalies)
         for bucket in np.unique(buckets):
             member = np.zeros(len(label), dtype=bool)
@@ -167,6 +179,8 @@ class VariantAccumulator:
     def result(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: self.subsets[name].result() for name in SUBSETS}
         out['by_category'] = {k: self.by_category[k].result() for k in sorted(self.by_category)}
+        if self.groups:
+            out['by_group'] = {k: self.by_group[k].result() for k in self.groups if k in self.by_group}
         order = [*SIZE_BUCKETS, 'unknown']
         out['by_size'] = {k: self.by_size[k].result() for k in sorted(self.by_size, key=order.index)}
         out['false_positives_at_fpr95'] = self.false_positives_at_fpr95()
@@ -241,15 +255,18 @@ def evaluate_frames(
     cache_root: Path,
     batch_size: int = 4,
     progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+    groups: Mapping[str, frozenset[str]] | None = None,
 ) -> dict[str, VariantAccumulator]:
     """Run every variant over the frames and pool their scores.
 
-    Variants sharing an input spec share one cache entry per frame.
+    Variants sharing an input spec share one cache entry per frame; ``groups`` are
+    the category groups reported in ``by_group``.
 
     Raises:
         DataError: When a frame cannot be read or cached.
     """
-    accumulators = {v.name: VariantAccumulator(v.spec.grid, v.occupancy_threshold) for v in variants}
+    groups = groups or {}
+    accumulators = {v.name: VariantAccumulator(v.spec.grid, v.occupancy_threshold, groups=groups) for v in variants}
     by_spec: dict[InputSpec, list[Variant]] = {}
     for v in variants:
         by_spec.setdefault(v.spec, []).append(v)
@@ -289,15 +306,18 @@ def markdown_table(report: dict[str, Any], thresholds: dict[str, float]) -> str:
             m = variant[subset]
             cells = [_fmt(m[k]) for k in ('AUROC', 'AP', 'FPR95', 'F1', 'PPV', 'voxels', 'coverage')]
             lines.append(f'| {name} | {subset} | {" | ".join(cells)} | {thresholds[name]:.2f} |')
-    for table in ('by_category', 'by_size'):
+    tables = ['by_category', 'by_size']
+    if any('by_group' in v for v in report['variants'].values()):
+        tables.insert(1, 'by_group')
+    for table in tables:
         lines += ['', f'{table.replace("_", " ").capitalize()} (AP / AUROC / FPR95):', '']
-        keys = sorted({k for v in report['variants'].values() for k in v[table]})
+        keys = sorted({k for v in report['variants'].values() for k in v.get(table, {})})
         lines.append('| Variant | ' + ' | '.join(keys) + ' |')
         lines.append('|---|' + '---|' * len(keys))
         for name, variant in report['variants'].items():
             row = []
             for key in keys:
-                m = variant[table].get(key)
+                m = variant.get(table, {}).get(key)
                 row.append('-' if m is None else f'{_fmt(m["AP"])} / {_fmt(m["AUROC"])} / {_fmt(m["FPR95"])}')
             lines.append(f'| {name} | ' + ' | '.join(row) + ' |')
     lines += [
@@ -382,6 +402,31 @@ def checkpoint_threshold(ckpt: dict[str, Any], override: float | None) -> float:
     return float(ckpt['config'].get('eval', {}).get('occupancy_threshold', 0.5))
 
 
+def parse_groups(items: Sequence[str]) -> dict[str, frozenset[str]]:
+    """``['held_out=animal,airplane']`` -> ``{'held_out': frozenset({'animal', 'airplane'})}``.
+
+    Raises:
+        ConfigError: On a malformed item, a repeated name or an unknown category.
+    """
+    known = set(LABEL_TO_CATEGORY.values()) | {'generic'}
+    groups: dict[str, frozenset[str]] = {}
+    for item in items:
+        name, sep, listed = item.partition('=')
+        categories = [c.strip() for c in listed.split(',') if c.strip()]
+        if not sep or not name.strip() or not categories:
+            msg = f'--group {item!r}: expected NAME=CATEGORY[,CATEGORY...], e.g. held_out=animal,airplane,falling'
+            raise ConfigError(msg)
+        unknown = sorted(set(categories) - known)
+        if unknown:
+            msg = f'--group {item!r}: unknown categories {unknown}; known: {sorted(known)}'
+            raise ConfigError(msg)
+        if name.strip() in groups:
+            msg = f'--group {item!r}: the name {name.strip()!r} is given twice'
+            raise ConfigError(msg)
+        groups[name.strip()] = frozenset(categories)
+    return groups
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description='Evaluate detector checkpoints with the AnoVox protocol.')
     parser.add_argument('--checkpoint', required=True, help='fusion model checkpoint (.pt)')
@@ -397,6 +442,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument('--threads', type=int, default=max(1, min(4, os.cpu_count() or 1)), help='torch threads')
     parser.add_argument('--cache-workers', type=int, default=1, help='processes building missing cache entries')
     parser.add_argument('--no-geometric', action='store_true', help='skip the geometric baseline')
+    parser.add_argument(
+        '--group',
+        action='append',
+        default=[],
+        metavar='NAME=CAT,CAT',
+        help='also report these anomaly categories pooled (repeatable), e.g. held_out=animal,airplane,falling',
+    )
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     return parser
 
@@ -411,6 +463,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.occupancy_threshold is not None and not 0.0 <= args.occupancy_threshold <= 1.0:
         msg = f'--occupancy-threshold must be in [0, 1], got {args.occupancy_threshold}'
         raise ConfigError(msg)
+    groups = parse_groups(args.group)
     torch.set_num_threads(args.threads)
     model, config, ckpt = load_checkpoint(args.checkpoint)
     spec = model.input_spec
@@ -444,7 +497,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if other.spec.grid != variant.spec.grid:
                 msg = f'variants {variant.name} and {other.name} use different grids; evaluate them separately'
                 raise ConfigError(msg)
-    accumulators = evaluate_frames(refs, variants, cache_root, batch_size=args.batch_size, progress=progress)
+    accumulators = evaluate_frames(refs, variants, cache_root, args.batch_size, progress, groups)
     split = args.split or Path(args.data[0]).name
     n_scenarios = len({ref.scenario for ref in refs})
     return write_report(accumulators, Path(args.out), split, len(refs), n_scenarios)

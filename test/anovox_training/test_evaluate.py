@@ -9,9 +9,10 @@ import pytest
 import torch
 from tiny_data import make_split
 
+from anovox_perception.errors import ConfigError
 from anovox_perception.geometry import GridSpec
 from anovox_training.cache import CachedFrame
-from anovox_training.evaluate import VariantAccumulator, main
+from anovox_training.evaluate import VariantAccumulator, main, parse_groups
 from anovox_training.metrics import binary_metrics
 from anovox_training.model import ModelConfig, build_model, save_checkpoint
 from anovox_training.targets import SparseTargets
@@ -78,7 +79,7 @@ def test_the_cli_writes_metrics_json_in_the_report_shape_with_table_and_plots(tm
     camera = save_checkpoint(tmp_path / 'camera.pt', {**ckpt, 'config': {**ckpt['config'], 'model': camera_cfg}})
     out = tmp_path / 'out'
     argv = ['--checkpoint', str(fusion), '--camera-only', str(camera), '--data', str(data), '--out', str(out)]
-    assert main([*argv, '--quiet', '--threads', '1']) == 0
+    assert main([*argv, '--quiet', '--threads', '1', '--group', 'held_out=animal,airplane,falling']) == 0
     report = json.loads((out / 'metrics.json').read_text())
     assert set(report) == {'split', 'frames', 'scenarios', 'variants'}
     assert report['split'] == 'test' and report['frames'] == 3 and report['scenarios'] == 1
@@ -88,9 +89,12 @@ def test_the_cli_writes_metrics_json_in_the_report_shape_with_table_and_plots(tm
             'Anomalies_Only',
             'Normality_Included',
             'by_category',
+            'by_group',
             'by_size',
             'false_positives_at_fpr95',
         }
+        # The test split holds only these categories: the group is there exactly when a category is.
+        assert set(variant['by_group']) == ({'held_out'} if variant['by_category'] else set())
         for subset in ('Anomalies_Only', 'Normality_Included'):
             assert set(variant[subset]) == {'AUROC', 'AP', 'FPR95', 'F1', 'PPV', 'voxels', 'coverage'}
             for key in ('AUROC', 'AP', 'FPR95', 'F1', 'PPV', 'coverage'):
@@ -99,6 +103,7 @@ def test_the_cli_writes_metrics_json_in_the_report_shape_with_table_and_plots(tm
     assert report['variants']['fusion']['Normality_Included']['voxels'] > 0
     for name in ('metrics.md', 'roc.png', 'pr.png'):
         assert (out / name).stat().st_size > 0
+    assert 'By group (AP / AUROC / FPR95):' in (out / 'metrics.md').read_text()
     assert '| fusion | Anomalies_Only |' in capsys.readouterr().out
 
 
@@ -123,3 +128,40 @@ def test_false_positives_at_fpr95_are_split_by_ground_truth_class():
         'pole': {'voxels': 2, 'above': 1, 'share': 0.5, 'rate': 0.5},
         'vehicle': {'voxels': 1, 'above': 0, 'share': 0.0, 'rate': 0.0},
     }
+
+
+def test_a_category_group_pools_its_categories_and_leaves_the_other_anomalies_out():
+    occupancy = np.full(GRID.shape, 0.9, np.float32).ravel()
+    anomaly = np.zeros(GRID.shape, np.float32).ravel()
+    # Frame 1: road 0..2, animal 3, home 4 (a training category: not in the group).
+    anomaly[:5] = [0.1, 0.5, 0.3, 0.4, 0.95]
+    groups = {'held_out': frozenset({'animal', 'airplane'})}
+    acc = VariantAccumulator(GRID, occupancy_threshold=0.5, groups=groups)
+    shape = GRID.shape
+    acc.add(_frame(range(5), [1, 1, 1, 30, 29]), occupancy.reshape(shape), anomaly.reshape(shape))
+    # Frame 2: road 0..1, airplane 2; frame 3: home only (no group member: adds nothing).
+    second = anomaly.copy()
+    second[:3] = [0.2, 0.6, 0.7]
+    acc.add(_frame(range(3), [1, 1, 33]), occupancy.reshape(shape), second.reshape(shape))
+    acc.add(_frame(range(2), [1, 29]), occupancy.reshape(shape), second.reshape(shape))
+    result = acc.result()
+    expected = binary_metrics([0.1, 0.5, 0.3, 0.4, 0.2, 0.6, 0.7], [0, 0, 0, 1, 0, 0, 1])
+    held_out = result['by_group']['held_out']
+    assert held_out['voxels'] == 7 and held_out['coverage'] == 1.0
+    assert held_out['AP'] == pytest.approx(expected['AP']) and held_out['AUROC'] == pytest.approx(expected['AUROC'])
+    assert 'by_group' not in VariantAccumulator(GRID, occupancy_threshold=0.5).result()
+
+
+@pytest.mark.parametrize(
+    ('items', 'message'),
+    [
+        (['held_out'], 'expected NAME=CATEGORY'),
+        (['held_out='], 'expected NAME=CATEGORY'),
+        (['held_out=animal,cats'], r"unknown categories \['cats'\]"),
+        (['a=animal', 'a=falling'], "the name 'a' is given twice"),
+    ],
+)
+def test_malformed_category_groups_are_refused(items, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_groups(items)
+    assert parse_groups(['held_out=animal, airplane']) == {'held_out': frozenset({'animal', 'airplane'})}
