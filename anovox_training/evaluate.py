@@ -412,18 +412,19 @@ def parse_groups(items: Sequence[str]) -> dict[str, frozenset[str]]:
     groups: dict[str, frozenset[str]] = {}
     for item in items:
         name, sep, listed = item.partition('=')
+        name = name.strip()
         categories = [c.strip() for c in listed.split(',') if c.strip()]
-        if not sep or not name.strip() or not categories:
+        if not sep or not name or not categories:
             msg = f'--group {item!r}: expected NAME=CATEGORY[,CATEGORY...], e.g. held_out=animal,airplane,falling'
             raise ConfigError(msg)
         unknown = sorted(set(categories) - known)
         if unknown:
             msg = f'--group {item!r}: unknown categories {unknown}; known: {sorted(known)}'
             raise ConfigError(msg)
-        if name.strip() in groups:
-            msg = f'--group {item!r}: the name {name.strip()!r} is given twice'
+        if name in groups:
+            msg = f'--group {item!r}: the name {name!r} is given twice'
             raise ConfigError(msg)
-        groups[name.strip()] = frozenset(categories)
+        groups[name] = frozenset(categories)
     return groups
 
 
