@@ -52,6 +52,7 @@ __all__ = [
     'CachedFrame',
     'FrameRef',
     'SampleCache',
+    'evenly_spread',
     'frame_refs',
     'load_cached',
     'sample_arrays',
@@ -102,6 +103,13 @@ def frame_refs(scenario_dirs: Iterable[Path]) -> list[FrameRef]:
             if not {'points', 'voxels'} & set(reader.missing_sensors(frame_id)):
                 refs.append(FrameRef(Path(folder), frame_id))
     return refs
+
+
+def evenly_spread(refs: Sequence[FrameRef], limit: int) -> list[FrameRef]:
+    """At most ``limit`` of ``refs``, spread evenly over all of them (every scenario, not the first ones)."""
+    if len(refs) <= limit:
+        return list(refs)
+    return [refs[i] for i in np.linspace(0, len(refs) - 1, limit).round().astype(int)]
 
 
 def _fingerprint(reader: ScenarioReader, frame_id: int) -> str:

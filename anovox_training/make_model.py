@@ -88,6 +88,7 @@ QUICK_OVERRIDES = [
     'train.progress=false',
     'eval.semantic_weights=[]',
     'eval.anomaly_temperatures=[]',
+    'eval.score_smoothings=[]',
 ]
 VARIANT_OVERRIDES = {
     'fusion': ['model.modality=fusion'],

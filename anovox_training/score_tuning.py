@@ -1,8 +1,8 @@
-"""Choosing the score rule on validation after training: ``semantic_weight`` and ``anomaly_temperature``.
+"""Choosing the score rule on validation after training (weight, temperature, smoothing window).
 
-Neither changes a weight; both only change how the exported anomaly score
+None changes a weight; each only changes how the exported anomaly score
 combines head outputs (``model/head.py``), so they are picked after training
-from one pass of the network over the validation frames:
+from passes of the network over the validation frames:
 
 1. ``semantic_weight`` = the smallest candidate whose Anomalies_Only AP is within
    :data:`AP_TOLERANCE` of the best (the semantic cue lifts every score, which
@@ -11,32 +11,49 @@ from one pass of the network over the validation frames:
    :data:`FPR95_TOLERANCE` of the lowest, the one with the best F1 (then the
    smallest). Temperature scaling keeps the ranking (AP and AUROC do not move)
    but decides how the scores spread over AnoVox's 0.01 threshold grid.
+3. ``score_smoothing`` = the window with the best Anomalies_Only AP (then the
+   smallest), scored exactly as exported with the chosen weight and temperature
+   (a second pass: smoothing needs the neighbours on the grid).
+
+Re-tune trained checkpoints (e.g. after a new score option) from the command line:
+
+    python -m anovox_training.score_tuning --checkpoint runs/fusion/best.pt \
+        --checkpoint runs/fusion/last.pt --data data/synth/val
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from anovox_perception.errors import AnovoxError, ConfigError
 from anovox_perception.preprocess import INPUT_NAMES, InputSpec
-from anovox_training.cache import load_cached
+from anovox_training.cache import CachedFrame, SampleCache, evenly_spread, frame_refs, load_cached
+from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.labels import is_anomaly
 from anovox_training.metrics import binary_metrics
-from anovox_training.model.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from anovox_training.model.checkpoint import load_checkpoint, model_config_of, read_checkpoint, save_checkpoint
 from anovox_training.model.detector import AnomalyDetector
+from anovox_training.model.head import HeadLogits
 from anovox_training.targets import EVAL_IGNORED_LABELS
+from anovox_training.train_config import DEFAULTS
 
 __all__ = [
     'AP_TOLERANCE',
     'FPR95_TOLERANCE',
     'ValidationVoxels',
     'choose',
+    'choose_smoothing',
+    'collect_smoothed',
     'collect_voxels',
+    'main',
     'score',
     'tune_checkpoints',
 ]
@@ -69,29 +86,44 @@ def score(voxels: ValidationVoxels, semantic_weight: float, temperature: float) 
     return 1.0 - (1.0 - p) * voxels.max_softmax**semantic_weight
 
 
+def _validation_batches(
+    model: AnomalyDetector, paths: Sequence[Path], spec: InputSpec
+) -> Iterator[tuple[list[CachedFrame], HeadLogits]]:
+    for start in range(0, len(paths), 4):
+        frames = [load_cached(p, spec) for p in paths[start : start + 4]]
+        batch = [torch.from_numpy(np.concatenate([f.inputs[n] for f in frames])) for n in INPUT_NAMES]
+        yield frames, model.logits(*batch)
+
+
+def _evaluated(frame: CachedFrame, occupancy: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Flat grid indices and anomaly labels of a frame's evaluated voxels (None: not an Anomalies_Only frame)."""
+    keep = ~_IGNORED[frame.targets.label]
+    index, label = frame.targets.index[keep], frame.targets.label[keep]
+    positive = is_anomaly(label)
+    if not positive.any():
+        return None
+    predicted = occupancy.reshape(-1)[index] >= threshold
+    return index[predicted], positive[predicted]
+
+
 @torch.inference_mode()
 def collect_voxels(
     model: AnomalyDetector, paths: Sequence[Path], spec: InputSpec, occupancy_threshold: float
 ) -> ValidationVoxels | None:
     """Run the model over cached frames; keep the evaluated voxels of Anomalies_Only frames (None if none)."""
     logits_out, msp_out, labels_out = [], [], []
-    for start in range(0, len(paths), 4):
-        frames = [load_cached(p, spec) for p in paths[start : start + 4]]
-        batch = [torch.from_numpy(np.concatenate([f.inputs[n] for f in frames])) for n in INPUT_NAMES]
-        logits = model.logits(*batch)
+    for frames, logits in _validation_batches(model, paths, spec):
         occupancy = torch.sigmoid(logits.occupancy).permute(0, 2, 3, 1).numpy()
         anomaly = logits.anomaly.permute(0, 2, 3, 1).numpy()
         msp = torch.softmax(logits.semantic, dim=1).amax(dim=1).permute(0, 2, 3, 1).numpy()
         for i, frame in enumerate(frames):
-            keep = ~_IGNORED[frame.targets.label]
-            index, label = frame.targets.index[keep], frame.targets.label[keep]
-            positive = is_anomaly(label)
-            if not positive.any():
+            evaluated = _evaluated(frame, occupancy[i], occupancy_threshold)
+            if evaluated is None:
                 continue
-            predicted = occupancy[i].reshape(-1)[index] >= occupancy_threshold
-            logits_out.append(anomaly[i].reshape(-1)[index][predicted])
-            msp_out.append(msp[i].reshape(-1)[index][predicted])
-            labels_out.append(positive[predicted])
+            index, positive = evaluated
+            logits_out.append(anomaly[i].reshape(-1)[index])
+            msp_out.append(msp[i].reshape(-1)[index])
+            labels_out.append(positive)
     if not labels_out or not np.concatenate(labels_out).any():
         return None
     return ValidationVoxels(
@@ -99,6 +131,34 @@ def collect_voxels(
         max_softmax=np.concatenate(msp_out).astype(np.float64),
         positive=np.concatenate(labels_out),
     )
+
+
+@torch.inference_mode()
+def collect_smoothed(
+    model: AnomalyDetector, paths: Sequence[Path], spec: InputSpec, occupancy_threshold: float, sizes: Sequence[int]
+) -> tuple[dict[int, np.ndarray], np.ndarray] | None:
+    """Exported scores (the model's weight and temperature) per smoothing window at the evaluated voxels.
+
+    Returns:
+        ``({size: (N,) scores}, (N,) anomaly labels)`` over the Anomalies_Only frames, or None if
+        there is no anomaly among them.
+    """
+    scores_out: dict[int, list[np.ndarray]] = {size: [] for size in sizes}
+    labels_out = []
+    for frames, logits in _validation_batches(model, paths, spec):
+        occupancy = torch.sigmoid(logits.occupancy).permute(0, 2, 3, 1).numpy()
+        by_size = {size: model.head.probabilities(logits, size)[1].numpy() for size in sizes}
+        for i, frame in enumerate(frames):
+            evaluated = _evaluated(frame, occupancy[i], occupancy_threshold)
+            if evaluated is None:
+                continue
+            index, positive = evaluated
+            for size in sizes:
+                scores_out[size].append(by_size[size][i].reshape(-1)[index].astype(np.float64))
+            labels_out.append(positive)
+    if not labels_out or not np.concatenate(labels_out).any():
+        return None
+    return {size: np.concatenate(v) for size, v in scores_out.items()}, np.concatenate(labels_out)
 
 
 def choose(
@@ -126,35 +186,128 @@ def choose(
     return weight, temperature, tried
 
 
+def choose_smoothing(scores: dict[int, np.ndarray], positive: np.ndarray) -> tuple[int, dict[int, dict[str, float]]]:
+    """The window with the best AP (then the smallest), and every tried window's metrics."""
+    tried = {size: binary_metrics(values, positive) for size, values in scores.items()}
+    best = max(tried, key=lambda size: (tried[size]['AP'], -size))
+    return best, tried
+
+
 def tune_checkpoints(
     checkpoints: Sequence[Path],
     val_paths: Sequence[Path],
     spec: InputSpec,
     weights: Sequence[float],
     temperatures: Sequence[float],
-) -> tuple[float, float] | None:
+    smoothings: Sequence[int] = (),
+) -> tuple[float, float, int] | None:
     """Tune on the first existing checkpoint (best.pt first) and write the choice into each one.
 
     Returns:
-        The chosen ``(semantic_weight, anomaly_temperature)``, or None when there was
-        nothing to tune on (no checkpoint, or no anomaly among the validation voxels).
+        The chosen ``(semantic_weight, anomaly_temperature, score_smoothing)``, or None when
+        there was nothing to tune on (no checkpoint, or no anomaly among the validation voxels).
     """
     existing = [p for p in checkpoints if p.is_file()]
-    if not existing or not (weights or temperatures):
+    if not existing or not (weights or temperatures or smoothings):
         return None
     model, config, ckpt = load_checkpoint(existing[0])
-    voxels = collect_voxels(model, val_paths, spec, float(ckpt.get('occupancy_threshold', 0.5)))
-    if voxels is None:
-        return None
-    current = (config['model']['semantic_weight'], config['model']['anomaly_temperature'])
-    weight, temperature, tried = choose(voxels, weights, temperatures, current)
+    threshold = float(ckpt.get('occupancy_threshold', 0.5))
+    mcfg = config['model']
+    weight, temperature = mcfg['semantic_weight'], mcfg['anomaly_temperature']
+    tried: dict[str, dict[str, float]] = {}
+    if weights or temperatures:
+        voxels = collect_voxels(model, val_paths, spec, threshold)
+        if voxels is None:
+            return None
+        weight, temperature, tried = choose(voxels, weights, temperatures, (weight, temperature))
+    smoothing = int(mcfg.get('score_smoothing', 1))
+    if smoothings:
+        model.head.semantic_weight, model.head.temperature = weight, temperature
+        collected = collect_smoothed(model, val_paths, spec, threshold, smoothings)
+        if collected is None:
+            return None
+        smoothing, by_size = choose_smoothing(*collected)
+        tried.update({f'w={weight:g},T={temperature:g},smoothing={k}': m for k, m in by_size.items()})
     for key, m in tried.items():
         print(f'score rule {key}: AP={m["AP"]:.4f} FPR95={m["FPR95"]:.4f} F1={m["F1"]:.4f}', file=sys.stderr)
-    print(f'score rule chosen on validation: semantic_weight={weight:g} anomaly_temperature={temperature:g}')
+    print(
+        f'score rule chosen on validation: semantic_weight={weight:g} anomaly_temperature={temperature:g} '
+        f'score_smoothing={smoothing}'
+    )
     for path in existing:
         state = read_checkpoint(path)
         state['config']['model']['semantic_weight'] = float(weight)
         state['config']['model']['anomaly_temperature'] = float(temperature)
+        state['config']['model']['score_smoothing'] = smoothing
         state['score_tuning'] = tried
         save_checkpoint(path, state)
-    return weight, temperature
+    return weight, temperature, smoothing
+
+
+def _candidates(config: dict[str, Any], key: str, override: list[Any] | None) -> list[Any]:
+    # Checkpoints written before a candidate list existed fall back to today's defaults.
+    if override is not None:
+        return override
+    return list(config.get('eval', {}).get(key, DEFAULTS['eval'][key]))
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description='Choose the score rule of trained checkpoints on validation frames and write it into them.'
+    )
+    parser.add_argument(
+        '--checkpoint', type=Path, action='append', required=True,
+        help='checkpoint to tune (repeat: tuned on the first, the choice written into all)',
+    )  # fmt: skip
+    parser.add_argument('--data', nargs='+', required=True, help='validation dataset roots or scenario folders')
+    parser.add_argument('--cache-dir', default=None, help="sample cache root (default: the checkpoint config's)")
+    parser.add_argument('--max-frames', type=int, default=None, help='frames spread over the split (default: config)')
+    parser.add_argument('--semantic-weights', type=float, nargs='*', default=None, help='candidates (default: config)')
+    parser.add_argument('--temperatures', type=float, nargs='*', default=None, help='candidates (default: config)')
+    parser.add_argument('--smoothings', type=int, nargs='*', default=None, help='odd window sides (default: config)')
+    parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    try:
+        if args.smoothings and any(k < 1 or k % 2 == 0 for k in args.smoothings):
+            msg = f'--smoothings must be odd integers >= 1, got {args.smoothings}'
+            raise ConfigError(msg)
+        if args.temperatures and any(t <= 0 for t in args.temperatures):
+            msg = f'--temperatures must be > 0, got {args.temperatures}'
+            raise ConfigError(msg)
+        if args.semantic_weights and any(w < 0 for w in args.semantic_weights):
+            msg = f'--semantic-weights must be >= 0, got {args.semantic_weights}'
+            raise ConfigError(msg)
+        torch.set_num_threads(args.threads)
+        first = read_checkpoint(args.checkpoint[0])
+        config = first['config']
+        spec = model_config_of(config).input_spec()
+        refs = frame_refs(resolve_scenarios(args.data))
+        refs = evenly_spread(refs, args.max_frames or config.get('eval', {}).get('val_max_frames', len(refs)))
+        if not refs:
+            msg = f'no frames with LiDAR points and voxel grids under {args.data}'
+            raise ConfigError(msg)
+        cache = SampleCache(args.cache_dir or config['data']['cache_dir'], spec)
+        paths = cache.ensure(refs)
+        chosen = tune_checkpoints(
+            args.checkpoint,
+            paths,
+            spec,
+            _candidates(config, 'semantic_weights', args.semantic_weights),
+            _candidates(config, 'anomaly_temperatures', args.temperatures),
+            _candidates(config, 'score_smoothings', args.smoothings),
+        )
+    except AnovoxError as err:
+        print(f'score_tuning: error: {err}', file=sys.stderr)
+        return 2
+    if chosen is None:
+        print('score_tuning: nothing to tune on (no candidates, or no anomaly voxel in the frames)', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

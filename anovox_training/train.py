@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 from anovox_perception.errors import AnovoxError, ConfigError
 from anovox_perception.preprocess import INPUT_NAMES, InputSpec
 from anovox_training.augment import mirror_mask, mirror_y
-from anovox_training.cache import CachedFrame, SampleCache, data_hash, frame_refs, load_cached
+from anovox_training.cache import CachedFrame, SampleCache, data_hash, evenly_spread, frame_refs, load_cached
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.evaluate import VariantAccumulator, model_scorer
 from anovox_training.losses import LOSS_TERMS, DetectorLoss, LossWeights
@@ -300,9 +300,7 @@ def _prepare_data(config: dict[str, Any], spec: InputSpec, dist: DistContext) ->
     if not train_refs:
         msg = f'no training frames with LiDAR points and voxels in {config["data"]["train"]}'
         raise ConfigError(msg)
-    limit = config['eval']['val_max_frames']
-    if len(val_refs) > limit:  # an even spread over every scenario, not the first ones
-        val_refs = [val_refs[i] for i in np.linspace(0, len(val_refs) - 1, limit).round().astype(int)]
+    val_refs = evenly_spread(val_refs, config['eval']['val_max_frames'])
     if dist.is_main:
         workers = config['data']['cache_workers']
         cache.ensure(train_refs, workers=workers)
@@ -502,6 +500,7 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
             spec,
             config['eval']['semantic_weights'],
             config['eval']['anomaly_temperatures'],
+            config['eval']['score_smoothings'],
         )
     dist.barrier()
     return last_path

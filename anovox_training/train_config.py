@@ -68,6 +68,7 @@ DEFAULTS: dict[str, Any] = {
         'calibrate_occupancy': True,
         'semantic_weights': [0.0, 0.5, 1.0, 2.0, 4.0],
         'anomaly_temperatures': [1.0, 2.0, 3.0, 4.0, 6.0, 8.0],
+        'score_smoothings': [1, 3, 5, 7],
     },
 }
 
@@ -231,6 +232,12 @@ def resolve_config(user: Mapping[str, Any], where: str = 'config', base_dir: Pat
             msg = f'{where}: eval.{key} must be a list of numbers {"> 0" if positive else ">= 0"}, got {values!r}'
             raise ConfigError(msg)
         config['eval'][key] = [float(v) for v in values]
+    smoothings = config['eval']['score_smoothings']
+    if not isinstance(smoothings, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 and v % 2 == 1 for v in smoothings
+    ):
+        msg = f'{where}: eval.score_smoothings must be a list of odd integers >= 1 (1: none), got {smoothings!r}'
+        raise ConfigError(msg)
     for path in ('train.progress', 'eval.calibrate_occupancy'):
         if not isinstance(_get(config, path), bool):
             msg = f'{where}: {path} must be true or false, got {_get(config, path)!r}'

@@ -56,6 +56,9 @@ class ModelConfig:
         voxel_refine: Hidden width of the head's per-voxel refiner (0: none); see ``head.py``.
             Off in the presets: on the shipped recipe it fitted the training categories
             better and the held-out ones worse (``models/README.md``).
+        score_smoothing: Side (cells, odd) of the square window at each height over which
+            the exported anomaly score is averaged, weighted by occupancy probability
+            (1: none); see ``head.smooth_scores``. Chosen on validation after training.
     """
 
     name: str = 'base'
@@ -73,6 +76,7 @@ class ModelConfig:
     semantic_weight: float = 1.0
     anomaly_temperature: float = 1.0
     voxel_refine: int = 0
+    score_smoothing: int = 1
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -106,6 +110,10 @@ class ModelConfig:
             raise ConfigError(msg)
         if isinstance(self.voxel_refine, bool) or not isinstance(self.voxel_refine, int) or self.voxel_refine < 0:
             msg = f'ModelConfig.voxel_refine must be an integer >= 0 (0: no refiner), got {self.voxel_refine!r}'
+            raise ConfigError(msg)
+        smoothing = self.score_smoothing
+        if isinstance(smoothing, bool) or not isinstance(smoothing, int) or smoothing < 1 or smoothing % 2 == 0:
+            msg = f'ModelConfig.score_smoothing must be an odd integer >= 1 (1: none), got {smoothing!r}'
             raise ConfigError(msg)
         self.input_spec()  # validates the grid / stride / image size combination
 
@@ -162,7 +170,7 @@ class ModelConfig:
             for key, kind in (('bev_widths', int), ('lift_heights_m', float), ('classes', str)):
                 if key in kwargs:
                     kwargs[key] = tuple(kind(v) for v in kwargs[key])
-            for key in ('image_width', 'image_height', 'image_layers', 'embed_dim', 'attention_heads', 'voxel_refine'):
+            for key in _INT_KEYS:
                 if key in kwargs:
                     kwargs[key] = _as_int(key, kwargs[key])
             for key in ('semantic_weight', 'anomaly_temperature'):
@@ -195,6 +203,17 @@ class ModelConfig:
             lift_heights_m=(-1.5, 0.0),
         )
         return replace(tiny, **overrides)
+
+
+_INT_KEYS = (
+    'image_width',
+    'image_height',
+    'image_layers',
+    'embed_dim',
+    'attention_heads',
+    'voxel_refine',
+    'score_smoothing',
+)
 
 
 def _as_int(key: str, value: Any) -> int:

@@ -98,6 +98,7 @@ def build_model(cfg: ModelConfig) -> AnomalyDetector:
         spec.bev_channels,
         cfg.anomaly_temperature,
         cfg.voxel_refine,
+        cfg.score_smoothing,
     )
     return AnomalyDetector(cfg, InputStage(cfg.modality), backbones, fusion, head)
 

@@ -27,6 +27,13 @@ per-voxel network over each voxel's own evidence (its height slice and its
 neighbours above and below, its height relative to the column's lowest and highest
 LiDAR point, the coarse logits) joined with the column features, and adds its
 output to the coarse occupancy and anomaly logits.
+
+The exported score is then averaged over a small window at each height, weighted
+by occupancy probability (:func:`smooth_scores`, ``ModelConfig.score_smoothing``):
+an object is one consensus across its cross-section, so the voxels of an unseen
+object that score low on their own borrow from the rest of it, and the road voxels
+next to an object, which share its column features, are outvoted by the road around
+them. Free space carries almost no weight, so it does not dilute the object.
 """
 
 from __future__ import annotations
@@ -41,12 +48,14 @@ from torch.nn import functional as F
 from anovox_perception.preprocess import BEV_COLUMN_FEATURES
 from anovox_training.model.backbones import conv_bn_relu
 
-__all__ = ['HeadLogits', 'VoxelHead', 'VoxelRefiner', 'anomaly_score']
+__all__ = ['HeadLogits', 'VoxelHead', 'VoxelRefiner', 'anomaly_score', 'smooth_scores']
 
 # Initial output biases: rare positives start near their prior, which keeps the
 # first steps of training stable (the RetinaNet trick).
 _OCCUPANCY_PRIOR = 0.02
 _ANOMALY_PRIOR = 0.01
+# Below this mean window weight (occupancy probability) a voxel keeps its own score.
+_MIN_WEIGHT = 1e-6
 # Where the refiner finds the column's highest and lowest point among the BEV column features.
 _HIGHEST = BEV_COLUMN_FEATURES.index('max_height')
 _LOWEST = BEV_COLUMN_FEATURES.index('min_height')
@@ -85,6 +94,28 @@ def anomaly_score(
         return p_anomaly
     msp = torch.softmax(semantic_logits, dim=1).amax(dim=1)
     return 1.0 - (1.0 - p_anomaly) * msp.pow(semantic_weight)
+
+
+def smooth_scores(score: Tensor, occupancy: Tensor, size: int) -> Tensor:
+    """Occupancy-weighted mean of the scores over a ``size`` x ``size`` window at each height.
+
+    Args:
+        score: (B, nz, nx, ny) anomaly scores in [0, 1].
+        occupancy: (B, nz, nx, ny) occupancy probabilities, the weights.
+        size: Odd window side in cells; 1 returns ``score`` unchanged.
+
+    Returns:
+        Scores shaped like ``score``, in [0, 1] (a convex combination of the window's scores;
+        a window without weight keeps the voxel's own score).
+    """
+    if size == 1:
+        return score
+    # Each z slice is a channel, so 2D pooling never mixes heights; the pooling's 1/size^2
+    # cancels in the ratio.
+    weighted = F.avg_pool2d(score * occupancy, size, stride=1, padding=size // 2)
+    weight = F.avg_pool2d(occupancy, size, stride=1, padding=size // 2)
+    smoothed = (weighted / weight.clamp_min(_MIN_WEIGHT)).clamp(0.0, 1.0)
+    return torch.where(weight > _MIN_WEIGHT, smoothed, score)
 
 
 class VoxelRefiner(nn.Module):
@@ -159,6 +190,7 @@ class VoxelHead(nn.Module):
         bev_channels: Channels of the BEV input, joined to the last layer.
         temperature: ``T`` of :func:`anomaly_score`.
         refine_width: Hidden width of the :class:`VoxelRefiner` (0: none).
+        score_smoothing: Window side of :func:`smooth_scores` (1: none).
     """
 
     def __init__(
@@ -170,9 +202,11 @@ class VoxelHead(nn.Module):
         bev_channels: int,
         temperature: float = 1.0,
         refine_width: int = 0,
+        score_smoothing: int = 1,
     ) -> None:
         super().__init__()
         self.nz = nz
+        self.score_smoothing = score_smoothing
         self.n_classes = n_classes
         self.semantic_weight = semantic_weight
         self.temperature = temperature
@@ -214,8 +248,15 @@ class VoxelHead(nn.Module):
             out = torch.cat([self.refiner(out[:, :2], column, bev), out[:, 2:]], dim=1)
         return HeadLogits(occupancy=out[:, 0], anomaly=out[:, 1], semantic=out[:, 2:])
 
-    def probabilities(self, logits: HeadLogits) -> tuple[Tensor, Tensor]:
-        """(occupancy, anomaly) probabilities, each (B, nx, ny, nz)."""
+    def probabilities(self, logits: HeadLogits, score_smoothing: int | None = None) -> tuple[Tensor, Tensor]:
+        """(occupancy, anomaly) probabilities, each (B, nx, ny, nz).
+
+        Args:
+            logits: Head outputs.
+            score_smoothing: Window side overriding the head's own (validation tries several).
+        """
         occupancy = torch.sigmoid(logits.occupancy)
         score = anomaly_score(logits.anomaly, logits.semantic, self.semantic_weight, self.temperature)
+        size = self.score_smoothing if score_smoothing is None else score_smoothing
+        score = smooth_scores(score, occupancy, size)
         return occupancy.permute(0, 2, 3, 1), score.permute(0, 2, 3, 1)

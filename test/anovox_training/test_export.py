@@ -83,6 +83,17 @@ def test_a_model_with_a_voxel_refiner_exports_for_tensorrt_with_parity(tmp_path:
     assert result.card.to_dict()['training_config']['model']['voxel_refine'] == 8
 
 
+def test_a_model_with_score_smoothing_exports_for_tensorrt_with_parity(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.tiny(score_smoothing=5))
+    result = export_model(model, tmp_path, write_program=False)
+    graph = onnx.load(str(result.onnx_path))
+    assert check_tensorrt_compatible(graph) == []
+    assert 'AveragePool' in {n.op_type for n in graph.graph.node}
+    assert max(result.parity_max_abs_diff.values()) < PARITY_ATOL
+    assert result.card.to_dict()['training_config']['model']['score_smoothing'] == 5
+
+
 def test_card_in_metadata_equals_the_sidecar_and_describes_the_model(exported: ExportResult, tiny_model) -> None:
     metadata = {p.key: p.value for p in onnx.load(str(exported.onnx_path)).metadata_props}
     from_metadata = json.loads(metadata[CARD_METADATA_KEY])

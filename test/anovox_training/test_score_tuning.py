@@ -1,11 +1,14 @@
-"""Score-rule tuning: weight by AP, temperature by FPR95 then F1."""
+"""Score-rule tuning: weight by AP, temperature by FPR95 then F1, smoothing window by AP; the CLI."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from tiny_data import make_split, tiny_config
 
-from anovox_training.score_tuning import ValidationVoxels, choose, score
+from anovox_training.score_tuning import ValidationVoxels, choose, choose_smoothing, main, score
+from anovox_training.train import train
 
 
 def _voxels() -> ValidationVoxels:
@@ -37,3 +40,61 @@ def test_choice_prefers_the_uninformative_cue_off_and_a_temperature_that_spreads
 
 def test_empty_candidate_lists_keep_the_current_rule():
     assert choose(_voxels(), [], [], current=(0.5, 3.0))[:2] == (0.5, 3.0)
+
+
+def test_smoothing_choice_takes_the_best_ap_and_the_smaller_window_on_a_tie():
+    positive = np.array([True, True, False, False, False])
+    ranked = np.array([0.9, 0.8, 0.3, 0.2, 0.1])  # AP 1
+    mixed = np.array([0.9, 0.2, 0.3, 0.25, 0.1])  # one positive below two negatives
+    assert choose_smoothing({1: mixed, 3: ranked, 5: mixed}, positive)[0] == 3
+    size, tried = choose_smoothing({1: ranked, 3: ranked}, positive)
+    assert size == 1 and tried[1]['AP'] == tried[3]['AP'] == 1.0
+
+
+@pytest.fixture(scope='module')
+def trained_run(tmp_path_factory):
+    """A tiny run whose training did not tune its score rule (empty candidate lists)."""
+    root = tmp_path_factory.mktemp('tuning')
+    train_dir = make_split(root / 'train', 'train', scenarios=1, frames=4, seed=21)
+    val_dir = make_split(root / 'val', 'val', scenarios=2, frames=2, seed=22)
+    config = tiny_config(root, train_dir, val_dir, epochs=1)
+    config['model']['grid'] = {**config['model']['grid'], 'x_max_m': 28.0, 'y_min_m': -8.0, 'y_max_m': 8.0}
+    for key in ('semantic_weights', 'anomaly_temperatures', 'score_smoothings'):
+        config['eval'][key] = []
+    torch.set_num_threads(1)
+    train(config)
+    return root / 'run', val_dir
+
+
+@pytest.mark.slow
+def test_cli_tunes_a_trained_run_and_writes_the_choice_into_every_checkpoint(trained_run, capsys):
+    run, val_dir = trained_run
+    best, last = run / 'best.pt', run / 'last.pt'
+    args = ['--checkpoint', str(best), '--checkpoint', str(last), '--data', str(val_dir), '--threads', '1']
+    code = main([*args, '--semantic-weights', '0', '--temperatures', '1', '2', '--smoothings', '1', '3'])
+    assert code == 0, capsys.readouterr().err
+    assert 'score_smoothing=' in capsys.readouterr().out
+    models = [torch.load(p, weights_only=True)['config']['model'] for p in (best, last)]
+    assert models[0] == models[1]
+    assert models[0]['semantic_weight'] == 0.0 and models[0]['anomaly_temperature'] in (1.0, 2.0)
+    assert models[0]['score_smoothing'] in (1, 3)
+    tried = torch.load(best, weights_only=True)['score_tuning']
+    assert {f'w=0,T={models[0]["anomaly_temperature"]:g},smoothing={k}' for k in (1, 3)} <= set(tried)
+
+
+@pytest.mark.parametrize(
+    ('extra', 'message'),
+    [
+        (['--smoothings', '4'], 'odd integers >= 1'),
+        (['--temperatures', '0'], 'must be > 0'),
+        (['--semantic-weights', '-1'], 'must be >= 0'),
+    ],
+)
+def test_cli_refuses_bad_candidates(tmp_path, capsys, extra, message):
+    assert main(['--checkpoint', str(tmp_path / 'x.pt'), '--data', str(tmp_path), *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_names_a_missing_checkpoint(tmp_path, capsys):
+    assert main(['--checkpoint', str(tmp_path / 'missing.pt'), '--data', str(tmp_path)]) == 2
+    assert 'missing.pt does not exist' in capsys.readouterr().err

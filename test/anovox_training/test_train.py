@@ -108,7 +108,7 @@ def test_calibration_picks_the_highest_threshold_that_reaches_the_coverage():
 
 
 @pytest.mark.slow
-def test_validation_keeps_the_best_checkpoint_and_tunes_the_score_weight(tmp_path_factory, tmp_path):
+def test_validation_keeps_the_best_checkpoint_and_tunes_the_score_rule(tmp_path_factory, tmp_path):
     root = tmp_path_factory.mktemp('tiny_val')
     train_dir = make_split(root / 'train', 'train', scenarios=1, frames=4, seed=21)
     val_dir = make_split(root / 'val', 'val', scenarios=2, frames=2, seed=22)
@@ -117,11 +117,14 @@ def test_validation_keeps_the_best_checkpoint_and_tunes_the_score_weight(tmp_pat
     config['model']['grid'] = {**config['model']['grid'], 'x_max_m': 28.0, 'y_min_m': -8.0, 'y_max_m': 8.0}
     config['eval']['semantic_weights'] = [0.0, 2.0]
     config['eval']['anomaly_temperatures'] = [1.0, 4.0]
+    config['eval']['score_smoothings'] = [1, 3]
     train(config)
     best = torch.load(tmp_path / 'run' / 'best.pt', weights_only=True)
-    weight = best['config']['model']['semantic_weight']
-    assert weight in (0.0, 2.0) and best['config']['model']['anomaly_temperature'] in (1.0, 4.0)
+    model = best['config']['model']
+    weight, temperature = model['semantic_weight'], model['anomaly_temperature']
+    assert weight in (0.0, 2.0) and temperature in (1.0, 4.0) and model['score_smoothing'] in (1, 3)
     assert {'w=0,T=1', 'w=2,T=1', f'w={weight:g},T=4'} <= set(best['score_tuning'])
+    assert {f'w={weight:g},T={temperature:g},smoothing={k}' for k in (1, 3)} <= set(best['score_tuning'])
     assert best['occupancy_threshold'] in THRESHOLD_GRID
     with (tmp_path / 'run' / 'val_log.csv').open() as fh:
         rows = list(csv.DictReader(fh))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from anovox_training.model import INPUT_NAMES, OUTPUT_NAMES, ModelConfig, build_model
-from anovox_training.model.head import anomaly_score
+from anovox_training.model.head import anomaly_score, smooth_scores
 
 torch.set_num_threads(1)
 
@@ -78,6 +78,43 @@ def test_anomaly_score_is_a_noisy_or_of_the_anomaly_probability_and_semantic_dou
     # Temperature divides the anomaly logit before the sigmoid.
     two = torch.tensor([[2.0, -2.0]])
     torch.testing.assert_close(anomaly_score(two, semantic, 0.0, temperature=2.0), torch.sigmoid(two / 2))
+
+
+def test_smoothing_is_an_occupancy_weighted_mean_over_the_window_at_each_height():
+    score = torch.zeros(1, 2, 3, 3)
+    occupancy = torch.zeros(1, 2, 3, 3)
+    score[0, 0] = torch.tensor([[0.9, 0.1, 0.0], [0.3, 0.5, 0.0], [0.0, 0.0, 0.7]])
+    occupancy[0, 0] = torch.tensor([[1.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    score[0, 1] = 1.0  # the slice above: only its own window counts
+    occupancy[0, 1, 1, 1] = 1.0
+    out = smooth_scores(score, occupancy, 3)
+    centre = (0.9 * 1.0 + 0.1 * 0.5 + 0.3 * 0.5 + 0.5 * 1.0) / (1.0 + 0.5 + 0.5 + 1.0)
+    assert out[0, 0, 1, 1].item() == pytest.approx(centre)
+    # Corner (0, 0): its window holds (0, 0), (0, 1), (1, 0), (1, 1); the grid's edge adds nothing.
+    assert out[0, 0, 0, 0].item() == pytest.approx(centre)
+    # (2, 2) has no occupied neighbour but (1, 1): it takes that voxel's score ...
+    assert out[0, 0, 2, 2].item() == pytest.approx(0.5)
+    # ... and a voxel whose window carries no weight at all keeps its own score.
+    occupancy[0, 0, 1, 1] = 0.0
+    assert smooth_scores(score, occupancy, 3)[0, 0, 2, 2].item() == pytest.approx(0.7)
+    torch.testing.assert_close(out[0, 1], torch.ones(3, 3))  # heights never mix
+    assert smooth_scores(score, occupancy, 1) is score
+
+
+def test_smoothing_keeps_scores_in_range_and_the_model_applies_its_window():
+    plain, smoothed = _model(), _model(score_smoothing=3)
+    smoothed.load_state_dict(plain.state_dict())
+    inputs = plain.example_inputs(batch=2)
+    with torch.no_grad():
+        occupancy, raw = plain(*inputs.values())
+        same_occupancy, score = smoothed(*inputs.values())
+    torch.testing.assert_close(occupancy, same_occupancy, rtol=0, atol=0)
+    expected = smooth_scores(raw.permute(0, 3, 1, 2), occupancy.permute(0, 3, 1, 2), 3).permute(0, 2, 3, 1)
+    torch.testing.assert_close(score, expected)
+    assert (score - raw).abs().max() > 1e-4 and score.min() >= 0 and score.max() <= 1
+    with torch.no_grad():  # validation scores other windows through the same head
+        _, overridden = smoothed.head.probabilities(smoothed.logits(*inputs.values()), 1)
+    torch.testing.assert_close(overridden, raw, rtol=0, atol=0)
 
 
 def _trained_refiner(model):

@@ -17,7 +17,12 @@ def test_base_preset_is_resnet18_through_layer3_at_half_resolution_on_the_defaul
 
 
 def test_config_round_trips_through_a_plain_dict():
-    for cfg in (ModelConfig.base(), ModelConfig.tiny(modality='camera'), ModelConfig.tiny(voxel_refine=8)):
+    for cfg in (
+        ModelConfig.base(),
+        ModelConfig.tiny(modality='camera'),
+        ModelConfig.tiny(voxel_refine=8),
+        ModelConfig.tiny(score_smoothing=5),
+    ):
         assert ModelConfig.from_dict(cfg.to_dict()) == cfg
 
 
@@ -32,6 +37,9 @@ def test_config_round_trips_through_a_plain_dict():
         ({'semantic_weight': -1}, 'semantic_weight must be >= 0'),
         ({'voxel_refine': -8}, 'voxel_refine must be an integer >= 0'),
         ({'voxel_refine': 2.5}, 'voxel_refine must be an integer'),
+        ({'score_smoothing': 4}, 'score_smoothing must be an odd integer >= 1'),
+        ({'score_smoothing': 0}, 'score_smoothing must be an odd integer >= 1'),
+        ({'score_smoothing': True}, 'score_smoothing must be an integer'),
         ({'heads': 2}, r"unknown keys \['heads'\]"),
         ({'image_height': 64.5}, 'image_height must be an integer'),
         ({'grid': {'x_min_m': 0.25, 'x_max_m': 16.25}}, 'not on the AnoVox 0.5 m lattice'),
@@ -49,5 +57,6 @@ def test_a_grid_not_divisible_by_the_bev_stride_is_rejected():
 
 def test_a_config_written_before_the_voxel_refiner_existed_loads_without_one():
     old = ModelConfig.tiny().to_dict()
-    del old['voxel_refine']
+    del old['voxel_refine'], old['score_smoothing']
     assert ModelConfig.from_dict(old).voxel_refine == 0
+    assert ModelConfig.from_dict(old).score_smoothing == 1  # no smoothing: the scores it was tuned with
