@@ -57,7 +57,7 @@ class ModelConfig:
             Off in the presets: on the shipped recipe it fitted the training categories
             better and the held-out ones worse (``models/README.md``).
         score_smoothing: Side (cells, odd) of the square window at each height over which
-            the exported anomaly score is averaged, weighted by occupancy probability
+            the exported anomaly score is averaged, weighted by sqrt(occupancy probability)
             (1: none); see ``head.smooth_scores``. Chosen on validation after training.
     """
 

@@ -80,15 +80,15 @@ def test_anomaly_score_is_a_noisy_or_of_the_anomaly_probability_and_semantic_dou
     torch.testing.assert_close(anomaly_score(two, semantic, 0.0, temperature=2.0), torch.sigmoid(two / 2))
 
 
-def test_smoothing_is_an_occupancy_weighted_mean_over_the_window_at_each_height():
+def test_smoothing_is_a_sqrt_occupancy_weighted_mean_over_the_window_at_each_height():
     score = torch.zeros(1, 2, 3, 3)
     occupancy = torch.zeros(1, 2, 3, 3)
     score[0, 0] = torch.tensor([[0.9, 0.1, 0.0], [0.3, 0.5, 0.0], [0.0, 0.0, 0.7]])
-    occupancy[0, 0] = torch.tensor([[1.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    occupancy[0, 0] = torch.tensor([[1.0, 0.25, 0.0], [0.25, 1.0, 0.0], [0.0, 0.0, 0.0]])
     score[0, 1] = 1.0  # the slice above: only its own window counts
     occupancy[0, 1, 1, 1] = 1.0
     out = smooth_scores(score, occupancy, 3)
-    centre = (0.9 * 1.0 + 0.1 * 0.5 + 0.3 * 0.5 + 0.5 * 1.0) / (1.0 + 0.5 + 0.5 + 1.0)
+    centre = (0.9 * 1.0 + 0.1 * 0.5 + 0.3 * 0.5 + 0.5 * 1.0) / (1.0 + 0.5 + 0.5 + 1.0)  # weights sqrt(occupancy)
     assert out[0, 0, 1, 1].item() == pytest.approx(centre)
     # Corner (0, 0): its window holds (0, 0), (0, 1), (1, 0), (1, 1); the grid's edge adds nothing.
     assert out[0, 0, 0, 0].item() == pytest.approx(centre)
@@ -97,6 +97,9 @@ def test_smoothing_is_an_occupancy_weighted_mean_over_the_window_at_each_height(
     # ... and a voxel whose window carries no weight at all keeps its own score.
     occupancy[0, 0, 1, 1] = 0.0
     assert smooth_scores(score, occupancy, 3)[0, 0, 2, 2].item() == pytest.approx(0.7)
+    occupancy.requires_grad_(True)
+    smooth_scores(score, occupancy, 3).sum().backward()
+    assert torch.isfinite(occupancy.grad).all()  # no infinite sqrt slope at zero occupancy
     torch.testing.assert_close(out[0, 1], torch.ones(3, 3))  # heights never mix
     assert smooth_scores(score, occupancy, 1) is score
 
