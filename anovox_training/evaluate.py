@@ -438,6 +438,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument('--split', help='split name for the report (default: name of the first --data)')
     parser.add_argument('--cache-dir', help="sample cache root (default: the checkpoint config's data.cache_dir)")
     parser.add_argument('--occupancy-threshold', type=float, help='override every variant threshold (0..1)')
+    parser.add_argument(
+        '--score-smoothing', type=int, help="override every model's score smoothing window (odd cells, 1: none)"
+    )
     parser.add_argument('--max-frames', type=int, help='evaluate only the first N frames (smoke tests)')
     parser.add_argument('--batch-size', type=int, default=4, help='frames per forward pass')
     parser.add_argument('--threads', type=int, default=max(1, min(4, os.cpu_count() or 1)), help='torch threads')
@@ -464,14 +467,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.occupancy_threshold is not None and not 0.0 <= args.occupancy_threshold <= 1.0:
         msg = f'--occupancy-threshold must be in [0, 1], got {args.occupancy_threshold}'
         raise ConfigError(msg)
+    smoothing = args.score_smoothing
+    if smoothing is not None and (smoothing < 1 or smoothing % 2 == 0):
+        msg = f'--score-smoothing must be an odd integer >= 1 (1: none), got {smoothing}'
+        raise ConfigError(msg)
     groups = parse_groups(args.group)
     torch.set_num_threads(args.threads)
     model, config, ckpt = load_checkpoint(args.checkpoint)
+    if smoothing is not None:
+        model.head.score_smoothing = smoothing
     spec = model.input_spec
     variants = [Variant('fusion', spec, model_scorer(model), checkpoint_threshold(ckpt, args.occupancy_threshold))]
     for name, path, camera in (('lidar_only', args.lidar_only, False), ('camera_only', args.camera_only, True)):
         if path:
             other, _, other_ckpt = load_checkpoint(path)
+            if smoothing is not None:
+                other.head.score_smoothing = smoothing
             threshold = checkpoint_threshold(other_ckpt, args.occupancy_threshold)
             variants.append(Variant(name, other.input_spec, model_scorer(other, camera=camera), threshold))
         elif name == 'lidar_only':

@@ -112,6 +112,12 @@ def test_the_cli_reports_a_missing_checkpoint_as_an_error(tmp_path, capsys):
     assert 'does not exist' in capsys.readouterr().err
 
 
+def test_the_cli_refuses_an_even_score_smoothing_window(tmp_path, capsys):
+    argv = ['--checkpoint', str(tmp_path / 'x.pt'), '--data', str(tmp_path), '--out', str(tmp_path)]
+    assert main([*argv, '--score-smoothing', '4']) == 2
+    assert '--score-smoothing must be an odd integer >= 1' in capsys.readouterr().err
+
+
 def test_false_positives_at_fpr95_are_split_by_ground_truth_class():
     occupancy = np.full(GRID.shape, 0.9, np.float32).ravel()
     anomaly = np.zeros(GRID.shape, np.float32).ravel()
