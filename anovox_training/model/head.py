@@ -115,7 +115,9 @@ def smooth_scores(score: Tensor, occupancy: Tensor, size: int) -> Tensor:
     if size == 1:
         return score
     # Each z slice is a channel, so 2D pooling never mixes heights; the pooling's 1/size^2
-    # cancels in the ratio. The clamp keeps the square root's gradient finite at 0.
+    # cancels in the ratio. The clamp keeps the square root's gradient finite at 0. In free
+    # space (every weight ~0) runtimes may disagree on the ratio (ONNX Runtime's logistic is
+    # exact in absolute, not relative, terms), but those voxels are never predicted occupied.
     vote = occupancy.clamp_min(1e-20).sqrt()
     weighted = F.avg_pool2d(score * vote, size, stride=1, padding=size // 2)
     weight = F.avg_pool2d(vote, size, stride=1, padding=size // 2)
