@@ -285,6 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.semantic_weights and any(w < 0 for w in args.semantic_weights):
             msg = f'--semantic-weights must be >= 0, got {args.semantic_weights}'
             raise ConfigError(msg)
+        for name, value in (('--threads', args.threads), ('--max-frames', args.max_frames)):
+            if value is not None and value < 1:
+                msg = f'{name} must be >= 1, got {value}'
+                raise ConfigError(msg)
         torch.set_num_threads(args.threads)
         first = read_checkpoint(args.checkpoint[0])
         config = first['config']

@@ -88,6 +88,8 @@ def test_cli_tunes_a_trained_run_and_writes_the_choice_into_every_checkpoint(tra
         (['--smoothings', '4'], 'odd integers >= 1'),
         (['--temperatures', '0'], 'must be > 0'),
         (['--semantic-weights', '-1'], 'must be >= 0'),
+        (['--threads', '0'], '--threads must be >= 1'),
+        (['--max-frames', '0'], '--max-frames must be >= 1'),
     ],
 )
 def test_cli_refuses_bad_candidates(tmp_path, capsys, extra, message):
