@@ -44,7 +44,7 @@ from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.labels import LABEL_TO_CATEGORY, is_anomaly
 from anovox_training.metrics import METRIC_KEYS, Curves, ScoreHistogram
 from anovox_training.model.checkpoint import load_checkpoint
-from anovox_training.model.config import NORMAL_CLASSES
+from anovox_training.model.config import NORMAL_CLASSES, is_smoothing_window
 from anovox_training.model.detector import AnomalyDetector
 from anovox_training.targets import EVAL_IGNORED_LABELS, SIZE_BUCKETS, category_of_label, class_lut, size_bucket
 
@@ -468,7 +468,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         msg = f'--occupancy-threshold must be in [0, 1], got {args.occupancy_threshold}'
         raise ConfigError(msg)
     smoothing = args.score_smoothing
-    if smoothing is not None and (smoothing < 1 or smoothing % 2 == 0):
+    if smoothing is not None and not is_smoothing_window(smoothing):
         msg = f'--score-smoothing must be an odd integer >= 1 (1: none), got {smoothing}'
         raise ConfigError(msg)
     groups = parse_groups(args.group)

@@ -44,6 +44,7 @@ from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.labels import is_anomaly
 from anovox_training.metrics import binary_metrics
 from anovox_training.model.checkpoint import load_checkpoint, model_config_of, read_checkpoint, save_checkpoint
+from anovox_training.model.config import is_smoothing_window
 from anovox_training.model.detector import AnomalyDetector
 from anovox_training.model.head import HeadLogits
 from anovox_training.targets import EVAL_IGNORED_LABELS
@@ -276,7 +277,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     try:
-        if args.smoothings and any(k < 1 or k % 2 == 0 for k in args.smoothings):
+        if args.smoothings and not all(is_smoothing_window(k) for k in args.smoothings):
             msg = f'--smoothings must be odd integers >= 1, got {args.smoothings}'
             raise ConfigError(msg)
         if args.temperatures and any(t <= 0 for t in args.temperatures):

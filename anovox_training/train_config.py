@@ -19,7 +19,7 @@ import yaml
 
 from anovox_perception.errors import AnovoxError, ConfigError
 from anovox_training.augment import check_mirrorable
-from anovox_training.model.config import ModelConfig
+from anovox_training.model.config import ModelConfig, is_smoothing_window
 
 __all__ = ['DEFAULTS', 'load_config', 'parse_overrides', 'resolve_config']
 
@@ -233,9 +233,7 @@ def resolve_config(user: Mapping[str, Any], where: str = 'config', base_dir: Pat
             raise ConfigError(msg)
         config['eval'][key] = [float(v) for v in values]
     smoothings = config['eval']['score_smoothings']
-    if not isinstance(smoothings, list) or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 1 and v % 2 == 1 for v in smoothings
-    ):
+    if not isinstance(smoothings, list) or not all(is_smoothing_window(v) for v in smoothings):
         msg = f'{where}: eval.score_smoothings must be a list of odd integers >= 1 (1: none), got {smoothings!r}'
         raise ConfigError(msg)
     for path in ('train.progress', 'eval.calibrate_occupancy'):

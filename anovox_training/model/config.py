@@ -10,7 +10,7 @@ from anovox_perception.errors import ConfigError, GeometryError
 from anovox_perception.geometry import GridSpec
 from anovox_perception.preprocess import InputSpec
 
-__all__ = ['MODALITIES', 'NORMAL_CLASSES', 'ModelConfig']
+__all__ = ['MODALITIES', 'NORMAL_CLASSES', 'ModelConfig', 'is_smoothing_window']
 
 MODALITIES = ('fusion', 'lidar', 'camera')
 
@@ -111,9 +111,8 @@ class ModelConfig:
         if isinstance(self.voxel_refine, bool) or not isinstance(self.voxel_refine, int) or self.voxel_refine < 0:
             msg = f'ModelConfig.voxel_refine must be an integer >= 0 (0: no refiner), got {self.voxel_refine!r}'
             raise ConfigError(msg)
-        smoothing = self.score_smoothing
-        if isinstance(smoothing, bool) or not isinstance(smoothing, int) or smoothing < 1 or smoothing % 2 == 0:
-            msg = f'ModelConfig.score_smoothing must be an odd integer >= 1 (1: none), got {smoothing!r}'
+        if not is_smoothing_window(self.score_smoothing):
+            msg = f'ModelConfig.score_smoothing must be an odd integer >= 1 (1: none), got {self.score_smoothing!r}'
             raise ConfigError(msg)
         self.input_spec()  # validates the grid / stride / image size combination
 
@@ -203,6 +202,11 @@ class ModelConfig:
             lift_heights_m=(-1.5, 0.0),
         )
         return replace(tiny, **overrides)
+
+
+def is_smoothing_window(value: Any) -> bool:
+    """Whether ``value`` is a valid ``score_smoothing`` window side: an odd integer >= 1."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1 and value % 2 == 1
 
 
 _INT_KEYS = (
