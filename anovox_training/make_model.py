@@ -6,9 +6,10 @@ Steps (each skipped when its result is already there, so an interrupted run
 continues; ``--force`` redoes training):
 
 1. Synthetic AnoVox splits (:data:`DATA_PLAN`): train (``train`` and ``train2``,
-   200 scenarios) and val with the training anomaly categories (val mixes in the
-   held-out ones), test with held-out categories only, written by
-   ``python -m anovox_training.data.synth``.
+   200 scenarios) with the training anomaly categories, val (``val``, 20
+   scenarios, per-epoch validation; with ``val_large``, 80 more, the score-rule
+   choice) mixing in the held-out ones, test with held-out categories only,
+   written by ``python -m anovox_training.data.synth``.
 2. Training (``config/train.yaml``) of the fusion model and, with the same recipe,
    its LiDAR-only and camera-only variants (camera dropout off for the latter).
 3. Evaluation on the test split with the AnoVox protocol (all four variants,
@@ -16,8 +17,8 @@ continues; ``--force`` redoes training):
    ROC/PR plots in the run folder.
 4. Export of the fusion model: ``python -m anovox_training.export --checkpoint ... --out <out>``.
 
-Nothing here looks at the test split before step 3; model selection and the
-occupancy threshold use the validation split.
+Nothing here looks at the test split before step 3; model selection, the
+occupancy threshold and the score rule use the validation splits.
 """
 
 from __future__ import annotations
@@ -45,9 +46,12 @@ __all__ = ['DATA_PLAN', 'QUICK_PLAN', 'VARIANT_OVERRIDES', 'SplitPlan', 'main', 
 class SplitPlan:
     """One synthetic dataset folder: split, scenarios x frames, seed, camera size (px).
 
-    Several plans of one split (e.g. two ``train`` folders) are all used for that
-    split; ``folder`` defaults to the split name and ``start_index`` offsets the
-    scenario indices so the folders hold different scenarios.
+    Several plans of one role (e.g. two ``train`` folders) are all used for that
+    role; ``folder`` defaults to the split name and ``start_index`` offsets the
+    scenario indices so the folders hold different scenarios. ``role`` (default:
+    the split) is what the folder is for: ``train``, ``val`` (per-epoch
+    validation), ``tune`` (the score-rule choice, with the ``val`` folders) or
+    ``test``; ``split`` decides the anomaly categories it holds.
     """
 
     split: str
@@ -58,21 +62,29 @@ class SplitPlan:
     height: int = 256
     folder: str = ''
     start_index: int = 0
+    role: str = ''
 
     @property
     def folder_name(self) -> str:
         return self.folder or self.split
+
+    @property
+    def purpose(self) -> str:
+        return self.role or self.split
 
 
 # Many short scenarios: anomaly objects persist through a scenario, so diversity
 # comes from the scenario count (doubling the training scenarios did more for
 # validation AP and FPR95 than 2.5x the epochs on half of them; models/README.md).
 # The camera is generated at the model's input size (384x256): the model resizes
-# to it anyway, and it quarters rendering time and disk space.
+# to it anyway, and it quarters rendering time and disk space. The score rule is
+# chosen once after training, on 100 validation scenarios: the 20 of per-epoch
+# validation hold too few of the held-out categories to choose by (models/README.md).
 DATA_PLAN = (
     SplitPlan('train', scenarios=100, frames=10, seed=100),
     SplitPlan('train', scenarios=100, frames=10, seed=103, folder='train2', start_index=1000),
     SplitPlan('val', scenarios=20, frames=10, seed=101),
+    SplitPlan('val', scenarios=80, frames=10, seed=105, folder='val_large', start_index=3000, role='tune'),
     SplitPlan('test', scenarios=40, frames=25, seed=102),
 )
 # ``--quick``: a pipeline smoke test in about a minute (tiny model, a few tiny frames).
@@ -132,9 +144,9 @@ def generate_data(root: Path, workers: int, plans: Sequence[SplitPlan] = DATA_PL
         )  # fmt: skip
 
 
-def split_folders(data: Path, plans: Sequence[SplitPlan], split: str) -> list[Path]:
-    """The dataset folders of ``split`` in ``plans`` (in plan order)."""
-    return [data / plan.folder_name for plan in plans if plan.split == split]
+def split_folders(data: Path, plans: Sequence[SplitPlan], *roles: str) -> list[Path]:
+    """The dataset folders in ``plans`` serving any of ``roles`` (in plan order)."""
+    return [data / plan.folder_name for plan in plans if plan.purpose in roles]
 
 
 def train_variants(
@@ -150,6 +162,7 @@ def train_variants(
     out: dict[str, Path] = {}
     train_roots = ','.join(str(p) for p in split_folders(data, plans, 'train'))
     val_roots = ','.join(str(p) for p in split_folders(data, plans, 'val'))
+    tune_roots = ','.join(str(p) for p in split_folders(data, plans, 'val', 'tune'))
     if cache_dir is not None:
         extra = [f'data.cache_dir={cache_dir}', *extra]
     for name, overrides in VARIANT_OVERRIDES.items():
@@ -164,6 +177,7 @@ def train_variants(
                 '--set', f'out_dir={run_dir}',
                 '--set', f'data.train=[{train_roots}]',
                 '--set', f'data.val=[{val_roots}]',
+                '--set', f'data.tune=[{tune_roots}]',
             ]  # fmt: skip
             for item in [*overrides, *extra]:
                 args += ['--set', item]

@@ -22,7 +22,7 @@ from passes of the network over the validation frames:
 Re-tune trained checkpoints (e.g. after a new score option) from the command line:
 
     python -m anovox_training.score_tuning --checkpoint runs/fusion/best.pt \
-        --checkpoint runs/fusion/last.pt --data data/synth/val
+        --checkpoint runs/fusion/last.pt --data data/synth/val data/synth/val_large
 """
 
 from __future__ import annotations
@@ -295,7 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = first['config']
         spec = model_config_of(config).input_spec()
         refs = frame_refs(resolve_scenarios(args.data))
-        refs = evenly_spread(refs, args.max_frames or config.get('eval', {}).get('val_max_frames', len(refs)))
+        default_frames = config.get('eval', {}).get('tune_max_frames', DEFAULTS['eval']['tune_max_frames'])
+        refs = evenly_spread(refs, args.max_frames or default_frames)
         if not refs:
             msg = f'no frames with LiDAR points and voxel grids under {args.data}'
             raise ConfigError(msg)

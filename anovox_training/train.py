@@ -15,6 +15,9 @@ Per validation pass (rank 0) the model is scored on the validation split with
 the AnoVox protocol; ``best.pt`` keeps the best Anomalies_Only AP, and every
 checkpoint records the occupancy threshold calibrated on validation
 (the largest of :data:`THRESHOLD_GRID` reaching ``eval.min_coverage``).
+After the last epoch the score rule (``anovox_training.score_tuning``) is chosen
+on the ``data.tune`` frames (the validation frames when empty) and written into
+``best.pt`` and ``last.pt``.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -293,20 +296,36 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
-def _prepare_data(config: dict[str, Any], spec: InputSpec, dist: DistContext) -> tuple[list[Path], list[Path]]:
+class _DataPaths(NamedTuple):
+    """Cached-sample files of the training, per-epoch validation and score-rule frames."""
+
+    train: list[Path]
+    val: list[Path]
+    tune: list[Path]
+
+
+def _prepare_data(config: dict[str, Any], spec: InputSpec, dist: DistContext) -> _DataPaths:
     cache = SampleCache(config['data']['cache_dir'], spec)
-    train_refs = frame_refs(resolve_scenarios(config['data']['train']))
-    val_refs = frame_refs(resolve_scenarios(config['data']['val'])) if config['data']['val'] else []
+    data = config['data']
+    train_refs = frame_refs(resolve_scenarios(data['train']))
+    val_refs = frame_refs(resolve_scenarios(data['val'])) if data['val'] else []
     if not train_refs:
-        msg = f'no training frames with LiDAR points and voxels in {config["data"]["train"]}'
+        msg = f'no training frames with LiDAR points and voxels in {data["train"]}'
         raise ConfigError(msg)
     val_refs = evenly_spread(val_refs, config['eval']['val_max_frames'])
+    # The score rule is chosen once, after training, so it can afford more frames than each epoch's check.
+    tune_refs = val_refs
+    if data['tune']:
+        tune_refs = evenly_spread(frame_refs(resolve_scenarios(data['tune'])), config['eval']['tune_max_frames'])
+        if not tune_refs:
+            msg = f'no frames with LiDAR points and voxels in data.tune {data["tune"]} (set [] to tune on data.val)'
+            raise ConfigError(msg)
     if dist.is_main:
-        workers = config['data']['cache_workers']
-        cache.ensure(train_refs, workers=workers)
-        cache.ensure(val_refs, workers=workers)
+        workers = data['cache_workers']
+        for refs in (train_refs, val_refs, tune_refs):
+            cache.ensure(refs, workers=workers)
     dist.barrier()
-    return [cache.path(r) for r in train_refs], [cache.path(r) for r in val_refs]
+    return _DataPaths(*([cache.path(r) for r in refs] for refs in (train_refs, val_refs, tune_refs)))
 
 
 def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None = None) -> Path:
@@ -325,7 +344,7 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
     random.seed(seed)
     model_cfg = model_config_of(config)
     spec = model_cfg.input_spec()
-    train_paths, val_paths = _prepare_data(config, spec, dist)
+    train_paths, val_paths, tune_paths = _prepare_data(config, spec, dist)
     dataset = CachedDataset(train_paths, spec)
     batches_per_epoch = len(epoch_batches(len(dataset), tcfg['batch_size'], seed, 0, dist.rank, dist.world))
     if batches_per_epoch == 0:
@@ -493,10 +512,10 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
         progress.close()
     if logger is not None:
         logger.close()
-    if dist.is_main and val_paths:
+    if dist.is_main and tune_paths:
         tune_checkpoints(
             [best_path, last_path],
-            val_paths,
+            tune_paths,
             spec,
             config['eval']['semantic_weights'],
             config['eval']['anomaly_temperatures'],

@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     'data': {
         'train': ['data/synth/train', 'data/synth/train2'],
         'val': ['data/synth/val'],
+        'tune': [],
         'cache_dir': '.cache/samples',
         'cache_workers': 2,
     },
@@ -63,6 +64,7 @@ DEFAULTS: dict[str, Any] = {
     'eval': {
         'val_every_epochs': 1,
         'val_max_frames': 200,
+        'tune_max_frames': 1000,
         'occupancy_threshold': 0.5,
         'min_coverage': 0.95,
         'calibrate_occupancy': True,
@@ -99,6 +101,7 @@ _NUMERIC: dict[str, tuple[type, float | None, float | None]] = {
     'loss.outlier_exposure': (float, 0.0, None),
     'eval.val_every_epochs': (int, 1, None),
     'eval.val_max_frames': (int, 1, None),
+    'eval.tune_max_frames': (int, 1, None),
     'eval.occupancy_threshold': (float, 0.0, 1.0),
     'eval.min_coverage': (float, 0.0, 1.0),
 }
@@ -213,8 +216,8 @@ def resolve_config(user: Mapping[str, Any], where: str = 'config', base_dir: Pat
     """
     config = _merge(copy.deepcopy(DEFAULTS), user, where)
     _check_numbers(config, where)
-    for key in ('train', 'val'):
-        config['data'][key] = _as_paths(config['data'][key], f'data.{key}', where, allow_empty=key == 'val')
+    for key in ('train', 'val', 'tune'):
+        config['data'][key] = _as_paths(config['data'][key], f'data.{key}', where, allow_empty=key != 'train')
     for key in ('cache_dir', 'out_dir'):
         holder = config['data'] if key == 'cache_dir' else config
         if not isinstance(holder[key], str) or not holder[key]:
@@ -241,8 +244,8 @@ def resolve_config(user: Mapping[str, Any], where: str = 'config', base_dir: Pat
             msg = f'{where}: {path} must be true or false, got {_get(config, path)!r}'
             raise ConfigError(msg)
     if base_dir is not None:
-        config['data']['train'] = [str(base_dir / p) for p in config['data']['train']]
-        config['data']['val'] = [str(base_dir / p) for p in config['data']['val']]
+        for key in ('train', 'val', 'tune'):
+            config['data'][key] = [str(base_dir / p) for p in config['data'][key]]
         config['data']['cache_dir'] = str(base_dir / config['data']['cache_dir'])
         config['out_dir'] = str(base_dir / config['out_dir'])
         if init_from is not None:

@@ -28,6 +28,7 @@ def test_quick_make_model_trains_evaluates_and_exports_every_artifact(tmp_path, 
         ckpt = torch.load(tmp_path / 'runs' / variant / 'last.pt', weights_only=True)
         assert ckpt['config']['model']['modality'] == variant and ckpt['epoch'] == 1
         assert ckpt['config']['data']['train'] == [str(tmp_path / 'data' / 'train'), str(tmp_path / 'data' / 'train2')]
+        assert ckpt['config']['data']['val'] == ckpt['config']['data']['tune'] == [str(tmp_path / 'data' / 'val')]
     # The two training folders hold different scenarios (the second starts at index 1000).
     first, second = (sorted(p.name for p in (tmp_path / 'data' / f).glob('Scenario_*')) for f in ('train', 'train2'))
     assert len(first) == len(second) == 1 and first != second
@@ -35,3 +36,13 @@ def test_quick_make_model_trains_evaluates_and_exports_every_artifact(tmp_path, 
     before = (tmp_path / 'runs' / 'fusion' / 'last.pt').stat().st_mtime_ns
     assert make_model.main([*argv, '--name', 'quick', '--no-export']) == 0
     assert (tmp_path / 'runs' / 'fusion' / 'last.pt').stat().st_mtime_ns == before
+
+
+def test_the_score_rule_is_chosen_on_more_validation_scenarios_than_each_epoch_checks():
+    val = make_model.split_folders(Path('d'), make_model.DATA_PLAN, 'val')
+    tune = make_model.split_folders(Path('d'), make_model.DATA_PLAN, 'val', 'tune')
+    assert val == [Path('d/val')] and tune == [Path('d/val'), Path('d/val_large')]
+    plans = {p.folder_name: p for p in make_model.DATA_PLAN}
+    # Same category mix as validation, other scenarios (every folder has its own seed).
+    assert plans['val_large'].split == 'val' and plans['val_large'].scenarios > plans['val'].scenarios
+    assert len({p.seed for p in make_model.DATA_PLAN}) == len(make_model.DATA_PLAN)

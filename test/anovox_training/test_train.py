@@ -10,12 +10,16 @@ import pytest
 import torch
 from tiny_data import make_split, tiny_config
 
+from anovox_perception.errors import DataError
 from anovox_training.losses import DetectorLoss
 from anovox_training.model import load_checkpoint
+from anovox_training.model.checkpoint import model_config_of
 from anovox_training.train import (
     THRESHOLD_GRID,
+    DistContext,
     TrainingError,
     _camera_dropout,
+    _prepare_data,
     calibrate_threshold,
     epoch_batches,
     train,
@@ -129,6 +133,25 @@ def test_validation_keeps_the_best_checkpoint_and_tunes_the_score_rule(tmp_path_
     with (tmp_path / 'run' / 'val_log.csv').open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 1 and float(rows[0]['Anomalies_Only_coverage']) >= 0
+
+
+def test_the_score_rule_frames_come_from_data_tune_or_else_from_validation(data, tmp_path_factory, tmp_path):
+    root = tmp_path_factory.mktemp('tiny_tune')
+    val_dir = make_split(root / 'val', 'val', scenarios=1, frames=2, seed=22)
+    more_dir = make_split(root / 'val_more', 'val', scenarios=2, frames=2, seed=23)
+    config = tiny_config(tmp_path, data, val_dir)
+    spec = model_config_of(config).input_spec()
+    paths = _prepare_data(config, spec, DistContext())
+    assert len(paths.train) == 6 and len(paths.val) == 2 and paths.tune == paths.val
+    # A larger split for the one-off score-rule choice, capped by eval.tune_max_frames; validation unchanged.
+    config['data']['tune'] = [str(val_dir), str(more_dir)]
+    config['eval']['tune_max_frames'] = 5
+    paths = _prepare_data(config, spec, DistContext())
+    assert len(paths.val) == 2 and len(paths.tune) == 5 and len(set(paths.tune)) == 5
+    assert all(p.is_file() for p in paths.tune)  # cached before tuning needs them
+    config['data']['tune'] = [str(root / 'missing')]
+    with pytest.raises(DataError, match='missing does not exist'):
+        _prepare_data(config, spec, DistContext())
 
 
 def test_sigterm_saves_a_checkpoint_and_resume_finishes_the_run(data, tmp_path, monkeypatch):
