@@ -457,6 +457,14 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load_model(path: str | Path, smoothing: int | None) -> tuple[AnomalyDetector, dict[str, Any], dict[str, Any]]:
+    """``load_checkpoint``, with the head's smoothing window overridden when one is given."""
+    model, config, ckpt = load_checkpoint(path)
+    if smoothing is not None:
+        model.head.score_smoothing = smoothing
+    return model, config, ckpt
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate as the CLI arguments say; return the report dict.
 
@@ -473,16 +481,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(msg)
     groups = parse_groups(args.group)
     torch.set_num_threads(args.threads)
-    model, config, ckpt = load_checkpoint(args.checkpoint)
-    if smoothing is not None:
-        model.head.score_smoothing = smoothing
+    model, config, ckpt = _load_model(args.checkpoint, smoothing)
     spec = model.input_spec
     variants = [Variant('fusion', spec, model_scorer(model), checkpoint_threshold(ckpt, args.occupancy_threshold))]
     for name, path, camera in (('lidar_only', args.lidar_only, False), ('camera_only', args.camera_only, True)):
         if path:
-            other, _, other_ckpt = load_checkpoint(path)
-            if smoothing is not None:
-                other.head.score_smoothing = smoothing
+            other, _, other_ckpt = _load_model(path, smoothing)
             threshold = checkpoint_threshold(other_ckpt, args.occupancy_threshold)
             variants.append(Variant(name, other.input_spec, model_scorer(other, camera=camera), threshold))
         elif name == 'lidar_only':
