@@ -164,7 +164,8 @@ class ModelCard:
     Attributes:
         name: Model name, also the file stem (``<name>.onnx``, ``<name>.json``).
         version: The project version that exported the model.
-        input_spec: ``InputSpec.to_dict()`` of the preprocessing the model expects.
+        input_spec: ``InputSpec.to_dict()`` of the preprocessing the model expects, including
+            ``lidar_intensity`` (``'ignore'``: the intensity BEV channel is zeroed; absent: ``'use'``).
         camera: Default camera model (used when no CameraInfo arrives).
         T_cam_lidar: Default LiDAR -> camera optical transform, 4x4 rows.
         classes: Class names of the model's semantic head, in output order.
@@ -263,6 +264,11 @@ class ModelCard:
     def make_input_spec(self) -> InputSpec:
         """The card's :class:`InputSpec` (validated when the card was built)."""
         return InputSpec.from_dict(self.input_spec)
+
+    @property
+    def lidar_intensity(self) -> str:
+        """``'use'`` or ``'ignore'``: whether the model reads LiDAR intensity (cards without the key: ``'use'``)."""
+        return self.make_input_spec().lidar_intensity
 
     def check_io(
         self,

@@ -8,7 +8,8 @@ leading batch dimension of 1 and is keyed by the model's ONNX input name:
 - ``bev`` (1, nz + 4, nx, ny) float32: LiDAR bird's-eye view on the detector grid:
   ``nz`` height-slice occupancies (0/1), then per column log-density, mean
   intensity, highest and lowest point height (both scaled to [0, 1] over the
-  grid's z range; 0 where the column is empty).
+  grid's z range; 0 where the column is empty). The intensity channel is 0 when
+  the cloud has no intensity or the spec's ``lidar_intensity`` is ``'ignore'``.
 - ``camera_valid`` (1, 1) float32: 1 when ``image`` holds a camera frame, 0 for
   LiDAR-only operation.
 - ``cell_uv`` (1, L, qx, qy, 2) float32: for each BEV query cell (the grid coarsened
@@ -45,6 +46,7 @@ __all__ = [
     'IMAGENET_MEAN',
     'IMAGENET_STD',
     'INPUT_NAMES',
+    'LIDAR_INTENSITY_MODES',
     'InputSpec',
     'build_inputs',
     'camera_geometry',
@@ -60,6 +62,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Per-column channels appended after the nz height slices, in this order.
 BEV_COLUMN_FEATURES = ('log_density', 'mean_intensity', 'max_height', 'min_height')
 INPUT_NAMES = ('image', 'bev', 'camera_valid', 'cell_uv', 'cell_valid', 'cell_rays', 'token_rays')
+# 'use': the BEV carries the mean LiDAR intensity; 'ignore': that channel is always 0, for
+# models meant for sensors whose intensity scale does not match the training data's.
+LIDAR_INTENSITY_MODES = ('use', 'ignore')
 # log1p(points per column) is divided by this so typical densities stay near [0, 1].
 _LOG_DENSITY_SCALE = math.log1p(64.0)
 
@@ -79,6 +84,9 @@ class InputSpec:
         lift_heights_m: LiDAR-frame heights (m) at which each query cell is projected
             into the image.
         intensity_max: LiDAR intensity mapped to 1 (values are clipped to [0, 1]).
+        lidar_intensity: ``'use'`` or ``'ignore'`` (the intensity channel stays 0); see
+            :data:`LIDAR_INTENSITY_MODES`. Left out of :meth:`to_dict` when ``'use'``, so
+            specs (and model cards) written before the option existed read back unchanged.
     """
 
     grid: GridSpec = field(default_factory=GridSpec)
@@ -90,6 +98,7 @@ class InputSpec:
     bev_stride: int = 4
     lift_heights_m: tuple[float, ...] = (-1.5, -0.5, 0.5, 1.5)
     intensity_max: float = 1.0
+    lidar_intensity: str = 'use'
 
     def __post_init__(self) -> None:
         for name in ('image_width', 'image_height', 'image_stride', 'bev_stride'):
@@ -118,6 +127,9 @@ class InputSpec:
         if not self.intensity_max > 0:
             msg = f'InputSpec: intensity_max must be > 0, got {self.intensity_max}'
             raise ConfigError(msg)
+        if self.lidar_intensity not in LIDAR_INTENSITY_MODES:
+            msg = f'InputSpec: lidar_intensity must be one of {LIDAR_INTENSITY_MODES}, got {self.lidar_intensity!r}'
+            raise ConfigError(msg)
 
     @property
     def bev_channels(self) -> int:
@@ -138,6 +150,8 @@ class InputSpec:
         """JSON-ready dict; ``bev_channels`` is included for readers of the model card."""
         out: dict[str, Any] = {'grid': self.grid.to_dict()}
         for f in fields(self):
+            if f.name == 'lidar_intensity' and self.lidar_intensity == 'use':
+                continue  # the default before the option existed: absent means 'use'
             if f.name != 'grid':
                 value = getattr(self, f.name)
                 out[f.name] = list(value) if isinstance(value, tuple) else value
@@ -251,7 +265,7 @@ def points_to_bev(points: np.ndarray, spec: InputSpec) -> np.ndarray:
     count = np.bincount(column, minlength=n_cols).astype(np.float64)
     occupied = count > 0
     bev[nz] = (np.log1p(count) / _LOG_DENSITY_SCALE).reshape(nx, ny)
-    if pts.shape[1] >= 4:
+    if pts.shape[1] >= 4 and spec.lidar_intensity == 'use':
         intensity = np.clip(np.nan_to_num(pts[inside, 3].astype(np.float64)) / spec.intensity_max, 0.0, 1.0)
         total = np.bincount(column, weights=intensity, minlength=n_cols)
         bev[nz + 1] = np.where(occupied, total / np.maximum(count, 1.0), 0.0).reshape(nx, ny)

@@ -8,11 +8,14 @@ from typing import Any
 
 from anovox_perception.errors import ConfigError, GeometryError
 from anovox_perception.geometry import GridSpec
-from anovox_perception.preprocess import InputSpec
+from anovox_perception.preprocess import LIDAR_INTENSITY_MODES, InputSpec
 
-__all__ = ['MODALITIES', 'NORMAL_CLASSES', 'ModelConfig', 'is_smoothing_window']
+__all__ = ['MODALITIES', 'NORMAL_CLASSES', 'SCORE_RULE_KEYS', 'ModelConfig', 'is_smoothing_window']
 
 MODALITIES = ('fusion', 'lidar', 'camera')
+# The score rule: chosen on validation after training and written into the checkpoint;
+# it changes how the outputs are combined, never a trained weight.
+SCORE_RULE_KEYS = ('semantic_weight', 'anomaly_temperature', 'score_smoothing')
 
 # Normal (in-distribution) semantic classes the head predicts per voxel, as groups
 # of CARLA label ids. Coarse on purpose: fine classes that look alike in 0.5 m
@@ -59,6 +62,10 @@ class ModelConfig:
         score_smoothing: Side (cells, odd) of the square window at each height over which
             the exported anomaly score is averaged, weighted by sqrt(occupancy probability)
             (1: none); see ``head.smooth_scores``. Chosen on validation after training.
+        lidar_intensity: ``'use'`` the LiDAR intensity BEV channel, or ``'ignore'`` it (always 0,
+            in training and at run time) for sensors whose intensity does not match the
+            training data's (e.g. a real HDL-64E's reflectance vs the synthetic intensity).
+            Carried to the runtime in the model card's ``input_spec``.
     """
 
     name: str = 'base'
@@ -77,6 +84,7 @@ class ModelConfig:
     anomaly_temperature: float = 1.0
     voxel_refine: int = 0
     score_smoothing: int = 1
+    lidar_intensity: str = 'use'
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -114,6 +122,9 @@ class ModelConfig:
         if not is_smoothing_window(self.score_smoothing):
             msg = f'ModelConfig.score_smoothing must be an odd integer >= 1 (1: none), got {self.score_smoothing!r}'
             raise ConfigError(msg)
+        if self.lidar_intensity not in LIDAR_INTENSITY_MODES:
+            msg = f'ModelConfig.lidar_intensity must be one of {LIDAR_INTENSITY_MODES}, got {self.lidar_intensity!r}'
+            raise ConfigError(msg)
         self.input_spec()  # validates the grid / stride / image size combination
 
     @property
@@ -138,6 +149,7 @@ class ModelConfig:
             image_stride=self.image_stride,
             bev_stride=self.bev_stride,
             lift_heights_m=self.lift_heights_m,
+            lidar_intensity=self.lidar_intensity,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -86,6 +86,22 @@ def test_card_builds_the_input_spec_it_carries() -> None:
     assert ModelCard.from_dict(_card_dict('0' * 64)).make_input_spec() == SPEC
 
 
+def test_card_says_whether_the_model_reads_lidar_intensity_absent_meaning_use() -> None:
+    assert ModelCard.from_dict(_card_dict('0' * 64)).lidar_intensity == 'use'
+    data = _card_dict('0' * 64)
+    data['input_spec'] = {**SPEC.to_dict(), 'lidar_intensity': 'ignore'}
+    card = ModelCard.from_dict(data)
+    assert card.lidar_intensity == 'ignore' and card.make_input_spec().lidar_intensity == 'ignore'
+    data['input_spec'] = {**SPEC.to_dict(), 'lidar_intensity': 'maybe'}
+    with pytest.raises(ModelCardError, match="field 'input_spec'.*lidar_intensity must be one of"):
+        ModelCard.from_dict(data)
+
+
+def test_the_shipped_model_card_predates_lidar_intensity_and_reads_as_use() -> None:
+    card = load_card(Path(__file__).resolve().parents[2] / 'models' / 'anovox_base.json')
+    assert 'lidar_intensity' not in card.input_spec and card.lidar_intensity == 'use'
+
+
 def test_load_card_reads_the_onnx_metadata_without_a_sidecar(tmp_path: Path) -> None:
     path, card = _write(tmp_path, sidecar=False)
     assert load_card(path, verify=True).to_dict() == card

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -56,6 +57,20 @@ def test_bev_of_an_empty_cloud_is_all_zero_and_intensity_is_optional():
     assert not points_to_bev(np.zeros((0, 4), np.float32), SPEC).any()
     bev = points_to_bev(np.array([[1.0, 1.0, -1.0]]), SPEC)
     assert bev[GRID.nz + 1].sum() == 0 and bev[: GRID.nz].sum() == 1
+
+
+def test_bev_ignoring_intensity_zeroes_only_the_intensity_channel():
+    rng = np.random.default_rng(5)
+    points = np.column_stack(
+        [rng.uniform(-4, 12, 300), rng.uniform(-8, 8, 300), rng.uniform(-3, 1, 300), rng.random(300)]
+    )
+    used = points_to_bev(points, SPEC)
+    ignored = points_to_bev(points, replace(SPEC, lidar_intensity='ignore'))
+    channel = GRID.nz + 1
+    assert used[channel].any() and not ignored[channel].any()
+    np.testing.assert_array_equal(np.delete(ignored, channel, axis=0), np.delete(used, channel, axis=0))
+    # The same tensor as a cloud without an intensity field.
+    np.testing.assert_array_equal(ignored, points_to_bev(points[:, :3], SPEC))
 
 
 def test_bev_rejects_a_point_array_without_xyz_columns():
@@ -160,3 +175,13 @@ def test_input_spec_round_trips_through_a_dict_and_rejects_bad_values():
         InputSpec(grid=GRID, image_width=100, image_height=64)
     with pytest.raises(ConfigError, match='not divisible by bev_stride'):
         InputSpec(grid=GRID, image_width=96, image_height=64, bev_stride=5)
+
+
+def test_input_spec_without_lidar_intensity_means_use_and_ignore_round_trips():
+    assert 'lidar_intensity' not in SPEC.to_dict()  # specs written before the option read back unchanged
+    assert InputSpec.from_dict(SPEC.to_dict()).lidar_intensity == 'use'
+    ignoring = replace(SPEC, lidar_intensity='ignore')
+    assert ignoring.to_dict()['lidar_intensity'] == 'ignore'
+    assert InputSpec.from_dict(ignoring.to_dict()) == ignoring
+    with pytest.raises(ConfigError, match=r"lidar_intensity must be one of \('use', 'ignore'\), got 'drop'"):
+        replace(SPEC, lidar_intensity='drop')
