@@ -6,16 +6,21 @@ Steps (each skipped when its result is already there, so an interrupted run
 continues; ``--force`` redoes training):
 
 1. Synthetic AnoVox splits (:data:`DATA_PLAN`): train (``train`` and ``train2``,
-   200 scenarios) with the training anomaly categories, val (``val``, 20
-   scenarios, per-epoch validation; with ``val_large``, 80 more, the score-rule
-   choice) mixing in the held-out ones, test with held-out categories only,
-   written by ``python -m anovox_training.data.synth``.
+   200 scenarios), val (``val``, 20 scenarios, per-epoch validation; with
+   ``val_large``, 80 more, the score-rule choice) and test; the three splits draw
+   disjoint anomaly categories (and shapes), so nothing chosen on validation has
+   seen a test category. Written by ``python -m anovox_training.data.synth``.
 2. Training (``config/train.yaml``) of the fusion model and, with the same recipe,
    its LiDAR-only and camera-only variants (camera dropout off for the latter).
 3. Evaluation on the test split with the AnoVox protocol (all four variants,
-   including the geometric baseline): ``<out>/<name>.metrics.json`` and ``.md``,
-   ROC/PR plots in the run folder.
+   including the geometric baseline), ONCE per recipe: every reading is appended
+   to ``<out>/test_readings.jsonl`` (:mod:`anovox_training.reading_ledger`), and a
+   recipe already read is not read again unless ``--reread-test WHY`` says why.
 4. Export of the fusion model: ``python -m anovox_training.export --checkpoint ... --out <out>``.
+5. ``<out>/<name>.metrics.json`` and ``.md``: the test report, plus ``selection``
+   (which validation data chose the checkpoint, the occupancy threshold and the
+   score rule of each variant) and ``test_reading`` (the recipe id and how often
+   its test split was read).
 
 Nothing here looks at the test split before step 3; model selection, the
 occupancy threshold and the score rule use the validation splits.
@@ -24,13 +29,15 @@ occupancy threshold and the score rule use the validation splits.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from anovox_perception.errors import AnovoxError, ConfigError, DataError
 from anovox_training import evaluate, train
@@ -38,6 +45,7 @@ from anovox_training.cache import SampleCache, frame_refs
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.reader import ScenarioReader, find_scenarios
 from anovox_training.model.checkpoint import model_config_of, read_checkpoint
+from anovox_training.reading_ledger import Reading, ReadingLedger, recipe_id, recipe_of_config
 
 __all__ = ['DATA_PLAN', 'QUICK_PLAN', 'VARIANT_OVERRIDES', 'SplitPlan', 'main', 'split_folders']
 
@@ -207,6 +215,101 @@ def _finished(checkpoint: Path) -> bool:
     return ckpt['epoch'] >= ckpt['config']['train']['epochs']
 
 
+def recipe_of_run(checkpoints: dict[str, Path], plans: Sequence[SplitPlan]) -> dict[str, Any]:
+    """What decided the weights of a make-model run: each variant's config and training data, the data plan."""
+    variants = {}
+    for name, path in checkpoints.items():
+        ckpt = read_checkpoint(path)
+        variants[name] = {'config': recipe_of_config(ckpt['config']), 'data_hash': ckpt.get('data_hash', '')}
+    return {'data_plan': [asdict(p) for p in plans if p.purpose != 'test'], 'variants': variants}
+
+
+def _test_data(folder: Path) -> dict[str, Any]:
+    scenarios = find_scenarios(folder)
+    frames = sum(len(ScenarioReader(s).frame_ids) for s in scenarios)
+    return {'folder': folder.name, 'scenarios': len(scenarios), 'frames': frames}
+
+
+def read_test_split_once(
+    ledger: ReadingLedger,
+    recipe: dict[str, Any],
+    checkpoints: dict[str, Path],
+    test: Path,
+    eval_dir: Path,
+    reason: str,
+    workers: int,
+    eval_args: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Step 3: evaluate on the test split, once per recipe, and record the reading in ``ledger``.
+
+    A recipe read before is not read again: its report in ``eval_dir`` is reused when it
+    is that recipe's, and otherwise the run stops, unless ``reason`` says why the test
+    split must be read again (the reason is recorded with the new reading).
+
+    Raises:
+        ConfigError: When the recipe was read before, its report is gone and no reason is given.
+    """
+    rid = recipe_id(recipe)
+    previous = ledger.readings_of(rid)
+    marker = eval_dir / 'test_reading.json'
+    report_path = eval_dir / 'metrics.json'
+    if previous and not reason:
+        if marker.is_file() and json.loads(marker.read_text()).get('recipe_id') == rid and report_path.is_file():
+            print(f'evaluate: the test split was read for recipe {rid} on {previous[-1]["time"]}; reusing that report')
+            return json.loads(report_path.read_text())
+        figures = previous[-1]['figures'].get('fusion', {})
+        msg = (
+            f'the test split was already read for recipe {rid} on {previous[-1]["time"]} (fusion {figures}) and '
+            f'its report is not in {eval_dir}; that figure stands. Give --reread-test "why" to read it again '
+            f'(the reading is recorded in {ledger.path})'
+        )
+        raise ConfigError(msg)
+    prebuild_cache(checkpoints['fusion'], test, workers)
+    code = evaluate.main(
+        [
+            '--checkpoint', str(checkpoints['fusion']),
+            '--lidar-only', str(checkpoints['lidar']),
+            '--camera-only', str(checkpoints['camera']),
+            '--data', str(test), '--split', 'test', '--out', str(eval_dir),
+            *eval_args,
+        ]
+    )  # fmt: skip
+    if code != 0:
+        msg = 'evaluation failed; see the messages above'
+        raise ConfigError(msg)
+    report = json.loads(report_path.read_text())
+    ledger.append(Reading.of(recipe, checkpoints, _test_data(test), report, reason))
+    marker.write_text(json.dumps({'recipe_id': rid}) + '\n')
+    return report
+
+
+def selection_record(checkpoints: dict[str, Path]) -> dict[str, Any]:
+    """Which inputs chose what, per variant: checkpoint, occupancy threshold and score rule (never the test split)."""
+    out: dict[str, Any] = {}
+    for name, path in checkpoints.items():
+        ckpt = read_checkpoint(path)
+        config = ckpt['config']
+        val = [Path(p).name for p in config['data']['val']]
+        tune = [Path(p).name for p in config['data'].get('tune') or config['data']['val']]
+        model = config['model']
+        out[name] = {
+            'checkpoint': {'file': path.name, 'epoch': ckpt['epoch'], 'rule': 'best validation AP', 'chosen_on': val},
+            'validation_AP': ckpt.get('best_val_ap'),
+            'occupancy_threshold': {
+                'value': ckpt.get('occupancy_threshold'),
+                'rule': f'largest reaching coverage {config["eval"]["min_coverage"]}',
+                'chosen_on': val,
+            },
+            'score_rule': {
+                'semantic_weight': model.get('semantic_weight'),
+                'anomaly_temperature': model.get('anomaly_temperature'),
+                'score_smoothing': model.get('score_smoothing'),
+                'chosen_on': tune,
+            },
+        }
+    return out
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description='Reproduce the shipped demo model from scratch.')
     parser.add_argument('--data', type=Path, default=Path('data/synth'), help='synthetic dataset root')
@@ -219,6 +322,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument('--force', action='store_true', help='retrain even when finished runs exist')
     parser.add_argument('--no-export', action='store_true', help='stop after the evaluation')
     parser.add_argument('--quick', action='store_true', help='smoke test: tiny model on a few tiny frames')
+    parser.add_argument(
+        '--reread-test',
+        default='',
+        metavar='WHY',
+        help='read the test split again for a recipe already read (the reason is recorded with the reading)',
+    )
     return parser
 
 
@@ -239,22 +348,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         start = time.perf_counter()
         eval_dir = args.runs / 'eval'
-        prebuild_cache(checkpoints['fusion'], args.data / 'test', args.workers)
-        code = evaluate.main(
-            [
-                '--checkpoint', str(checkpoints['fusion']),
-                '--lidar-only', str(checkpoints['lidar']),
-                '--camera-only', str(checkpoints['camera']),
-                '--data', str(args.data / 'test'), '--split', 'test', '--out', str(eval_dir),
-                *(['--quiet', '--cache-dir', str(args.runs / 'cache')] if args.quick else []),
-            ]
-        )  # fmt: skip
-        if code != 0:
-            msg = 'evaluation failed; see the messages above'
-            raise ConfigError(msg)
-        args.out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(eval_dir / 'metrics.json', args.out / f'{args.name}.metrics.json')
-        shutil.copyfile(eval_dir / 'metrics.md', args.out / f'{args.name}.metrics.md')
+        ledger = ReadingLedger(args.out / 'test_readings.jsonl')
+        recipe = recipe_of_run(checkpoints, plans)
+        eval_args = ['--quiet', '--cache-dir', str(cache_dir)] if args.quick else []
+        report = read_test_split_once(
+            ledger, recipe, checkpoints, args.data / 'test', eval_dir, args.reread_test, args.workers, eval_args
+        )
         timings['evaluate'] = time.perf_counter() - start
 
         if not args.no_export:
@@ -266,6 +365,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ]
             )  # fmt: skip
             timings['export'] = time.perf_counter() - start
+        report['selection'] = selection_record(checkpoints)
+        rid = recipe_id(recipe)
+        readings = len(ledger.readings_of(rid))
+        report['test_reading'] = {'recipe_id': rid, 'readings': readings, 'ledger': ledger.path.name}
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f'{args.name}.metrics.json').write_text(json.dumps(report, indent=2) + '\n')
+        shutil.copyfile(eval_dir / 'metrics.md', args.out / f'{args.name}.metrics.md')
     except AnovoxError as err:
         print(f'make_model: error: {err}', file=sys.stderr)
         return 2

@@ -24,6 +24,17 @@ def test_quick_make_model_trains_evaluates_and_exports_every_artifact(tmp_path, 
     assert set(report['variants']) == {'fusion', 'lidar_only', 'camera_only', 'geometric'}
     assert report['frames'] == 3 and report['split'] == 'test'
     assert (out / 'quick.onnx').stat().st_size > 0 and (out / 'quick.metrics.md').is_file()
+    # Which inputs chose what: validation for every choice, the test split read once and recorded.
+    for variant in ('fusion', 'lidar', 'camera'):
+        chosen = report['selection'][variant]
+        assert chosen['checkpoint']['chosen_on'] == chosen['occupancy_threshold']['chosen_on'] == ['val']
+        assert chosen['score_rule']['chosen_on'] == ['val']
+    readings = [json.loads(line) for line in (out / 'test_readings.jsonl').read_text().splitlines()]
+    assert len(readings) == 1 and report['test_reading'] == {
+        'recipe_id': readings[0]['recipe_id'],
+        'readings': 1,
+        'ledger': 'test_readings.jsonl',
+    }
     for variant in ('fusion', 'lidar', 'camera'):
         ckpt = torch.load(tmp_path / 'runs' / variant / 'last.pt', weights_only=True)
         assert ckpt['config']['model']['modality'] == variant and ckpt['epoch'] == 1
@@ -32,10 +43,11 @@ def test_quick_make_model_trains_evaluates_and_exports_every_artifact(tmp_path, 
     # The two training folders hold different scenarios (the second starts at index 1000).
     first, second = (sorted(p.name for p in (tmp_path / 'data' / f).glob('Scenario_*')) for f in ('train', 'train2'))
     assert len(first) == len(second) == 1 and first != second
-    # A second run finds everything done and only re-evaluates and re-exports.
+    # A second run finds everything done: it reuses the one test reading and re-exports.
     before = (tmp_path / 'runs' / 'fusion' / 'last.pt').stat().st_mtime_ns
     assert make_model.main([*argv, '--name', 'quick', '--no-export']) == 0
     assert (tmp_path / 'runs' / 'fusion' / 'last.pt').stat().st_mtime_ns == before
+    assert len((out / 'test_readings.jsonl').read_text().splitlines()) == 1
 
 
 def test_the_score_rule_is_chosen_on_more_validation_scenarios_than_each_epoch_checks():
