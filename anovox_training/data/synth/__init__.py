@@ -11,8 +11,8 @@ read by anovox_training.data.reader like real AnoVox data.
   clutter on the road (cones, barriers, bins, bollards). The ego drives at 10 Hz,
   swerving around what blocks its lane and stopping before what it cannot pass.
 - Anomalies of the six AnoVox categories (anomalies.py), one to three 5-60 m
-  ahead in most frames; splits hold categories out (train: home, nature,
-  special; test: animal, airplane, falling; val: all six) and a share of
+  ahead in most frames; each split draws its own categories (train: home,
+  special; val: nature; test: animal, airplane, falling) and a share of
   scenarios (default 15 %) has none.
 - Sensors (MONO rig at (0, 0, 1.8) m): RGB, depth, semantic and instance
   camera (768x512, 90 deg by default), 64-beam LiDAR (+15/-25 deg, 100 m, range
