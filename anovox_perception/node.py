@@ -69,7 +69,7 @@ OUTPUT_MARKERS = '~/output/markers'
 _NS_PER_S = 1_000_000_000
 # Outputs: reliable so recorders and RViz get every frame; shallow so a slow subscriber cannot hold memory.
 _OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-_SYNC_FIELDS = ('sync.slop_s', 'sync.camera_offset_s', 'sync.timeout_s', 'sync.on_missing_camera')
+_SYNC_FIELDS = ('sync.slop_s', 'sync.camera_offset_s', 'sync.timeout_s', 'sync.reorder_s', 'sync.on_missing_camera')
 
 
 def _descriptor(spec: Any) -> ParameterDescriptor:

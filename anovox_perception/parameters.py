@@ -229,6 +229,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         maximum=5.0,
     ),
     ParamSpec(
+        'sync.reorder_s',
+        0.03,
+        'lidar_driven: how far out of stamp order images may arrive (s, delivery jitter); a cloud is decided '
+        'once no image still to come can be nearer, else at timeout_s. 0 trusts stamp order.',
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParamSpec(
         'sync.on_missing_camera',
         'lidar_only',
         'lidar_driven: what a cloud without an image does: lidar_only (run without the camera) or skip.',

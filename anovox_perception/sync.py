@@ -146,19 +146,24 @@ class LidarDrivenSync(_SyncBase):
     that stamps 80 ms before the LiDAR has -0.08). An image's effective stamp is
     ``image stamp - camera_offset_s`` (camera time mapped onto LiDAR time) and is
     compared with the cloud's stamp.
-    Images are assumed to arrive in stamp order, so a cloud is decided as soon
-    as an image at or after its stamp is buffered: no later image can be nearer.
-    Otherwise it waits until (a) a later cloud arrives stamped ``timeout_s`` or
-    more after it (message time, works at any replay rate), or (b)
-    :meth:`poll` is called with ``now_ns >= received_ns + timeout_s`` (the
-    consumer's clock, for when clouds stop coming). It then takes the nearest
-    image within slop found so far or, if none, is emitted LiDAR-only
-    (``on_missing_camera='lidar_only'``) or dropped (``'skip'``).
+    Images may arrive out of stamp order by up to ``reorder_s`` (an image may
+    come after one stamped up to ``reorder_s`` later: delivery jitter, several
+    camera pipelines). So every image still to come has an effective stamp of at
+    least ``newest effective stamp - reorder_s``, and a cloud is decided as soon
+    as that bound rules out a nearer image than the best one buffered (or, when
+    none is within slop, any image within slop). Otherwise it waits until (a) a
+    later cloud arrives stamped ``timeout_s`` or more after it (message time,
+    works at any replay rate), or (b) :meth:`poll` is called with
+    ``now_ns >= received_ns + timeout_s`` (the consumer's clock, for when clouds
+    stop coming). It then takes the nearest image within slop found so far or,
+    if none, is emitted LiDAR-only (``on_missing_camera='lidar_only'``) or
+    dropped (``'skip'``). Images later out of order than ``reorder_s`` may be
+    missed; ``reorder_s=0`` trusts stamp order and decides soonest.
 
     Each cloud ends in exactly one of the counters ``paired``, ``lidar_only``,
     ``skipped`` or ``dropped_on_reset``, or is still ``pending``. An image may
     serve several clouds. Equidistant images: the earlier wins; of images
-    sharing a stamp, the last received.
+    sharing a stamp, the last received before the decision.
     """
 
     _COUNTERS = (
@@ -178,6 +183,7 @@ class LidarDrivenSync(_SyncBase):
         camera_offset_s: float = 0.0,
         timeout_s: float = 0.1,
         on_missing_camera: str = 'lidar_only',
+        reorder_s: float = 0.03,
         max_images: int = 16,
         max_pending_clouds: int = 4,
         time_jump_tolerance_s: float | None = 1.0,
@@ -191,6 +197,7 @@ class LidarDrivenSync(_SyncBase):
                 image stamps before comparing (may be negative).
             timeout_s: how long a cloud waits for a later image.
             on_missing_camera: ``'lidar_only'`` or ``'skip'``.
+            reorder_s: how far out of stamp order images may arrive (s); 0 = in order.
             max_images: images kept (oldest evicted first).
             max_pending_clouds: clouds waiting at once; beyond it the oldest is
                 decided at once with what is buffered (counted in ``pending_overflow``).
@@ -203,6 +210,7 @@ class LidarDrivenSync(_SyncBase):
         super().__init__(time_jump_tolerance_s, callback)
         self.slop_ns = _seconds_to_ns('slop_s', slop_s)
         self.timeout_ns = _seconds_to_ns('timeout_s', timeout_s)
+        self.reorder_ns = _seconds_to_ns('reorder_s', reorder_s)
         offset = float(camera_offset_s)
         if not math.isfinite(offset):
             msg = f'camera_offset_s must be finite, got {camera_offset_s}'
@@ -264,7 +272,6 @@ class LidarDrivenSync(_SyncBase):
         return self._dispatch(pairs)
 
     def _resolve_locked(self, now_ns: int | None) -> list[SyncedPair]:
-        newest_image = self._image_eff_ns[-1] if self._image_eff_ns else None
         newest_cloud = self._latest_ns['points']
         pairs: list[SyncedPair] = []
         waiting: list[StampedMsg] = []
@@ -272,7 +279,7 @@ class LidarDrivenSync(_SyncBase):
             stamp = cloud.stamp_ns
             received = stamp if cloud.received_ns is None else cloud.received_ns
             ready = (
-                (newest_image is not None and newest_image >= stamp)
+                self._nearest_is_certain_locked(stamp)
                 or (newest_cloud is not None and newest_cloud - stamp >= self.timeout_ns)
                 or (now_ns is not None and now_ns - received >= self.timeout_ns)
             )
@@ -285,8 +292,22 @@ class LidarDrivenSync(_SyncBase):
         self._pending = waiting
         return pairs
 
+    def _nearest_is_certain_locked(self, stamp_ns: int) -> bool:
+        """Whether no image still to come can be nearer to ``stamp_ns`` than the best buffered one."""
+        newest = self._latest_ns['image']
+        if newest is None:
+            return False
+        # Every image still to come has an effective stamp >= settled_ns (the reorder bound).
+        settled_ns = newest - self.camera_offset_ns - self.reorder_ns
+        _, delta = self._nearest_image_locked(stamp_ns)
+        if delta is None:
+            # Nothing within slop yet: an image at stamp + slop would still pair.
+            return settled_ns > stamp_ns + self.slop_ns
+        # A later image at the same distance loses to the buffered one (earlier wins, or same stamp).
+        return settled_ns >= stamp_ns + delta
+
     def _decide_locked(self, cloud: StampedMsg) -> SyncedPair | None:
-        image = self._nearest_image_locked(cloud.stamp_ns)
+        image, _ = self._nearest_image_locked(cloud.stamp_ns)
         if image is not None:
             self._counts['paired'] += 1
             return SyncedPair(cloud.stamp_ns, cloud.payload, image.payload, image.stamp_ns)
@@ -296,7 +317,8 @@ class LidarDrivenSync(_SyncBase):
         self._counts['skipped'] += 1
         return None
 
-    def _nearest_image_locked(self, stamp_ns: int) -> StampedMsg | None:
+    def _nearest_image_locked(self, stamp_ns: int) -> tuple[StampedMsg | None, int | None]:
+        """The buffered image nearest ``stamp_ns`` within slop and its distance (ns), or (None, None)."""
         effs = self._image_eff_ns
         pos = bisect.bisect_left(effs, stamp_ns)
         # Only the last image before the stamp and the first stamp at or after it can
@@ -309,7 +331,7 @@ class LidarDrivenSync(_SyncBase):
             delta = abs(effs[i] - stamp_ns)
             if delta <= self.slop_ns and (best_delta is None or delta < best_delta):
                 best, best_delta = self._images[i], delta
-        return best
+        return best, best_delta
 
     def _clear_locked(self) -> None:
         self._counts['dropped_on_reset'] += len(self._pending)
@@ -435,5 +457,6 @@ def make_sync(
         camera_offset_s=values['sync.camera_offset_s'],
         timeout_s=values['sync.timeout_s'],
         on_missing_camera=values['sync.on_missing_camera'],
+        reorder_s=values['sync.reorder_s'],
         callback=callback,
     )

@@ -32,7 +32,7 @@ def pairing(pairs: list[SyncedPair]) -> list[tuple[str, str | None]]:
 
 
 def test_lidar_sync_pairs_a_cloud_with_the_nearest_image_once_a_later_image_exists() -> None:
-    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1)
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1, reorder_s=0.0)
     for t in (0, 40, 100):
         assert sync.add_image(img(t)) == []
     pairs = sync.add_points(cloud(90))
@@ -51,7 +51,7 @@ def test_lidar_sync_applies_the_camera_offset_before_comparing() -> None:
 
 
 def test_lidar_sync_waits_for_a_later_image_that_may_be_nearer() -> None:
-    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1)
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1, reorder_s=0.0)
     sync.add_image(img(70))
     assert sync.add_points(cloud(100)) == []
     assert sync.counters()['pending'] == 1
@@ -59,14 +59,14 @@ def test_lidar_sync_waits_for_a_later_image_that_may_be_nearer() -> None:
 
 
 def test_lidar_sync_keeps_the_earlier_image_when_the_later_one_is_farther() -> None:
-    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1)
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1, reorder_s=0.0)
     sync.add_image(img(95))
     assert sync.add_points(cloud(100)) == []
     assert pairing(sync.add_image(img(130))) == [('cloud@100', 'img@95')]
 
 
 def test_lidar_sync_prefers_the_earlier_of_two_equidistant_images() -> None:
-    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1)
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1, reorder_s=0.0)
     sync.add_image(img(90))
     sync.add_image(img(110))
     assert pairing(sync.add_points(cloud(100))) == [('cloud@100', 'img@90')]
@@ -131,7 +131,7 @@ def test_lidar_sync_keeps_at_most_max_images() -> None:
 
 
 def test_lidar_sync_resets_when_time_jumps_backwards() -> None:
-    sync = LidarDrivenSync(slop_s=0.05, timeout_s=1.0, time_jump_tolerance_s=0.5)
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=1.0, reorder_s=0.0, time_jump_tolerance_s=0.5)
     sync.add_image(img(10_000))
     sync.add_points(cloud(10_000))  # decided: the image is at the cloud's stamp
     sync.add_image(img(10_050))
@@ -147,6 +147,81 @@ def test_lidar_sync_resets_when_time_jumps_backwards() -> None:
     assert pairing(sync.add_image(img(100))) == [('cloud@100', 'img@100')]
 
 
+def test_lidar_sync_waits_for_an_out_of_order_image_that_may_be_nearer() -> None:
+    # Jittered delivery: the image 11.5 ms after the cloud arrives after one 40 ms after it.
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1, reorder_s=0.03)
+    sync.add_image(img(12_268))
+    assert sync.add_points(cloud(12_300)) == []
+    assert sync.add_image(img(12_340)) == [], 'an image stamped 12.31 s or later may still come'
+    assert sync.add_image(img(12_311.5)) == [], 'an image between 12.2885 and 12.3115 s may still come'
+    assert pairing(sync.add_image(img(12_345))) == [('cloud@12300', 'img@12311.5')]
+
+
+def test_lidar_sync_in_stamp_order_mode_decides_at_the_first_later_image() -> None:
+    # The same arrivals with reorder_s=0 (stamp order trusted): decided on the 12.34 s image.
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1, reorder_s=0.0)
+    sync.add_image(img(12_268))
+    sync.add_points(cloud(12_300))
+    assert pairing(sync.add_image(img(12_340))) == [('cloud@12300', 'img@12268')]
+
+
+def test_lidar_sync_decides_without_an_image_once_none_within_slop_can_come() -> None:
+    sync = LidarDrivenSync(slop_s=0.02, timeout_s=10.0, reorder_s=0.03)
+    assert sync.add_points(cloud(100)) == []
+    assert sync.add_image(img(150)) == [], 'an image at 120 ms may still come'
+    assert pairing(sync.add_image(img(151))) == [('cloud@100', None)]
+
+
+def nearest_within_slop(images: list[tuple[int, int]], stamp: int, slop: int) -> int | None:
+    """Index (arrival order) of the image nearest ``stamp`` within slop; earlier stamp, then last arrival wins."""
+    within = [(abs(s - stamp), s, -i) for i, s in images if abs(s - stamp) <= slop]
+    return -min(within)[2] if within else None
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    camera_period_ms=st.integers(5, 60),
+    lidar_period_ms=st.integers(20, 120),
+    jitter_ms=st.integers(0, 40),
+    slop_ms=st.integers(1, 60),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_lidar_sync_pairs_the_nearest_image_when_delivery_jitter_is_within_reorder_s(
+    camera_period_ms, lidar_period_ms, jitter_ms, slop_ms, seed
+) -> None:
+    import random
+
+    rng = random.Random(seed)
+    # Each image arrives up to jitter_ms after its stamp, so arrivals are out of stamp order by at most jitter_ms.
+    images = [(t * MS, (t + rng.uniform(0, jitter_ms)) * MS) for t in range(0, 1_000, camera_period_ms)]
+    clouds = [(t * MS, t * MS) for t in range(7, 1_000, lidar_period_ms)]
+    events = sorted([(a, 0, s) for s, a in images] + [(a, 1, s) for s, a in clouds])
+    sync = LidarDrivenSync(
+        slop_s=slop_ms / 1000,
+        timeout_s=5.0,  # only certainty decides: the check below is about pairing, not timeouts
+        reorder_s=jitter_ms / 1000,
+        max_images=256,
+        max_pending_clouds=256,
+        time_jump_tolerance_s=None,
+    )
+    arrived: list[tuple[int, int]] = []
+    decided: dict[int, int | None] = {}
+    for arrival, kind, stamp in events:
+        if kind == 0:
+            arrived.append((len(arrived), stamp))
+            pairs = sync.add_image(StampedMsg(stamp, len(arrived) - 1, arrival))
+        else:
+            pairs = sync.add_points(StampedMsg(stamp, stamp, arrival))
+        for pair in pairs:
+            decided[pair.points] = pair.image
+    for pair in sync.poll(now_ns=10**15):
+        decided[pair.points] = pair.image
+    assert set(decided) == {s for s, _ in clouds}
+    every_image = [(i, s) for i, s in arrived]
+    for stamp, image in decided.items():
+        assert image == nearest_within_slop(every_image, stamp, slop_ms * MS), f'cloud at {stamp / MS} ms'
+
+
 def test_lidar_sync_rejects_bad_configuration() -> None:
     with pytest.raises(ConfigError, match="on_missing_camera must be one of .*got 'drop'"):
         LidarDrivenSync(on_missing_camera='drop')
@@ -156,6 +231,8 @@ def test_lidar_sync_rejects_bad_configuration() -> None:
         LidarDrivenSync(max_pending_clouds=0)
     with pytest.raises(ConfigError, match='camera_offset_s must be finite'):
         LidarDrivenSync(camera_offset_s=float('nan'))
+    with pytest.raises(ConfigError, match='reorder_s must be a finite number of seconds >= 0, got -0.01'):
+        LidarDrivenSync(reorder_s=-0.01)
 
 
 def run_in_thread(fn, timeout_s: float = 10.0) -> bool:
@@ -181,6 +258,7 @@ def test_sync_calls_back_outside_its_lock(sync_class) -> None:
     def feed() -> None:
         sync.add_image(img(100))
         sync.add_points(cloud(100))
+        sync.add_image(img(200))  # rules out a nearer out-of-order image for the LiDAR-driven sync
 
     assert run_in_thread(feed), 'the callback ran under the lock'
     assert pairing(seen) == [('cloud@100', 'img@100')]
