@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import array
+import contextlib
+import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import rclpy
@@ -69,6 +71,8 @@ OUTPUT_MARKERS = '~/output/markers'
 _NS_PER_S = 1_000_000_000
 # Outputs: reliable so recorders and RViz get every frame; shallow so a slow subscriber cannot hold memory.
 _OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+# Shutdown waits this long for a frame in inference (SIGINT/SIGTERM must end the node within 2 s).
+_WORKER_JOIN_S = 1.5
 _SYNC_FIELDS = ('sync.slop_s', 'sync.camera_offset_s', 'sync.timeout_s', 'sync.reorder_s', 'sync.on_missing_camera')
 
 
@@ -359,9 +363,13 @@ class DetectorNode(Node):
             slot.close()
         worker = getattr(self, '_worker', None)
         if worker is not None and worker.is_alive():
-            worker.join(timeout=10.0)
+            worker.join(timeout=_WORKER_JOIN_S)
         detector = getattr(self, '_detector', None)
-        if detector is not None:
+        if worker is not None and worker.is_alive():
+            # Still inside one inference call: releasing the backend under it could crash the process.
+            # The thread is a daemon, so the process still exits; the OS frees the backend.
+            self.get_logger().warning(f'inference still running after {_WORKER_JOIN_S:g} s; not waiting for it')
+        elif detector is not None:
             detector.close()
         super().destroy_node()
 
@@ -399,11 +407,49 @@ def ros_argv(argv: Sequence[str]) -> list[str]:
     return [prog, *(['--ros-args', *translated, '--'] if translated else []), *ros]
 
 
+@contextlib.contextmanager
+def _stop_signals_ignored() -> Iterator[None]:
+    """Ignore further SIGINT / SIGTERM while the node shuts down.
+
+    The first signal already stopped the executor; a second Ctrl-C (or a launch
+    SIGTERM after SIGINT) arriving in ``destroy_node`` would otherwise raise
+    KeyboardInterrupt there: a traceback, a negative exit status and a worker left
+    running. Shutdown is bounded (the worker join has a timeout), so nothing needs
+    to interrupt it. Signal handlers can only be set from the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in stop_signals}
+    for sig in stop_signals:
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def _shut_down(node: DetectorNode | None) -> None:
+    """Destroy the node (worker joined, backend released) and shut rclpy down, uninterruptibly."""
+    with _stop_signals_ignored():
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console script ``anovox-detect``; returns the process exit status."""
+    """Console script ``anovox-detect``; returns the process exit status.
+
+    SIGINT and SIGTERM stop it with status 0 (once or repeatedly, while it starts,
+    spins or shuts down); a configuration or model it cannot use exits with 2 and
+    one ``cannot start:`` line.
+    """
     args = ros_argv(sys.argv if argv is None else argv)
     rclpy.init(args=args)
     node = None
+    status = 0
     try:
         node = DetectorNode()
         executor = SingleThreadedExecutor()
@@ -412,19 +458,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except AnovoxError as err:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {err}')
-        return 2
+        rclpy.logging.get_logger(NODE_NAME).fatal(f'cannot start: {_one_line(str(err))}')
+        status = 2
     except Exception:
         if rclpy.ok():
             raise
-        # Ctrl-C while starting: rclpy's signal handler shut the context down under the
-        # constructor, whose next create_* call then fails. That is a normal stop.
-        rclpy.logging.get_logger(NODE_NAME).info('interrupted while starting')
+        # A stop signal while starting: rclpy's signal handler shut the context down under the
+        # constructor (or before the executor spun), whose next rcl call then fails. A normal stop.
+        rclpy.logging.get_logger(NODE_NAME).info('stopped while starting')
     finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+        _shut_down(node)
+    return status
+
+
+def _one_line(text: str) -> str:
+    """``text`` with line breaks folded, so a start-up failure is one log line."""
+    return ' '.join(part.strip() for part in text.splitlines() if part.strip())
 
 
 if __name__ == '__main__':
