@@ -6,12 +6,13 @@
 
 Topic arguments remap the node's private inputs (~/input/...); its outputs are
 ~/output/score_grid, ~/output/voxel_scores, ~/output/markers and /diagnostics.
+rviz:=true needs the rviz2 package (an optional tool, not a dependency): without
+it the launch fails before it starts anything, so no detector is left running.
 """
 
 from __future__ import annotations
 
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
@@ -22,8 +23,28 @@ PACKAGE = 'anovox_perception'
 NODE_NAME = 'anovox_detector'
 
 
-def _detector(context, *args, **kwargs):
-    """The detector node; model_path and backend override the params file only when given."""
+def _require_rviz2() -> None:
+    """Fail with the fix spelled out when rviz:=true but rviz2 is not installed."""
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
+    try:
+        get_package_prefix('rviz2')
+    except PackageNotFoundError as err:
+        msg = (
+            "rviz:=true but package 'rviz2' is not installed; install it (apt install ros-$ROS_DISTRO-rviz2) "
+            'or launch without rviz:=true. Nothing was started.'
+        )
+        raise RuntimeError(msg) from err
+
+
+def _nodes(context, *args, **kwargs):
+    """The detector node, and RViz2 when asked for; checks come first so a failure starts nothing.
+
+    model_path and backend override the params file only when given.
+    """
+    with_rviz = LaunchConfiguration('rviz').perform(context).lower() in ('true', '1')
+    if with_rviz:
+        _require_rviz2()
     overrides = {'use_sim_time': LaunchConfiguration('use_sim_time').perform(context).lower() in ('true', '1')}
     model_path = LaunchConfiguration('model_path').perform(context)
     backend = LaunchConfiguration('backend').perform(context)
@@ -32,23 +53,33 @@ def _detector(context, *args, **kwargs):
     if backend:
         overrides['backend'] = backend
     image_topic = LaunchConfiguration('image_topic').perform(context)
-    return [
-        Node(
-            package=PACKAGE,
-            executable='anovox-detect',
-            name=NODE_NAME,
-            namespace=LaunchConfiguration('namespace'),
-            parameters=[LaunchConfiguration('params_file'), overrides],
-            remappings=[
-                ('~/input/image', image_topic),
-                ('~/input/image/compressed', f'{image_topic}/compressed'),
-                ('~/input/points', LaunchConfiguration('points_topic')),
-                ('~/input/camera_info', LaunchConfiguration('camera_info_topic')),
-            ],
-            output='screen',
-            emulate_tty=True,
-        )
-    ]
+    detector = Node(
+        package=PACKAGE,
+        executable='anovox-detect',
+        name=NODE_NAME,
+        namespace=LaunchConfiguration('namespace'),
+        parameters=[LaunchConfiguration('params_file'), overrides],
+        remappings=[
+            ('~/input/image', image_topic),
+            ('~/input/image/compressed', f'{image_topic}/compressed'),
+            ('~/input/points', LaunchConfiguration('points_topic')),
+            ('~/input/camera_info', LaunchConfiguration('camera_info_topic')),
+        ],
+        output='screen',
+        emulate_tty=True,
+    )
+    if not with_rviz:
+        return [detector]
+    share = FindPackageShare(PACKAGE)
+    rviz = Node(
+        package='rviz2',
+        executable='rviz2',
+        name='anovox_rviz',
+        arguments=['-d', PathJoinSubstitution([share, 'config', 'anovox.rviz'])],
+        parameters=[{'use_sim_time': overrides['use_sim_time']}],
+        output='screen',
+    )
+    return [detector, rviz]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -94,16 +125,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'rviz',
             default_value='false',
-            description='Open RViz2 with config/anovox.rviz (cloud, camera, score grid, voxel scores, markers).',
+            description='Open RViz2 with config/anovox.rviz (cloud, camera, score grid, voxel scores, markers); '
+            'needs the rviz2 package, else the launch stops before starting anything.',
         ),
     ]
-    rviz = Node(
-        package='rviz2',
-        executable='rviz2',
-        name='anovox_rviz',
-        arguments=['-d', PathJoinSubstitution([share, 'config', 'anovox.rviz'])],
-        parameters=[{'use_sim_time': LaunchConfiguration('use_sim_time')}],
-        condition=IfCondition(LaunchConfiguration('rviz')),
-        output='screen',
-    )
-    return LaunchDescription([*arguments, OpaqueFunction(function=_detector), rviz])
+    return LaunchDescription([*arguments, OpaqueFunction(function=_nodes)])

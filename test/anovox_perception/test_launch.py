@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -82,6 +84,79 @@ def test_remappings_cover_every_node_input(tree):
     (node_call,) = [c for c in calls(tree, 'Node') if value(keyword(c, 'executable'), tree) == 'anovox-detect']
     remapped = {ast.literal_eval(pair.elts[0]) for pair in keyword(node_call, 'remappings').elts}
     assert remapped == {INPUT_IMAGE, INPUT_COMPRESSED_IMAGE, INPUT_POINTS, INPUT_CAMERA_INFO}
+
+
+class _Recorded:
+    """Stands in for a launch / launch_ros class: keeps its arguments (and Nodes in creation order)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+class _Configuration(_Recorded):
+    def perform(self, context: dict[str, str]) -> str:
+        return context[self.args[0]]
+
+
+def load_launch_file(monkeypatch, rviz2_installed: bool) -> tuple[types.ModuleType, list[_Recorded]]:
+    """The launch file executed over stub launch modules; returns it and the list its Nodes land in."""
+    nodes: list[_Recorded] = []
+
+    class Node(_Recorded):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            nodes.append(self)
+
+    stubs = {
+        'launch': {'LaunchDescription': _Recorded},
+        'launch.actions': {'DeclareLaunchArgument': _Recorded, 'OpaqueFunction': _Recorded},
+        'launch.substitutions': {'LaunchConfiguration': _Configuration, 'PathJoinSubstitution': _Recorded},
+        'launch_ros': {},
+        'launch_ros.actions': {'Node': Node},
+        'launch_ros.substitutions': {'FindPackageShare': _Recorded},
+    }
+    for name, attributes in stubs.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(attributes)
+        monkeypatch.setitem(sys.modules, name, module)
+    from ament_index_python import packages
+
+    def get_package_prefix(package: str) -> str:
+        if package == 'rviz2' and not rviz2_installed:
+            raise packages.PackageNotFoundError(f"package '{package}' not found")
+        return '/opt/ros/prefix'
+
+    monkeypatch.setattr(packages, 'get_package_prefix', get_package_prefix)
+    spec = importlib.util.spec_from_file_location('detect_launch', LAUNCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, nodes
+
+
+def launch_context(rviz: str) -> dict[str, str]:
+    context = dict.fromkeys(REQUIRED_ARGUMENTS, '')
+    context.update(rviz=rviz, use_sim_time='false', image_topic='/camera/image')
+    return context
+
+
+def test_rviz_without_the_rviz2_package_fails_before_starting_anything(monkeypatch):
+    module, nodes = load_launch_file(monkeypatch, rviz2_installed=False)
+    (opaque,) = [a for a in module.generate_launch_description().args[0] if 'function' in a.kwargs]
+    with pytest.raises(RuntimeError, match=r"rviz:=true but package 'rviz2' is not installed.*Nothing was started"):
+        opaque.kwargs['function'](launch_context('true'))
+    assert nodes == [], 'the detector must not be started when RViz cannot be'
+
+
+@pytest.mark.parametrize(('rviz', 'installed', 'packages'), [
+    ('true', True, [PACKAGE, 'rviz2']),
+    ('false', False, [PACKAGE]),
+])  # fmt: skip
+def test_launch_starts_the_detector_and_rviz_only_when_asked_and_installed(monkeypatch, rviz, installed, packages):
+    module, nodes = load_launch_file(monkeypatch, rviz2_installed=installed)
+    (opaque,) = [a for a in module.generate_launch_description().args[0] if 'function' in a.kwargs]
+    actions = opaque.kwargs['function'](launch_context(rviz))
+    assert [n.kwargs['package'] for n in actions] == packages
+    assert actions == nodes
 
 
 def share_files(tree: ast.Module) -> list[tuple[str, ...]]:
