@@ -18,6 +18,8 @@ ROS_WHEELS = [
     'ros-diagnostic-msgs',
 ]
 
+TEST_REQUIRES = ['pytest', 'pytest-timeout', 'hypothesis', 'jsonschema']
+
 setup(
     name=PACKAGE,
     version='0.1.0',
@@ -48,8 +50,11 @@ setup(
             'tqdm',
             'matplotlib',
         ],
-        'dev': ['pytest', 'pytest-timeout', 'hypothesis', 'ruff', 'jsonschema', 'colcon-common-extensions'],
+        # `colcon test` runs pytest only when the package names it as a test requirement.
+        'test': TEST_REQUIRES,
+        'dev': [*TEST_REQUIRES, 'ruff', 'colcon-common-extensions'],
     },
+    tests_require=TEST_REQUIRES,
     zip_safe=True,
     maintainer='anovox_perception maintainers',
     maintainer_email='maintainers@anovox-perception.invalid',
@@ -62,6 +67,7 @@ setup(
             'anovox-make-bag = anovox_training.data.to_bag:main',
             'anovox-build-engine = anovox_perception.backends.build_engine:main',
             'anovox-bench = anovox_perception.bench:main',
+            'anovox-real-check = anovox_training.real_check:main',
         ],
     },
 )
