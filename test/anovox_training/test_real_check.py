@@ -1,0 +1,139 @@
+"""anovox-real-check: the shipped model on the real KITTI frame, end to end, and its bag path."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from anovox_perception.detector import Detector, DetectorConfig
+from anovox_perception.errors import ConfigError, DataError
+from anovox_perception.sync import SyncedPair
+from anovox_training.data.kitti import KittiFolder
+from anovox_training.data.kitti_bag import rig_parameters
+from anovox_training.real_check import (
+    check_real_frames,
+    fpr95_threshold,
+    load_fpr95_threshold,
+    main,
+    real_metrics,
+    score_distribution,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+FRAME_DIR = ROOT / 'real' / 'kitti_000008'
+MODEL = ROOT / 'models' / 'anovox_base.onnx'
+METRICS = ROOT / 'models' / 'anovox_base.metrics.json'
+
+
+def check_frame_invariants(frame: dict, anomaly_threshold: float) -> None:
+    occupied = frame['occupied_voxels']
+    assert occupied > 0 and frame['camera_used']
+    assert frame['markers'] == 2 * frame['components'] == 2 * len(frame['component_list'])  # a box and a text each
+    assert 0 <= frame['above_threshold'] <= occupied
+    assert frame['share_above_fpr95_threshold'] == pytest.approx(frame['above_threshold'] / occupied)
+    scores = frame['scores']
+    assert sum(scores['histogram']['counts']) == occupied
+    assert len(scores['histogram']['edges']) == len(scores['histogram']['counts']) + 1
+    quantiles = list(scores['quantiles'].values())
+    assert scores['min'] <= quantiles[0] and quantiles == sorted(quantiles) and quantiles[-1] <= scores['max'] <= 1.0
+    for component in frame['component_list']:
+        assert component['max_score'] > anomaly_threshold and component['voxels'] >= 1
+
+
+def test_cli_writes_summary_picture_and_an_agreeing_bag(tmp_path, capsys):
+    out = tmp_path / 'real_out'
+    code = main([str(FRAME_DIR), '--model', str(MODEL), '--metrics', str(METRICS), '--out', str(out), '--via-bag'])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / 'summary.json').read_text())
+    threshold = load_fpr95_threshold(METRICS)
+    assert summary['threshold'] == threshold and summary['layout'] == 'frame'
+    assert summary['model_name'] == 'anovox_base' and summary['via_bag_agrees'] is True
+    frame = summary['frames']['kitti_000008']
+    check_frame_invariants(frame, summary['anomaly_threshold'])
+    assert frame['via_bag']['agrees'] and frame['via_bag']['max_score_difference'] == 0.0
+    totals = summary['totals']
+    for key in ('markers', 'components', 'occupied_voxels', 'above_threshold', 'share_above_fpr95_threshold'):
+        assert totals[key] == frame[key]
+    assert totals['frames'] == 1 and totals['frames_with_markers'] == int(frame['markers'] > 0)
+    with Image.open(out / frame['picture']) as picture:
+        assert picture.format == 'PNG' and picture.width > 600
+    assert (out / 'bags' / 'kitti_000008' / 'metadata.yaml').is_file()
+    assert (out / 'bags' / 'kitti_000008.params.yaml').is_file()
+    stdout = capsys.readouterr().out
+    assert f'kitti_000008: {frame["markers"]} markers' in stdout and 'bag path agrees' in stdout
+
+
+def test_cli_reads_the_threshold_beside_the_model_by_default(tmp_path):
+    assert main([str(FRAME_DIR), '--model', str(MODEL), '--out', str(tmp_path), '--no-render']) == 0
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    assert summary['threshold'] == load_fpr95_threshold(METRICS)
+    assert not (tmp_path / 'frames').exists()
+
+
+def test_share_matches_detector_process_with_the_frames_rig():
+    frame = KittiFolder(FRAME_DIR).read('kitti_000008')
+    values = {'model_path': str(MODEL), 'backend': 'onnxruntime', **rig_parameters(frame)}
+    detector = Detector(DetectorConfig.from_parameters(values))
+    try:
+        result = detector.process(SyncedPair(1, frame.points, frame.rgb, 1))
+    finally:
+        detector.close()
+    scores = result.voxel_scores[:, 3]
+    report = check_real_frames(MODEL, FRAME_DIR, 0.3, render=False)
+    entry = real_metrics(report)['kitti_000008']
+    assert entry == {
+        'markers': 2 * len(result.components),
+        'share_above_fpr95_threshold': float((scores > 0.3).mean()),
+        'occupied_voxels': len(scores),
+    }
+
+
+def test_share_falls_as_the_threshold_rises():
+    shares = [
+        check_real_frames(MODEL, FRAME_DIR, t, render=False)['totals']['share_above_fpr95_threshold']
+        for t in (0.0, 0.09, 1.0)
+    ]
+    assert shares[0] > shares[1] > shares[2] == 0.0
+
+
+def test_frames_of_a_folder_are_independent_scenes(tmp_path):
+    for name in ('first', 'second'):
+        shutil.copytree(FRAME_DIR, tmp_path / name)
+    report = check_real_frames(MODEL, tmp_path, 0.09, render=False, via_bag=True)
+    first, second = report['frames']['first'], report['frames']['second']
+    assert first == second  # no marker track, delete or drop carries over from one frame to the next
+    assert report['via_bag_agrees'] and report['totals']['markers'] == 2 * first['markers']
+
+
+def test_bad_threshold_and_missing_metrics_are_reported(tmp_path, capsys):
+    with pytest.raises(ConfigError, match=r'threshold must be in \[0, 1\], got 1.5'):
+        check_real_frames(MODEL, FRAME_DIR, 1.5)
+    code = main([str(FRAME_DIR), '--model', str(MODEL), '--metrics', str(tmp_path / 'none.json'), '--out', 'x'])
+    assert code == 1
+    assert 'none.json: cannot read the metrics' in capsys.readouterr().err
+    assert main([str(tmp_path), '--model', str(MODEL), '--threshold', '0.1', '--out', str(tmp_path / 'o')]) == 1
+    assert 'no KITTI frames found' in capsys.readouterr().err
+
+
+def test_fpr95_threshold_is_read_from_the_variant_and_checked():
+    report = {'variants': {'fusion': {'false_positives_at_fpr95': {'threshold': 0.12}}, 'lidar_only': {}}}
+    assert fpr95_threshold(report) == 0.12
+    with pytest.raises(DataError, match=r"no variant 'camera_only' in \"variants\" \(has \['fusion', 'lidar_only'\]\)"):
+        fpr95_threshold(report, 'camera_only')
+    with pytest.raises(DataError, match=r'lidar_only.false_positives_at_fpr95.threshold is None'):
+        fpr95_threshold(report, 'lidar_only')
+
+
+def test_score_distribution_counts_every_score_once():
+    scores = np.array([0.0, 0.04, 0.05, 0.5, 0.99, 1.0])
+    dist = score_distribution(scores)
+    counts = dist['histogram']['counts']
+    assert sum(counts) == len(scores) and counts[0] == 2 and counts[1] == 1 and counts[10] == 1 and counts[-1] == 2
+    assert dist['min'] == 0.0 and dist['max'] == 1.0 and dist['quantiles']['p50'] == pytest.approx(0.275)
+    empty = score_distribution(np.zeros(0))
+    assert empty['mean'] is None and sum(empty['histogram']['counts']) == 0
