@@ -31,6 +31,7 @@ Writes under ``--out`` (files there are replaced):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import shutil
@@ -242,7 +243,7 @@ def check_real_frames(
 
     Returns:
         ``{'model', 'model_name', 'backend', 'threshold', 'occupancy_threshold', 'anomaly_threshold',
-        'folder', 'layout', 'frames': {name: frame_summary(...) [+ 'via_bag']}, 'totals': {...}}``;
+        'folder', 'layout', 'frames': {name: frame_summary(...) [+ 'via_bag', 'picture']}, 'totals': {...}}``;
         with ``via_bag``, ``'via_bag_agrees'`` too.
 
     Raises:
@@ -254,19 +255,20 @@ def check_real_frames(
         msg = f'real check: threshold must be in [0, 1], got {threshold}'
         raise ConfigError(msg)
     frames_in = KittiFolder(folder)
-    base = {**defaults(), 'model_path': str(model_path), 'backend': backend, 'backend_options.num_threads': num_threads}
-    detector = Detector(DetectorConfig.from_parameters(base))
     out_dir = Path(out) if out is not None else None
     if out_dir is not None and render:
         (out_dir / 'frames').mkdir(parents=True, exist_ok=True)
-    scratch = None
-    if via_bag:
-        scratch = tempfile.TemporaryDirectory(prefix='anovox-real-') if out_dir is None else None
-        bag_dir = Path(scratch.name) if scratch is not None else out_dir / 'bags'
-        bag_dir.mkdir(parents=True, exist_ok=True)
-    summaries: dict[str, dict[str, Any]] = {}
-    all_scores: list[np.ndarray] = []
-    try:
+    base = {**defaults(), 'model_path': str(model_path), 'backend': backend, 'backend_options.num_threads': num_threads}
+    with contextlib.ExitStack() as cleanup:
+        bag_dir: Path | None = None
+        if via_bag:
+            temporary = out_dir is None
+            bag_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory())) if temporary else out_dir / 'bags'
+            bag_dir.mkdir(parents=True, exist_ok=True)
+        detector = Detector(DetectorConfig.from_parameters(base))
+        cleanup.callback(detector.close)
+        summaries: dict[str, dict[str, Any]] = {}
+        all_scores: list[np.ndarray] = []
         for name in frames_in.frame_names:
             frame = frames_in.read(name)
             detector.reset()  # independent scenes: no track carries over
@@ -274,7 +276,7 @@ def check_real_frames(
             result = detector.process(SyncedPair(_STAMP_NS, frame.points, frame.rgb, _STAMP_NS))
             summary = frame_summary(result, threshold)
             all_scores.append(result.voxel_scores[:, 3].astype(np.float64))
-            if via_bag:
+            if bag_dir is not None:
                 summary['via_bag'] = compare_results(
                     result, _run_via_bag(frame, bag_dir, str(model_path), backend, num_threads)
                 )
@@ -303,13 +305,9 @@ def check_real_frames(
             'frames': summaries,
             'totals': _pooled(summaries, all_scores, threshold),
         }
-        if via_bag:
-            report['via_bag_agrees'] = all(s['via_bag']['agrees'] for s in summaries.values())
-        return report
-    finally:
-        detector.close()
-        if scratch is not None:
-            scratch.cleanup()
+    if via_bag:
+        report['via_bag_agrees'] = all(s['via_bag']['agrees'] for s in summaries.values())
+    return report
 
 
 def _config_fields(values: Mapping[str, Any]) -> dict[str, Any]:
