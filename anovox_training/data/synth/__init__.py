@@ -12,7 +12,8 @@ read by anovox_training.data.reader like real AnoVox data.
   swerving around what blocks its lane and stopping before what it cannot pass.
 - Anomalies of the six AnoVox categories (anomalies.py), one to three 5-60 m
   ahead in most frames; each split draws its own categories (train: home,
-  special; val: nature; test: animal, airplane, falling) and a share of
+  special; val: nature; test: animal, airplane, falling), each category its
+  own shape families (`SHAPE_KINDS`, anomaly_shapes/), and a share of
   scenarios (default 15 %) has none.
 - Sensors (MONO rig at (0, 0, 1.8) m): RGB, depth, semantic and instance
   camera (768x512, 90 deg by default), 64-beam LiDAR (+15/-25 deg, 100 m, range
@@ -24,7 +25,7 @@ read by anovox_training.data.reader like real AnoVox data.
 
 from __future__ import annotations
 
-from anovox_training.data.synth.anomalies import SPLIT_CATEGORIES, build_anomaly
+from anovox_training.data.synth.anomalies import SHAPE_KINDS, SPLIT_CATEGORIES, build_anomaly
 from anovox_training.data.synth.generate import GenerateConfig, generate
 from anovox_training.data.synth.pipeline import FrameData, FrameRenderer, SensorRig
 from anovox_training.data.synth.scene import Scenario
@@ -32,6 +33,7 @@ from anovox_training.data.synth.world import WorldSettings, build_scenario, scen
 from anovox_training.data.synth.writer import LayoutBWriter, encode_depth
 
 __all__ = [
+    'SHAPE_KINDS',
     'SPLIT_CATEGORIES',
     'FrameData',
     'FrameRenderer',

@@ -34,6 +34,7 @@ __all__ = [
     'guard_rail',
     'hydrant',
     'make_model',
+    'model_of_batch',
     'motorcycle',
     'pedestrian',
     'street_lamp',
@@ -66,7 +67,11 @@ class Model:
 
 def make_model(name: str, parts: Parts) -> Model:
     """The Model of built ``parts``; its size is taken from the parts' bounding boxes."""
-    batch = parts.build()
+    return model_of_batch(name, parts.build())
+
+
+def model_of_batch(name: str, batch: PrimitiveBatch) -> Model:
+    """The Model of primitives in an object frame: footprint extent about the origin, height above the ground."""
     corners = batch.corners().reshape(-1, 3)
     size = np.array(
         [

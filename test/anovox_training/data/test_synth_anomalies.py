@@ -80,10 +80,10 @@ def test_scenario_ids_are_deterministic_uuids_per_split_seed_and_index():
     assert len(ids) == 8
 
 
-def _scene_with_anomaly_ahead(category: str, distance_m: float):
+def _scene_with_anomaly_ahead(category: str, kind: str, distance_m: float):
     """A generated scenario with one extra anomaly placed on the road ahead of the ego at frame 0."""
     scenario = build_scenario('train', 0, 7, WorldSettings(1, normal_share=1.0))
-    model = build_anomaly(category, np.random.default_rng(4))
+    model = build_anomaly(category, np.random.default_rng(4), kind)
     ego = scenario.ego.position[0]
     yaw = 0.7
     centre = ego + np.array([math.cos(scenario.ego.yaw[0]), math.sin(scenario.ego.yaw[0]), 0.0]) * distance_m
@@ -94,9 +94,9 @@ def _scene_with_anomaly_ahead(category: str, distance_m: float):
     return scenario
 
 
-@pytest.mark.parametrize('category', ['home', 'animal', 'falling'])
-def test_anomaly_points_and_voxels_lie_on_the_placed_anomaly(category):
-    scenario = _scene_with_anomaly_ahead(category, 9.0)
+@pytest.mark.parametrize(('category', 'kind'), [('home', 'piano'), ('animal', 'lying'), ('falling', 'sack')])
+def test_anomaly_points_and_voxels_lie_on_the_placed_anomaly(category, kind):
+    scenario = _scene_with_anomaly_ahead(category, kind, 9.0)
     frame = FrameRenderer(scenario, SensorRig.default(160, 96, azimuth_steps=1024)).render(0)
     (box,) = [b for b in frame.anomalies if b.instance_id == 900]
     label = CATEGORY_TO_LABEL[category]
