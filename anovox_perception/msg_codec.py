@@ -32,6 +32,7 @@ from anovox_perception.tracker import MarkerSpec
 
 __all__ = [
     'IMAGE_ENCODINGS',
+    'INTENSITY_FIELDS',
     'MARKER_NAMESPACES',
     'DecodedCloud',
     'array_to_pointcloud2',
@@ -73,6 +74,12 @@ _FIELD_TYPES: dict[int, str] = {
     PointField.FLOAT64: 'f8',
 }
 _NUMPY_TO_FIELD: dict[str, int] = {np.dtype(code).str[1:]: dt for dt, code in _FIELD_TYPES.items()}
+
+# Names LiDAR drivers and tools give the return strength, in the order they are looked for:
+# Velodyne/PCL, Livox/Hesai short form, Ouster, some Open3D and Leica exports, and Open3D's
+# grey colours (AnoVox's benchmark clouds store intensity as r = g = b).
+INTENSITY_FIELDS = ('intensity', 'i', 'reflectivity', 'reflectance', 'rgb')
+_PACKED_COLOUR_FIELDS = ('rgb', 'rgba')
 
 MARKER_NAMESPACES = {'box': 'anomaly_boxes', 'text': 'anomaly_labels'}
 _NS_PER_S = 1_000_000_000
@@ -235,16 +242,23 @@ class DecodedCloud:
             points with a non-finite coordinate removed, row-major order kept.
         total_points: width * height of the message.
         nonfinite_points: points dropped for a NaN or infinite x, y or z.
-        has_intensity: whether the intensity field was present.
+        intensity_field: the field the intensity was read from, or None when the cloud has none.
+        fields: the names of the message's fields, in order.
     """
 
     points: np.ndarray
     total_points: int
     nonfinite_points: int
-    has_intensity: bool
+    intensity_field: str | None = None
+    fields: tuple[str, ...] = ()
+
+    @property
+    def has_intensity(self) -> bool:
+        """Whether an intensity field was present."""
+        return self.intensity_field is not None
 
 
-def pointcloud2_to_xyzi(msg: PointCloud2, intensity_field: str = 'intensity') -> DecodedCloud:
+def pointcloud2_to_xyzi(msg: PointCloud2, intensity_field: str | None = None) -> DecodedCloud:
     """Decode x, y, z and intensity from any ``sensor_msgs/PointCloud2`` layout.
 
     Any field order, offsets and padding, ``point_step``, ``row_step`` (organised
@@ -254,14 +268,17 @@ def pointcloud2_to_xyzi(msg: PointCloud2, intensity_field: str = 'intensity') ->
 
     Args:
         msg: the cloud.
-        intensity_field: name of the intensity field (optional in the message).
+        intensity_field: name of the field holding the intensity; None takes the
+            first present of :data:`INTENSITY_FIELDS`. A packed colour (``rgb``,
+            ``rgba``) gives the mean of its red, green and blue / 255 (grey = intensity).
 
     Returns:
         A :class:`DecodedCloud`; an empty cloud gives zero points (not an error).
 
     Raises:
         DecodeError: x, y or z missing, unknown datatype, a field beyond
-            ``point_step``, ``row_step`` smaller than a row, or data too short.
+            ``point_step``, ``row_step`` smaller than a row, data too short, or a
+            packed colour field that is not 4 bytes wide.
     """
     height, width, point_step, row_step = _dims(msg, 'PointCloud2', 'height', 'width', 'point_step', 'row_step')
     fields: dict[str, Any] = {}
@@ -272,8 +289,11 @@ def pointcloud2_to_xyzi(msg: PointCloud2, intensity_field: str = 'intensity') ->
         msg_ = f'PointCloud2: required field(s) {missing} missing; fields present: {list(fields)}'
         raise DecodeError(msg_)
     wanted = {'x': fields['x'], 'y': fields['y'], 'z': fields['z']}
-    if intensity_field in fields:
-        wanted['i'] = fields[intensity_field]
+    names_tried = INTENSITY_FIELDS if intensity_field is None else (intensity_field,)
+    source = next((name for name in names_tried if name in fields), None)
+    if source is not None:
+        wanted['i'] = fields[source]
+    packed_colour = source in _PACKED_COLOUR_FIELDS
     endian = '>' if msg.is_bigendian else '<'
     names, formats, offsets = [], [], []
     for key, field in wanted.items():
@@ -282,6 +302,11 @@ def pointcloud2_to_xyzi(msg: PointCloud2, intensity_field: str = 'intensity') ->
             msg_ = f'PointCloud2: field {field.name!r} has datatype {datatype}; expected 1..8 (INT8..FLOAT64)'
             raise DecodeError(msg_)
         fmt = np.dtype(endian + _FIELD_TYPES[datatype])
+        if key == 'i' and packed_colour:
+            if fmt.itemsize != 4:
+                msg_ = f'PointCloud2: packed colour field {field.name!r} has {fmt.itemsize}-byte values; expected 4'
+                raise DecodeError(msg_)
+            fmt = np.dtype(endian + 'u4')  # PCL packs 0x00RRGGBB into the bits of a float32
         # count 0 appears in some old drivers for scalar fields; treat it as 1.
         end = offset + fmt.itemsize * max(count, 1)
         if offset < 0 or end > point_step:
@@ -307,9 +332,9 @@ def pointcloud2_to_xyzi(msg: PointCloud2, intensity_field: str = 'intensity') ->
         )
         raise DecodeError(msg_)
     total = width * height
-    has_intensity = 'i' in wanted
+    field_names = tuple(fields)
     if total == 0:
-        return DecodedCloud(np.zeros((0, 4), np.float32), 0, 0, has_intensity)
+        return DecodedCloud(np.zeros((0, 4), np.float32), 0, 0, source, field_names)
 
     layout = np.dtype({'names': names, 'formats': formats, 'offsets': offsets, 'itemsize': point_step})
     view = np.ndarray((height, width), dtype=layout, buffer=buf, strides=(row_step, point_step))
@@ -317,10 +342,12 @@ def pointcloud2_to_xyzi(msg: PointCloud2, intensity_field: str = 'intensity') ->
     with np.errstate(over='ignore'):  # float64 beyond float32 range -> inf -> dropped below
         for column, key in enumerate(('x', 'y', 'z')):
             out[..., column] = view[key]
-        if has_intensity:
-            out[..., 3] = view['i']
-        else:
+        if source is None:
             out[..., 3] = 0.0
+        elif packed_colour:
+            out[..., 3] = _grey_from_packed(view['i'])
+        else:
+            out[..., 3] = view['i']
     points = out.reshape(total, 4)
     nonfinite = 0
     if any(fmt.kind == 'f' for fmt in formats):
@@ -332,7 +359,14 @@ def pointcloud2_to_xyzi(msg: PointCloud2, intensity_field: str = 'intensity') ->
         bad_intensity = ~np.isfinite(points[:, 3])
         if bad_intensity.any():
             points[bad_intensity, 3] = 0.0
-    return DecodedCloud(points, total, nonfinite, has_intensity)
+    return DecodedCloud(points, total, nonfinite, source, field_names)
+
+
+def _grey_from_packed(bits: np.ndarray) -> np.ndarray:
+    """Mean of red, green and blue / 255 of packed 0x(AA)RRGGBB colours: the intensity of a grey cloud."""
+    bits = bits.astype(np.uint32)
+    total = ((bits >> 16) & 0xFF) + ((bits >> 8) & 0xFF) + (bits & 0xFF)
+    return total.astype(np.float32) / np.float32(3 * 255)
 
 
 def array_to_pointcloud2(fields: Mapping[str, np.ndarray], header: Header) -> PointCloud2:

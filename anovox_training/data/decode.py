@@ -22,6 +22,8 @@ import ast
 import io
 import json
 import re
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,7 +45,10 @@ from anovox_training.data.labels import (
 from anovox_training.data.pcd import parse_pcd, unpack_rgb
 
 __all__ = [
+    'PCD_INTENSITY_FIELDS',
     'SEMANTIC_PALETTE',
+    'MissingIntensityWarning',
+    'PcdPoints',
     'anomalies_from_csv',
     'as_matrix4',
     'as_vector',
@@ -56,6 +61,7 @@ __all__ = [
     'parse_value',
     'points_from_array',
     'points_from_pcd',
+    'read_pcd_points',
     'rgb_from_image',
     'semantic_from_colors',
     'semantic_from_raw',
@@ -240,13 +246,54 @@ def points_from_array(array: np.ndarray, *, negate_y: bool, labels: bool = False
     return points
 
 
-def points_from_pcd(data: bytes, *, negate_y: bool, labels: bool = False) -> np.ndarray:
-    """(N, 4) float32 from PCD bytes: x, y, z and intensity, or label for semantic clouds.
+# Where a .pcd keeps the LiDAR return strength, in the order looked for; then a grey packed
+# ``rgb`` / ``rgba`` (Open3D writes AnoVox's benchmark clouds with intensity as r = g = b).
+PCD_INTENSITY_FIELDS = ('intensity', 'i', 'reflectivity', 'reflectance')
+_PCD_COLOUR_FIELDS = ('rgb', 'rgba')
 
-    The 4th column comes from the first field present of: ``intensity`` / ``i``
-    (plain clouds; 0 when absent), or ``label`` / ``ObjTag`` / ``tag`` /
-    ``semantic`` / packed ``rgb`` (semantic clouds; rgb is decoded with the
-    AnoVox palette as Open3D-written benchmark clouds store colours).
+
+class MissingIntensityWarning(UserWarning):
+    """A LiDAR .pcd without an intensity field: its intensity is read as 0."""
+
+
+def _pcd_intensity(cloud: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+    """(N,) intensity of a parsed PCD and the field it came from, or (None, None) when there is none."""
+    names = cloud.dtype.names or ()
+    n = len(cloud)
+    field = next((f for f in PCD_INTENSITY_FIELDS if f in names), None)
+    if field is not None:
+        return np.asarray(cloud[field], dtype=np.float64).reshape(n, -1)[:, 0], field
+    field = next((f for f in _PCD_COLOUR_FIELDS if f in names), None)
+    if field is not None:
+        colours = unpack_rgb(np.asarray(cloud[field]).reshape(n, -1)[:, 0]).astype(np.float64)
+        return colours.mean(axis=1) / 255.0, field
+    return None, None
+
+
+@dataclass(frozen=True)
+class PcdPoints:
+    """Points read from a .pcd, with where their 4th column came from.
+
+    Attributes:
+        points: (N, 4) float32 x, y, z, intensity (or label).
+        value_field: the intensity (or label) field used; None when a plain cloud has
+            no intensity field (its 4th column is 0).
+        fields: every field of the file, in order.
+    """
+
+    points: np.ndarray
+    value_field: str | None
+    fields: tuple[str, ...]
+
+    @property
+    def missing_intensity_message(self) -> str:
+        """What to warn about a cloud without an intensity field."""
+        known = ', '.join([*PCD_INTENSITY_FIELDS, *_PCD_COLOUR_FIELDS])
+        return f'PCD has no intensity field (looked for {known}); fields are {list(self.fields)}; intensity read as 0'
+
+
+def read_pcd_points(data: bytes, *, negate_y: bool, labels: bool = False) -> PcdPoints:
+    """Like :func:`points_from_pcd`, without the warning; says which field the 4th column came from.
 
     Raises:
         DecodeError: Malformed PCD, missing x/y/z, or no usable label field.
@@ -259,20 +306,39 @@ def points_from_pcd(data: bytes, *, negate_y: bool, labels: bool = False) -> np.
         raise DecodeError(msg)
     n = len(cloud)
     if labels:
-        label_field = next((f for f in ('label', 'ObjTag', 'tag', 'semantic') if f in names), None)
-        if label_field is not None:
-            fourth = np.asarray(cloud[label_field], dtype=np.float64).reshape(n)
+        field = next((f for f in ('label', 'ObjTag', 'tag', 'semantic') if f in names), None)
+        if field is not None:
+            fourth = np.asarray(cloud[field], dtype=np.float64).reshape(n)
         elif 'rgb' in names or 'rgba' in names:
-            colours = unpack_rgb(cloud['rgb' if 'rgb' in names else 'rgba'])
+            field = 'rgb' if 'rgb' in names else 'rgba'
+            colours = unpack_rgb(cloud[field])
             fourth = semantic_from_colors(colours.reshape(1, n, 3)).reshape(n).astype(np.float64)
         else:
             msg = f'semantic PCD has no label field (label, ObjTag, tag, semantic or rgb); fields are {list(names)}'
             raise DecodeError(msg)
     else:
-        field = next((f for f in ('intensity', 'i') if f in names), None)
-        fourth = np.zeros(n) if field is None else np.asarray(cloud[field], dtype=np.float64).reshape(n)
+        intensity, field = _pcd_intensity(cloud)
+        fourth = np.zeros(n) if intensity is None else intensity
     stacked = np.stack([np.asarray(cloud[a], dtype=np.float64).reshape(n) for a in 'xyz'] + [fourth], axis=1)
-    return points_from_array(stacked, negate_y=negate_y, labels=labels)
+    return PcdPoints(points_from_array(stacked, negate_y=negate_y, labels=labels), field, tuple(names))
+
+
+def points_from_pcd(data: bytes, *, negate_y: bool, labels: bool = False) -> np.ndarray:
+    """(N, 4) float32 from PCD bytes: x, y, z and intensity, or label for semantic clouds.
+
+    The 4th column comes from the first field present of: :data:`PCD_INTENSITY_FIELDS`
+    or a grey packed ``rgb`` / ``rgba`` (mean of r, g, b / 255) for plain clouds, 0
+    with a :class:`MissingIntensityWarning` when none is present; ``label`` / ``ObjTag`` /
+    ``tag`` / ``semantic`` / packed ``rgb`` for semantic clouds (rgb is decoded with
+    the AnoVox palette as Open3D-written benchmark clouds store colours).
+
+    Raises:
+        DecodeError: Malformed PCD, missing x/y/z, or no usable label field.
+    """
+    read = read_pcd_points(data, negate_y=negate_y, labels=labels)
+    if read.value_field is None:
+        warnings.warn(read.missing_intensity_message, MissingIntensityWarning, stacklevel=2)
+    return read.points
 
 
 def voxels_from_array(array: np.ndarray) -> np.ndarray:

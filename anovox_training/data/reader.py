@@ -19,6 +19,7 @@ Conventions that differ between writers (see docs/LAYOUT_B.md):
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,8 @@ class ScenarioReader:
         self.points_y_negated = bool(points_y_negated)
         self._camera: CameraModel | None = None
         self._t_cam_lidar: np.ndarray | None = None
+        #: LiDAR .pcd clouds read so far that had no intensity field (read with intensity 0).
+        self.clouds_without_intensity = 0
 
     def __repr__(self) -> str:
         return f'ScenarioReader({str(self.path)!r}, layout={self.layout!r}, sensors={sorted(self.sources)})'
@@ -374,7 +377,13 @@ class ScenarioReader:
         if kind in LIDAR_KINDS:
             labels = kind == 'semantic_points'
             if path.suffix.lower() == '.pcd':
-                return decode.points_from_pcd(data, negate_y=self.points_y_negated, labels=labels)
+                read = decode.read_pcd_points(data, negate_y=self.points_y_negated, labels=labels)
+                if read.value_field is None:
+                    self.clouds_without_intensity += 1
+                    if self.clouds_without_intensity == 1:  # once per scenario; the counter has the rest
+                        text = f'{self.name}: {path.name}: {read.missing_intensity_message}'
+                        warnings.warn(text, decode.MissingIntensityWarning, stacklevel=2)
+                return read.points
             return decode.points_from_array(decode.decode_npy(data), negate_y=self.points_y_negated, labels=labels)
         if kind == 'voxels':
             return decode.voxels_from_array(decode.decode_npy(data))

@@ -221,6 +221,47 @@ def test_pointcloud2_to_xyzi_reads_a_custom_intensity_field_name() -> None:
     np.testing.assert_array_equal(decoded.points[:, 3], [10.0, 20.0, 30.0, 40.0])
 
 
+@pytest.mark.parametrize('name', ['i', 'reflectivity', 'reflectance'])
+def test_pointcloud2_to_xyzi_finds_intensity_under_the_names_drivers_use(name: str) -> None:
+    fields = [PointField(name=name, offset=0, datatype=PointField.FLOAT32, count=1), *FIELDS[1:]]
+    decoded = pointcloud2_to_xyzi(cloud_msg([XYZI], fields=fields))
+    assert decoded.intensity_field == name
+    np.testing.assert_array_equal(decoded.points[:, 3], [10.0, 20.0, 30.0, 40.0])
+
+
+@pytest.mark.parametrize(
+    ('datatype', 'endian'), [(PointField.FLOAT32, '<'), (PointField.UINT32, '<'), (PointField.FLOAT32, '>')]
+)
+def test_pointcloud2_to_xyzi_reads_a_grey_packed_rgb_field_as_intensity(datatype: int, endian: str) -> None:
+    grey = np.array([0, 51, 255, 128], np.uint32)
+    packed = (grey << 16) | (grey << 8) | grey
+    rows = [pack_point(x, y, z, 0.0, endian=endian) for x, y, z, _ in XYZI]
+    # The rgb bits go where the intensity float was (offset 0).
+    data = b''.join(struct.pack(f'{endian}I', int(v)) + row[4:] for v, row in zip(packed, rows, strict=True))
+    fields = [PointField(name='rgb', offset=0, datatype=datatype, count=1), *FIELDS[1:]]
+    msg = PointCloud2(height=1, width=4, is_bigendian=endian == '>', point_step=POINT_STEP, row_step=4 * POINT_STEP)
+    msg.fields, msg.data = fields, data
+    decoded = pointcloud2_to_xyzi(msg)
+    assert decoded.intensity_field == 'rgb'
+    np.testing.assert_allclose(decoded.points[:, 3], grey / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(decoded.points[:, :3], np.array(XYZI, np.float32)[:, :3])
+
+
+def test_pointcloud2_to_xyzi_prefers_intensity_over_other_names_and_lists_the_fields() -> None:
+    fields = [*FIELDS, PointField(name='reflectivity', offset=28, datatype=PointField.UINT16, count=1)]
+    decoded = pointcloud2_to_xyzi(cloud_msg([XYZI], fields=fields))
+    assert decoded.intensity_field == 'intensity'
+    assert decoded.fields == ('intensity', 'z', 'x', 'y', 'ring', 'reflectivity')
+    absent = pointcloud2_to_xyzi(cloud_msg([XYZI], fields=FIELDS[1:]))
+    assert absent.intensity_field is None and absent.fields == ('z', 'x', 'y', 'ring')
+
+
+def test_pointcloud2_to_xyzi_rejects_a_packed_colour_that_is_not_4_bytes() -> None:
+    fields = [PointField(name='rgb', offset=0, datatype=PointField.FLOAT64, count=1), *FIELDS[1:]]
+    with pytest.raises(DecodeError, match="packed colour field 'rgb' has 8-byte values; expected 4"):
+        pointcloud2_to_xyzi(cloud_msg([XYZI], fields=fields))
+
+
 def test_pointcloud2_to_xyzi_drops_and_counts_non_finite_points() -> None:
     points = [
         (1.0, 2.0, 3.0, 1.0),

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from handmade_scenarios import PCD_HEADER, binary_compressed
+from handmade_scenarios import FOLDERS_A, PCD_HEADER, binary_compressed, write_layout_a
 
 from anovox_perception.errors import DecodeError
-from anovox_training.data.decode import points_from_pcd
+from anovox_training.data.decode import MissingIntensityWarning, points_from_pcd, read_pcd_points
 from anovox_training.data.pcd import encode_pcd, lzf_decompress, parse_pcd, unpack_rgb
+from anovox_training.data.reader import ScenarioReader
 
 
 def cloud_xyzi(n: int = 5, seed: int = 0) -> np.ndarray:
@@ -69,12 +70,46 @@ def test_packed_rgb_unpacks_to_bytes():
     np.testing.assert_array_equal(unpack_rgb(bits.view(np.float32)), [[245, 0, 7], [1, 2, 3]])
 
 
-def test_cloud_without_intensity_gets_zero_intensity():
-    cloud = np.zeros(3, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4')])
+def test_cloud_without_intensity_gets_zero_intensity_and_a_warning_naming_its_fields():
+    cloud = np.zeros(3, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('ring', '<u2')])
     cloud['x'] = [1, 2, 3]
-    points = points_from_pcd(encode_pcd(cloud), negate_y=False)
+    with pytest.warns(MissingIntensityWarning, match=r"no intensity field .*fields are \['x', 'y', 'z', 'ring'\]"):
+        points = points_from_pcd(encode_pcd(cloud), negate_y=False)
     assert points.shape == (3, 4) and points.dtype == np.float32
     np.testing.assert_array_equal(points[:, 3], 0)
+
+
+@pytest.mark.parametrize(('name', 'dtype'), [('i', '<f4'), ('reflectivity', '<u2'), ('reflectance', '<f4')])
+def test_intensity_is_read_from_the_names_other_tools_give_it(name, dtype):
+    cloud = np.zeros(3, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), (name, dtype)])
+    cloud[name] = [5, 10, 200]
+    read = read_pcd_points(encode_pcd(cloud), negate_y=False)
+    assert read.value_field == name
+    np.testing.assert_array_equal(read.points[:, 3], [5, 10, 200])
+
+
+def test_grey_packed_rgb_is_read_as_intensity():
+    # Open3D writes a cloud whose colours are its intensity (r = g = b) as a packed rgb field.
+    grey = np.array([0, 51, 255], np.uint32)
+    cloud = np.zeros(3, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('rgb', '<f4')])
+    cloud['rgb'] = ((grey << 16) | (grey << 8) | grey).view(np.float32)
+    read = read_pcd_points(encode_pcd(cloud), negate_y=False)
+    assert read.value_field == 'rgb'
+    np.testing.assert_allclose(read.points[:, 3], grey / 255.0, rtol=1e-6)
+
+
+def test_the_reader_counts_layout_a_clouds_without_intensity_and_warns_once(tmp_path):
+    scenario = write_layout_a(tmp_path, frame_ids=(1, 2))
+    for frame_id in (1, 2):
+        path = scenario.path / FOLDERS_A['points'] / f'{FOLDERS_A["points"]}_{frame_id}.pcd'
+        _, cloud = parse_pcd(path.read_bytes())
+        path.write_bytes(encode_pcd(cloud[['x', 'y', 'z']], data='binary'))
+    reader = ScenarioReader(scenario.path)
+    with pytest.warns(MissingIntensityWarning, match=r'Scenario_a: PCD_1\.pcd: PCD has no intensity field') as caught:
+        for frame_id in (1, 2):
+            np.testing.assert_array_equal(reader.read(frame_id, sensors=['points']).points[:, 3], 0)
+    assert len([w for w in caught if issubclass(w.category, MissingIntensityWarning)]) == 1
+    assert reader.clouds_without_intensity == 2
 
 
 @pytest.mark.parametrize(
