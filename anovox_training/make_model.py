@@ -110,6 +110,8 @@ QUICK_OVERRIDES = [
     'eval.anomaly_temperatures=[]',
     'eval.score_smoothings=[]',
 ]
+# Real frames (camera + LiDAR, no anomaly) every exported model is checked on.
+REAL_FRAMES = Path(__file__).resolve().parents[1] / 'real'
 VARIANT_OVERRIDES = {
     'fusion': ['model.modality=fusion'],
     'lidar': ['model.modality=lidar'],
@@ -283,6 +285,16 @@ def read_test_split_once(
     return report
 
 
+def check_real(onnx: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """Step 5: the exported model on the real frames in ``real/`` at the test split's FPR95 threshold.
+
+    An evaluation only: nothing is chosen on these frames.
+    """
+    from anovox_training.real_check import check_real_frames, fpr95_threshold, real_metrics
+
+    return real_metrics(check_real_frames(onnx, REAL_FRAMES, fpr95_threshold(report), render=False))
+
+
 def selection_record(checkpoints: dict[str, Path]) -> dict[str, Any]:
     """Which inputs chose what, per variant: checkpoint, occupancy threshold and score rule (never the test split)."""
     out: dict[str, Any] = {}
@@ -365,6 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ]
             )  # fmt: skip
             timings['export'] = time.perf_counter() - start
+            start = time.perf_counter()
+            report['real'] = check_real(args.out / f'{args.name}.onnx', report)
+            timings['real'] = time.perf_counter() - start
         report['selection'] = selection_record(checkpoints)
         rid = recipe_id(recipe)
         readings = len(ledger.readings_of(rid))

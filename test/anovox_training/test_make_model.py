@@ -24,6 +24,10 @@ def test_quick_make_model_trains_evaluates_and_exports_every_artifact(tmp_path, 
     assert set(report['variants']) == {'fusion', 'lidar_only', 'camera_only', 'geometric'}
     assert report['frames'] == 3 and report['split'] == 'test'
     assert (out / 'quick.onnx').stat().st_size > 0 and (out / 'quick.metrics.md').is_file()
+    # The exported model checked on the real frame (an evaluation; nothing is chosen on it).
+    real = report['real']['kitti_000008']
+    assert set(real) >= {'markers', 'share_above_fpr95_threshold', 'occupied_voxels'}
+    assert real['markers'] >= 0 and 0.0 <= real['share_above_fpr95_threshold'] <= 1.0
     # Which inputs chose what: validation for every choice, the test split read once and recorded.
     for variant in ('fusion', 'lidar', 'camera'):
         chosen = report['selection'][variant]
