@@ -258,6 +258,35 @@ class DecodedCloud:
         return self.intensity_field is not None
 
 
+def _packed_xyzi(
+    buf: np.ndarray,
+    names: list[str],
+    formats: list[np.dtype],
+    offsets: list[int],
+    shape: tuple[int, int],
+    strides: tuple[int, int],
+) -> DecodedCloud | None:
+    """The decode of the common layout (x, y, z, intensity: consecutive little-endian float32), else None.
+
+    Each point's 16 bytes are gathered as one opaque item straight from the buffer,
+    finite points only: several times faster than the per-field copy plus row filter
+    of the general path, with the same result.
+    """
+    if names != ['x', 'y', 'z', 'i'] or any(fmt != np.dtype('<f4') for fmt in formats):
+        return None
+    if offsets != list(range(offsets[0], offsets[0] + 16, 4)) or np.dtype('<f4') != np.dtype('=f4'):
+        return None
+    floats = np.ndarray((*shape, 4), dtype=np.float32, buffer=buf, offset=offsets[0], strides=(*strides, 4))
+    finite = np.isfinite(floats[..., 0]) & np.isfinite(floats[..., 1]) & np.isfinite(floats[..., 2])
+    records = np.ndarray(shape, dtype=np.dtype((np.void, 16)), buffer=buf, offset=offsets[0], strides=strides)
+    points = records[finite].view(np.float32).reshape(-1, 4)
+    bad_intensity = ~np.isfinite(points[:, 3])
+    if bad_intensity.any():
+        points[bad_intensity, 3] = 0.0
+    total = shape[0] * shape[1]
+    return DecodedCloud(points, total, total - points.shape[0], True)
+
+
 def pointcloud2_to_xyzi(msg: PointCloud2, intensity_field: str | None = None) -> DecodedCloud:
     """Decode x, y, z and intensity from any ``sensor_msgs/PointCloud2`` layout.
 
@@ -336,6 +365,9 @@ def pointcloud2_to_xyzi(msg: PointCloud2, intensity_field: str | None = None) ->
     if total == 0:
         return DecodedCloud(np.zeros((0, 4), np.float32), 0, 0, source, field_names)
 
+    packed = _packed_xyzi(buf, names, formats, offsets, (height, width), (row_step, point_step))
+    if packed is not None:
+        return packed
     layout = np.dtype({'names': names, 'formats': formats, 'offsets': offsets, 'itemsize': point_step})
     view = np.ndarray((height, width), dtype=layout, buffer=buf, strides=(row_step, point_step))
     out = np.empty((height, width, 4), dtype=np.float32)
