@@ -328,6 +328,7 @@ class Detector:
         if missing:
             msg = f'model {self.card.name!r} lacks outputs {missing}; the detector needs {list(OUTPUT_NAMES)}'
             raise ModelCardError(msg)
+        self.card.check_preprocessing(where=f'model {self.model_path or self.card.name}')
         self.spec = self.card.make_input_spec()
         self._tracker = MarkerTracker(gate_m=config.marker_match_distance_m, lifetime_s=config.marker_lifetime_s)
         self._camera_info: CameraModel | None = None

@@ -32,7 +32,7 @@ import numpy as np
 from anovox_perception.errors import GeometryError, ModelCardError
 from anovox_perception.geometry import CameraModel
 from anovox_perception.onnx_file import read_onnx_file
-from anovox_perception.preprocess import InputSpec
+from anovox_perception.preprocess import InputSpec, input_shapes
 
 __all__ = [
     'CARD_METADATA_KEY',
@@ -269,6 +269,35 @@ class ModelCard:
     def lidar_intensity(self) -> str:
         """``'use'`` or ``'ignore'``: whether the model reads LiDAR intensity (cards without the key: ``'use'``)."""
         return self.make_input_spec().lidar_intensity
+
+    def check_preprocessing(self, where: str) -> None:
+        """Check that the card's input tensors are what its ``input_spec`` makes.
+
+        The runtime builds every input from ``input_spec`` (preprocess.input_shapes); a card whose
+        ``inputs`` disagree (edited by hand, or written by another preprocessing version) would
+        feed the model tensors it was not trained on, or fail on the first frame.
+
+        Args:
+            where: The model file, for the message.
+
+        Raises:
+            ModelCardError: One line listing every mismatch.
+        """
+        made = input_shapes(self.make_input_spec())
+        problems = [f'input {name!r} is not made by the preprocessing' for name in self.inputs if name not in made]
+        problems += [
+            f'input {name!r} shape {list(spec.shape)} != {list(made[name])} from input_spec'
+            for name, spec in self.inputs.items()
+            if name in made and spec.shape != made[name]
+        ]
+        problems += [f'input {name!r} is missing' for name in made if name not in self.inputs]
+        if problems:
+            msg = (
+                f'{where}: model card {self.name!r} does not match its preprocessing (input_spec): '
+                + '; '.join(problems)
+                + '; re-export the model with this version'
+            )
+            raise ModelCardError(msg)
 
     def check_io(
         self,
