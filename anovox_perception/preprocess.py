@@ -39,7 +39,14 @@ import numpy as np
 from PIL import Image
 
 from anovox_perception.errors import ConfigError, DecodeError, GeometryError
-from anovox_perception.geometry import CameraModel, GridSpec, invert_transform, transform_points
+from anovox_perception.geometry import (
+    ANOVOX_ORIGIN_OFFSET_M,
+    ANOVOX_VOXEL_M,
+    CameraModel,
+    GridSpec,
+    invert_transform,
+    transform_points,
+)
 
 __all__ = [
     'BEV_COLUMN_FEATURES',
@@ -219,16 +226,119 @@ def resize_image(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(arr).resize((width, height), Image.Resampling.BILINEAR))
 
 
+def _normalisation_table(mean: tuple[float, float, float], std: tuple[float, float, float]) -> np.ndarray:
+    """(3, 256) float32: the normalised value of every uint8 level per channel.
+
+    Built with the float32 operations ``(v * (1 / 255) - mean) / std`` applied to the
+    image element-wise before, so a lookup gives bit-identical results.
+    """
+    key = (mean, std)
+    table = _NORMALISATION_TABLES.get(key)
+    if table is None:
+        levels = np.arange(256, dtype=np.float32) * np.float32(1.0 / 255.0)
+        mean32 = np.asarray(mean, dtype=np.float32)[:, None]
+        std32 = np.asarray(std, dtype=np.float32)[:, None]
+        table = (levels[None, :] - mean32) / std32
+        table.setflags(write=False)
+        _NORMALISATION_TABLES[key] = table
+    return table
+
+
+_NORMALISATION_TABLES: dict[tuple[tuple[float, ...], tuple[float, ...]], np.ndarray] = {}
+
+
 def normalise_image(rgb_resized: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """(H, W, 3) uint8 at the model size -> (3, H, W) float32 normalised."""
-    x = np.asarray(rgb_resized, dtype=np.float32) * np.float32(1.0 / 255.0)
-    x = (x - np.asarray(spec.image_mean, dtype=np.float32)) / np.asarray(spec.image_std, dtype=np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
+    """(H, W, 3) uint8 at the model size -> (3, H, W) float32 normalised.
+
+    A 256-entry table per channel replaces the float arithmetic per pixel, and each
+    channel is written straight into the planar output (no (H, W, 3) float temporary).
+    """
+    arr = np.asarray(rgb_resized)
+    if arr.dtype != np.uint8:
+        x = arr.astype(np.float32) * np.float32(1.0 / 255.0)
+        x = (x - np.asarray(spec.image_mean, dtype=np.float32)) / np.asarray(spec.image_std, dtype=np.float32)
+        return np.ascontiguousarray(x.transpose(2, 0, 1))
+    table = _normalisation_table(spec.image_mean, spec.image_std)
+    out = np.empty((3, arr.shape[0], arr.shape[1]), dtype=np.float32)
+    for channel in range(3):
+        np.take(table[channel], arr[:, :, channel], out=out[channel])
+    return out
 
 
 def prepare_image(rgb: np.ndarray, spec: InputSpec) -> np.ndarray:
     """(H, W, 3) uint8 RGB at any size -> (3, image_height, image_width) float32 normalised."""
     return normalise_image(resize_image(rgb, spec.image_width, spec.image_height), spec)
+
+
+# Below this magnitude, 2 * p + offset may round in float64 (offsets < 2**10); see _anovox_floor_float32.
+_TINY_DOUBLED_M = np.float32(2.0**-20)
+
+
+def _anovox_floor_float32(values: np.ndarray, doubled_offset: float) -> np.ndarray:
+    """``floor(float64(v) + doubled_offset / 2) / 0.5) - doubled_offset`` for float32 ``v``, in float32.
+
+    The AnoVox rule (:meth:`GridSpec.cell_index`) works in float64. For float32 input it
+    equals ``floor(2 v)`` computed in float32 (exact: doubling and flooring a float32 never
+    round) except where float64 rounds ``2 v + offset`` up to ``offset`` itself, which only
+    happens for tiny negative ``v``: those few points are redone in float64.
+    """
+    doubled = values * np.float32(2.0)
+    index = np.floor(doubled)
+    tiny = np.flatnonzero((doubled < 0) & (doubled > -_TINY_DOUBLED_M))
+    if tiny.size:
+        exact = np.floor(doubled[tiny].astype(np.float64) + doubled_offset) - doubled_offset
+        index[tiny] = exact.astype(np.float32)
+    return index
+
+
+def _cell_coordinates(pts: np.ndarray, grid: GridSpec) -> tuple[list[np.ndarray], np.ndarray]:
+    """Floored cell coordinates along x, y and z (one (N,) float array per axis), and the index offsets.
+
+    Cell index = coordinate + offset, exactly as :meth:`GridSpec.cell_index` computes it, but
+    column by column (numpy reduces the 3-wide rows of an (N, 3) array slowly), and in float32
+    for float32 points on an AnoVox-aligned grid (half the memory traffic of float64).
+    """
+    if grid.aligned_with_anovox:
+        doubled_offsets = ANOVOX_ORIGIN_OFFSET_M / ANOVOX_VOXEL_M
+        offsets = doubled_offsets - np.asarray(grid.anovox_offset, dtype=np.float64)
+        if pts.dtype == np.float32:
+            return [_anovox_floor_float32(pts[:, axis], doubled_offsets[axis]) for axis in range(3)], offsets
+        coordinates = []
+        for axis in range(3):
+            column = pts[:, axis].astype(np.float64)
+            column += ANOVOX_ORIGIN_OFFSET_M[axis]
+            column /= ANOVOX_VOXEL_M
+            np.floor(column, out=column)
+            column -= doubled_offsets[axis]
+            coordinates.append(column)
+        return coordinates, offsets
+    coordinates = []
+    for axis in range(3):
+        column = pts[:, axis].astype(np.float64)
+        column -= grid.mins[axis]
+        column /= grid.cell_m
+        np.floor(column, out=column)
+        coordinates.append(column)
+    return coordinates, np.zeros(3)
+
+
+def _mean_intensity(intensity: np.ndarray, column: np.ndarray, count: np.ndarray, intensity_max: float) -> np.ndarray:
+    """(n_cols,) mean of ``clip(nan_to_num(intensity) / intensity_max, 0, 1)`` per column, 0 where empty.
+
+    Float64 like the rule it implements; the NaN/inf scan and the division are skipped
+    when they cannot change a value (all finite; ``intensity_max`` 1), and with
+    ``intensity_max`` 1 the clip runs before the widening, which commutes with it.
+    """
+    if intensity_max == 1.0:
+        values = intensity if np.isfinite(intensity).all() else np.nan_to_num(intensity)
+        values = np.clip(values, 0.0, 1.0).astype(np.float64, copy=False)
+    else:
+        values = np.nan_to_num(intensity.astype(np.float64), copy=False)
+        with np.errstate(over='ignore'):  # a huge intensity becomes inf here and 1 after the clip
+            values /= intensity_max
+        np.clip(values, 0.0, 1.0, out=values)
+    total = np.bincount(column, weights=values, minlength=count.size)
+    return np.where(count > 0, total / np.maximum(count, 1.0), 0.0)
 
 
 def points_to_bev(points: np.ndarray, spec: InputSpec) -> np.ndarray:
@@ -250,26 +360,42 @@ def points_to_bev(points: np.ndarray, spec: InputSpec) -> np.ndarray:
         msg = f'points must be an (N, >=3) array, got shape {pts.shape}'
         raise DecodeError(msg)
     grid = spec.grid
-    nx, ny, nz = grid.shape
+    shape = grid.shape
+    nx, ny, nz = shape
     bev = np.zeros((spec.bev_channels, nx, ny), dtype=np.float32)
-    idx, inside = grid.cell_index(pts)
-    idx = idx[inside]
-    if len(idx) == 0:
+    if pts.shape[0] == 0:
         return bev
-    z = pts[inside, 2].astype(np.float64)
-    column = idx[:, 0] * ny + idx[:, 1]
+    coordinates, offsets = _cell_coordinates(pts, grid)
+    # index = coordinate + offset in [0, n). NaN compares False and +-inf falls outside,
+    # so the bounds test also drops non-finite points.
+    inside = None
+    for coordinate, offset, n in zip(coordinates, offsets, shape, strict=True):
+        low = coordinate.dtype.type(-offset)
+        axis_inside = (coordinate >= low) & (coordinate < low + n)
+        inside = axis_inside if inside is None else np.logical_and(inside, axis_inside, out=inside)
+    if not inside.any():
+        return bev
+    # Boolean-mask gathers: cheaper than np.flatnonzero plus integer gathers at these sizes.
+    ix, iy, iz = (
+        coordinate[inside].astype(np.intp) + int(offset)
+        for coordinate, offset in zip(coordinates, offsets, strict=True)
+    )
     n_cols = nx * ny
-    # Height slices: scatter ones (duplicates just write 1 again).
-    slices = bev[:nz].reshape(nz, n_cols)
-    slices[idx[:, 2], column] = 1.0
+    column = ix
+    column *= ny
+    column += iy
+    # Height slices: scatter ones at iz * n_cols + column (duplicates just write 1 again).
+    iz *= n_cols
+    iz += column
+    bev.reshape(-1)[iz] = 1.0
     count = np.bincount(column, minlength=n_cols).astype(np.float64)
     occupied = count > 0
     bev[nz] = (np.log1p(count) / _LOG_DENSITY_SCALE).reshape(nx, ny)
     if pts.shape[1] >= 4 and spec.lidar_intensity == 'use':
-        intensity = np.clip(np.nan_to_num(pts[inside, 3].astype(np.float64)) / spec.intensity_max, 0.0, 1.0)
-        total = np.bincount(column, weights=intensity, minlength=n_cols)
-        bev[nz + 1] = np.where(occupied, total / np.maximum(count, 1.0), 0.0).reshape(nx, ny)
-    height = (z - grid.z_min_m) / (grid.z_max_m - grid.z_min_m)
+        bev[nz + 1] = _mean_intensity(pts[:, 3][inside], column, count, spec.intensity_max).reshape(nx, ny)
+    height = pts[:, 2][inside].astype(np.float64)
+    height -= grid.z_min_m
+    height /= grid.z_max_m - grid.z_min_m
     z_max = np.full(n_cols, -np.inf)
     np.maximum.at(z_max, column, height)
     z_min = np.full(n_cols, np.inf)

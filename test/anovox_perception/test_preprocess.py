@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from anovox_perception.bench_pointcloud import bev_per_point, lidar_sweep
 from anovox_perception.errors import ConfigError, DecodeError, GeometryError
 from anovox_perception.geometry import OPTICAL_FROM_BODY, CameraModel, GridSpec, make_transform, rotation_from_rpy
 from anovox_perception.preprocess import (
@@ -16,6 +17,7 @@ from anovox_perception.preprocess import (
     build_inputs,
     camera_geometry,
     input_shapes,
+    normalise_image,
     points_to_bev,
     prepare_image,
 )
@@ -71,6 +73,66 @@ def test_bev_ignoring_intensity_zeroes_only_the_intensity_channel():
     np.testing.assert_array_equal(np.delete(ignored, channel, axis=0), np.delete(used, channel, axis=0))
     # The same tensor as a cloud without an intensity field.
     np.testing.assert_array_equal(ignored, points_to_bev(points[:, :3], SPEC))
+
+
+# The default detector grid (AnoVox-aligned, 160 x 160 x 16), where the float32 fast path applies.
+ANOVOX_SPEC = InputSpec(grid=GridSpec(), image_width=96, image_height=64, image_stride=8)
+# Cell edges, values that float64 rounds differently from exact arithmetic (tiny negatives), non-finite and huge.
+EDGE_VALUES = np.array(
+    [-16.0, 64.0, -40.0, 40.0, -3.0, 5.0, 0.0, -0.0, 0.25, -0.25, -0.5000001, 1e30, -1e30, np.nan, np.inf, -np.inf]
+    + [-1e-30, 1e-30, -(2.0**-46), -(2.0**-45), -(2.0**-44), -(2.0**-50), -(2.0**-49), -(2.0**-48), -(2.0**-21)],
+    dtype=np.float32,
+)
+
+
+def _edge_cloud(seed: int, n: int = 3000) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    points = rng.choice(EDGE_VALUES, size=(n, 4))
+    points[:, 3] = rng.choice(np.array([0.5, -1.0, 2.0, np.nan, np.inf, -np.inf, 1e30], np.float32), n)
+    jitter = rng.uniform([-16, -40, -3, 0], [64, 40, 5, 1], (n, 4)).astype(np.float32)
+    return np.concatenate([points, jitter]).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    'spec',
+    [ANOVOX_SPEC, replace(ANOVOX_SPEC, intensity_max=0.7), replace(ANOVOX_SPEC, lidar_intensity='ignore'), SPEC],
+    ids=['anovox_grid', 'intensity_max', 'intensity_ignored', 'small_grid'],
+)
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_bev_equals_the_per_point_voxeliser_bit_for_bit_at_cell_edges_and_non_finite_values(spec, dtype):
+    points = _edge_cloud(seed=3).astype(dtype)
+    np.testing.assert_array_equal(points_to_bev(points, spec), bev_per_point(points, spec))
+
+
+def test_bev_equals_the_per_point_voxeliser_on_a_64_beam_sweep_with_no_returns():
+    fields = lidar_sweep(n_beams=64, n_azimuth=120, seed=4)
+    points = np.stack([fields['x'], fields['y'], fields['z'], fields['intensity']], axis=1)
+    assert np.isnan(points[:, 0]).any()  # upward beams over open sky
+    bev = points_to_bev(points, ANOVOX_SPEC)
+    assert bev[: ANOVOX_SPEC.grid.nz].sum() > 100
+    np.testing.assert_array_equal(bev, bev_per_point(points, ANOVOX_SPEC))
+
+
+def test_bev_occupies_exactly_the_cells_grid_cell_index_gives_tiny_negatives_included():
+    points = _edge_cloud(seed=5)[:, :3]
+    index, inside = ANOVOX_SPEC.grid.cell_index(points)
+    expected = np.zeros(ANOVOX_SPEC.grid.shape, dtype=bool)
+    expected[tuple(index[inside].T)] = True
+    occupied = points_to_bev(points, ANOVOX_SPEC)[: ANOVOX_SPEC.grid.nz].transpose(1, 2, 0) > 0
+    np.testing.assert_array_equal(occupied, expected)
+    # -2**-46 m is in the cell below 0 by exact arithmetic, but float64 rounds x + 250 to 250 (cell 0 side).
+    tiny = np.array([[-(2.0**-46), 0.25, 0.25]], dtype=np.float32)
+    assert ANOVOX_SPEC.grid.cell_index(tiny)[0][0, 0] == 32
+    assert points_to_bev(tiny, ANOVOX_SPEC)[6, 32, 80] == 1  # z 0.25 m: slice 6 of z in [-3, 5)
+
+
+def test_normalised_image_equals_the_float_arithmetic_bit_for_bit():
+    rgb = np.random.default_rng(6).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    x = rgb.astype(np.float32) * np.float32(1.0 / 255.0)
+    x = (x - np.asarray(SPEC.image_mean, np.float32)) / np.asarray(SPEC.image_std, np.float32)
+    out = normalise_image(rgb, SPEC)
+    assert out.flags.c_contiguous and out.dtype == np.float32
+    np.testing.assert_array_equal(out, x.transpose(2, 0, 1))
 
 
 def test_bev_rejects_a_point_array_without_xyz_columns():
