@@ -1,4 +1,4 @@
-"""Training-time augmentation: mirroring a whole sample across the vehicle's x-z plane.
+"""Training-time augmentation: mirroring a whole sample, and jittering or dropping LiDAR intensity.
 
 Mirroring y -> -y gives a new, physically consistent scene (traffic on the other
 side, objects on the other shoulder) seen by the mirrored rig. Every input moves
@@ -7,10 +7,20 @@ camera geometry inputs flip with their y components negated (a mirrored camera
 projects a mirrored cell to the mirrored pixel). That makes it exact for any rig,
 symmetric or not; it needs only a grid whose y range is symmetric about 0, so
 that flipping the y index is mirroring y.
+
+LiDAR intensity is the least portable input: its scale and response curve differ
+between sensors (a real HDL-64E's reflectance is not the synthetic intensity). The
+intensity augmentation remaps a sample's mean-intensity BEV channel by a random
+gain and gamma, ``clip(gain * x ** gamma, 0, 1)``, or zeroes it (what a cloud
+without intensity, or a model with ``lidar_intensity: ignore``, gives), so the
+model cannot lean on one sensor's intensity scale.
+
+Every random choice is seeded by ``(seed, step, rank)``, so a resumed run repeats it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -18,8 +28,21 @@ from torch import Tensor
 
 from anovox_perception.errors import ConfigError
 from anovox_perception.geometry import GridSpec
+from anovox_perception.preprocess import BEV_COLUMN_FEATURES
 
-__all__ = ['check_mirrorable', 'mirror_y', 'mirror_mask']
+__all__ = [
+    'INTENSITY_GAIN_RANGE',
+    'INTENSITY_GAMMA_RANGE',
+    'check_mirrorable',
+    'intensity_channel',
+    'jitter_intensity',
+    'mirror_mask',
+    'mirror_y',
+]
+
+# Log-uniform ranges of the intensity gain and gamma: a factor of 2 either way.
+INTENSITY_GAIN_RANGE = (0.5, 2.0)
+INTENSITY_GAMMA_RANGE = (0.5, 2.0)
 
 
 def check_mirrorable(grid: GridSpec) -> None:
@@ -94,3 +117,46 @@ def mirror_mask(batch_size: int, p: float, seed: int, step: int, rank: int) -> T
         return torch.zeros(batch_size, dtype=torch.bool)
     gen = torch.Generator().manual_seed(seed * 1_000_033 + step * 7_919 + rank + 17)
     return torch.rand(batch_size, generator=gen) < p
+
+
+def intensity_channel(grid: GridSpec) -> int:
+    """Index of the mean-intensity channel in the ``bev`` input (after the nz height slices)."""
+    return grid.nz + BEV_COLUMN_FEATURES.index('mean_intensity')
+
+
+def _log_uniform(u: Tensor, bounds: tuple[float, float]) -> Tensor:
+    lo, hi = math.log(bounds[0]), math.log(bounds[1])
+    return torch.exp(lo + (hi - lo) * u)
+
+
+def jitter_intensity(
+    bev: Tensor, channel: int, p_jitter: float, p_drop: float, seed: int, step: int, rank: int
+) -> Tensor:
+    """Per sample: drop the intensity channel with ``p_drop``, else remap it by gain and gamma with ``p_jitter``.
+
+    Args:
+        bev: (B, C, nx, ny) BEV batch; its ``channel`` holds mean intensity in [0, 1].
+        channel: The intensity channel (:func:`intensity_channel`).
+        p_jitter: Probability of a random gain and gamma (see the module docstring).
+        p_drop: Probability of zeroing the channel.
+        seed: Run seed.
+        step: Global step.
+        rank: Process rank.
+
+    Returns:
+        ``bev`` itself when both probabilities are 0, else a new tensor.
+    """
+    if p_jitter <= 0 and p_drop <= 0:
+        return bev
+    gen = torch.Generator().manual_seed(seed * 1_000_037 + step * 6_151 + rank + 29)
+    u = torch.rand(bev.shape[0], 4, generator=gen)
+    drop = u[:, 0] < p_drop
+    jitter = (u[:, 1] < p_jitter) & ~drop
+    gain = _log_uniform(u[:, 2], INTENSITY_GAIN_RANGE).to(bev.device, bev.dtype).view(-1, 1, 1)
+    gamma = _log_uniform(u[:, 3], INTENSITY_GAMMA_RANGE).to(bev.device, bev.dtype).view(-1, 1, 1)
+    x = bev[:, channel]
+    remapped = (gain * x.clamp(0.0, 1.0) ** gamma).clamp(0.0, 1.0)  # empty columns (0) stay 0
+    keep = (~drop).to(bev.device).view(-1, 1, 1)
+    out = bev.clone()
+    out[:, channel] = torch.where(jitter.to(bev.device).view(-1, 1, 1), remapped, x) * keep
+    return out

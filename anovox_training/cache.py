@@ -14,7 +14,13 @@ Each frame is preprocessed once into ``<cache_dir>/<spec key>/<scenario>/<frame>
 - ``fingerprint``: sizes and mtimes of the source files; a changed source is rebuilt.
 
 The spec key hashes the ``InputSpec`` and the cache format version, so a model
-with other inputs never reads stale samples.
+with other inputs never reads stale samples (a model that ignores LiDAR intensity
+caches its own BEVs, built by the same ``points_to_bev`` the node runs).
+
+A frame whose files cannot be read or decoded is a :class:`BadFrame`:
+:meth:`SampleCache.build` reports it (``on_bad_frame='skip'``) or raises
+(``'stop'``), whether it was built here or in a worker process; a worker that
+dies outright is reported with the frames it may have been building.
 """
 
 from __future__ import annotations
@@ -25,14 +31,15 @@ import os
 import zipfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from anovox_perception.atomic_file import atomic_writer
-from anovox_perception.errors import DataError
+from anovox_perception.errors import ConfigError, DataError
 from anovox_perception.geometry import CameraModel
 from anovox_perception.preprocess import (
     INPUT_NAMES,
@@ -48,7 +55,10 @@ from anovox_training.data.reader import ScenarioReader
 from anovox_training.targets import SparseTargets, sparse_targets
 
 __all__ = [
+    'BAD_FRAME_POLICIES',
     'CACHE_VERSION',
+    'BadFrame',
+    'CacheBuild',
     'CachedFrame',
     'FrameRef',
     'SampleCache',
@@ -61,6 +71,8 @@ __all__ = [
 
 CACHE_VERSION = 1
 SENSORS_USED = ('rgb', 'points', 'voxels', 'anomaly')
+# What a cache build does with a frame it cannot read: leave it out (and report it) or raise.
+BAD_FRAME_POLICIES = ('skip', 'stop')
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,33 @@ class FrameRef:
     @property
     def scenario(self) -> str:
         return self.scenario_dir.name
+
+
+@dataclass(frozen=True)
+class BadFrame:
+    """A source frame that cannot be made into a sample, and why."""
+
+    ref: FrameRef
+    problem: str
+
+    def __str__(self) -> str:
+        return self.problem
+
+
+@dataclass(frozen=True)
+class CacheBuild:
+    """What :meth:`SampleCache.build` made: the usable frames' files and the frames it left out."""
+
+    refs: list[FrameRef] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+    bad: list[BadFrame] = field(default_factory=list)
+
+    def summary(self, what: str, shown: int = 5) -> str:
+        """One line: how many of ``what`` were left out, and the first ``shown`` reasons."""
+        total = len(self.refs) + len(self.bad)
+        reasons = '; '.join(str(b) for b in self.bad[:shown])
+        more = f'; and {len(self.bad) - shown} more' if len(self.bad) > shown else ''
+        return f'skipped {len(self.bad)} of {total} {what} that cannot be read: {reasons}{more}'
 
 
 @dataclass(frozen=True)
@@ -221,15 +260,24 @@ def _stored_fingerprint(path: Path) -> str | None:
         return None
 
 
-def _build_one(job: tuple[Path, int, Path, dict[str, Any]]) -> Path:
+def _build_one(job: tuple[Path, int, Path, dict[str, Any]]) -> Path | str:
+    """Cache one frame; its path, or the problem (a string) when the frame's files are unreadable.
+
+    Data problems come back as values, not exceptions, so a worker process reports
+    them in a form that always crosses the process boundary and names the file.
+    """
     folder, frame_id, out, spec_dict = job
     spec = InputSpec.from_dict(spec_dict)
-    reader = _reader(folder)
-    fingerprint = _fingerprint(reader, frame_id)
-    if out.is_file() and _stored_fingerprint(out) == fingerprint:
-        return out
-    sensors = [s for s in SENSORS_USED if s in reader.sources]
-    arrays = sample_arrays(reader.read(frame_id, sensors), spec)
+    try:
+        reader = _reader(folder)
+        fingerprint = _fingerprint(reader, frame_id)
+        if out.is_file() and _stored_fingerprint(out) == fingerprint:
+            return out
+        sensors = [s for s in SENSORS_USED if s in reader.sources]
+        arrays = sample_arrays(reader.read(frame_id, sensors), spec)
+    except (DataError, OSError) as err:
+        text = str(err)
+        return text if folder.name in text else f'{folder.name} frame {frame_id}: {text}'
     with atomic_writer(out) as fh:
         np.savez_compressed(fh, scenario=reader.name, frame_id=frame_id, fingerprint=fingerprint, **arrays)
     return out
@@ -260,14 +308,66 @@ class SampleCache:
         Raises:
             DataError: When a source frame cannot be read.
         """
+        return self.build(refs, workers=workers, on_bad_frame='stop').paths
+
+    def build(self, refs: Sequence[FrameRef], workers: int = 1, on_bad_frame: str = 'skip') -> CacheBuild:
+        """Build every missing or stale entry; the usable frames' files and the unreadable frames.
+
+        Args:
+            refs: Frames to cache.
+            workers: Processes to build with (1: in this process).
+            on_bad_frame: ``'skip'``: leave unreadable frames out and list them in
+                :attr:`CacheBuild.bad`; ``'stop'``: raise on the first one.
+
+        Raises:
+            DataError: On an unreadable frame with ``'stop'``, or when a worker process died
+                (the message names the frames it may have been building).
+            ConfigError: On an unknown ``on_bad_frame``.
+        """
+        if on_bad_frame not in BAD_FRAME_POLICIES:
+            msg = f'SampleCache.build: on_bad_frame must be one of {BAD_FRAME_POLICIES}, got {on_bad_frame!r}'
+            raise ConfigError(msg)
         jobs = [(r.scenario_dir, r.frame_id, self.path(r), self.spec.to_dict()) for r in refs]
         if workers <= 1 or len(jobs) < 2:
-            return [_build_one(job) for job in jobs]
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(_build_one, jobs, chunksize=4))
+            results = [_build_one(job) for job in jobs]
+        else:
+            results = _build_in_pool(jobs, refs, workers)
+        build = CacheBuild()
+        for ref, result in zip(refs, results, strict=True):
+            if isinstance(result, Path):
+                build.refs.append(ref)
+                build.paths.append(result)
+                continue
+            if on_bad_frame == 'stop':
+                msg = f'{result} (set data.on_bad_frame: skip to train without such frames)'
+                raise DataError(msg)
+            build.bad.append(BadFrame(ref, result))
+        return build
 
     def load(self, ref: FrameRef) -> CachedFrame:
         return load_cached(self.path(ref), self.spec)
+
+
+def _build_in_pool(jobs: list[tuple[Path, int, Path, dict[str, Any]]], refs: Sequence[FrameRef], workers: int) -> list:
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_build_one, job) for job in jobs]
+        try:
+            return [future.result() for future in futures]
+        except BrokenProcessPool as err:
+            # A worker died (killed, out of memory, a crash in a decoder): name what was in flight.
+            unfinished = [
+                f'{r.scenario} frame {r.frame_id}' for r, f in zip(refs, futures, strict=True) if not _succeeded(f)
+            ]
+            shown = ', '.join(unfinished[:8]) + (f' and {len(unfinished) - 8} more' if len(unfinished) > 8 else '')
+            msg = (
+                f'a sample-cache worker process died ({err}) while building one of {len(unfinished)} frames: {shown}; '
+                'find the bad file with python -m anovox_training.data.check, or build with data.cache_workers: 1'
+            )
+            raise DataError(msg) from err
+
+
+def _succeeded(future: Any) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
 
 
 def data_hash(paths: Sequence[Path]) -> str:

@@ -3,12 +3,16 @@
     python -m anovox_training.train --config config/train.yaml [--set train.lr=0.001 ...] [--resume]
     torchrun --nproc_per_node 2 -m anovox_training.train --config config/train.yaml   # DDP
 
-Frames are preprocessed once into the sample cache (``anovox_training.cache``).
-Training is deterministic: the data order of epoch ``e`` is a permutation seeded
-by ``(seed, e)``, camera dropout draws from a generator seeded by
-``(seed, step, rank)``, and checkpoints hold model, optimiser, scheduler, step,
-position in the epoch and RNG states, so ``--resume`` continues bit-for-bit
-where ``out_dir/last.pt`` left off. Checkpoints are written atomically by rank 0;
+Frames are preprocessed once into the sample cache (``anovox_training.cache``);
+frames whose files cannot be read are left out with a counted warning, or stop the
+run, as ``data.on_bad_frame`` says. Training is deterministic: the data order of
+epoch ``e`` is a permutation seeded by ``(seed, e)``, camera dropout, mirroring and
+the intensity augmentation draw from generators seeded by ``(seed, step, rank)``,
+and checkpoints hold model, optimiser, scheduler, step, position in the epoch, the
+open log window and RNG states, so ``--resume`` continues bit-for-bit where
+``out_dir/last.pt`` left off, even after a SIGKILL. Checkpoints are written
+atomically, with a checksum, by rank 0; the one before keeps as ``last.prev.pt``
+and a resume falls back to it, with a warning, when ``last.pt`` fails its checks.
 SIGTERM / SIGINT save one at the next step boundary before exiting.
 
 Per validation pass (rank 0) the model is scored on the validation split with
@@ -31,7 +35,7 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -41,14 +45,20 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from anovox_perception.errors import AnovoxError, ConfigError
+from anovox_perception.errors import AnovoxError, ConfigError, DataError
 from anovox_perception.preprocess import INPUT_NAMES, InputSpec
-from anovox_training.augment import mirror_mask, mirror_y
+from anovox_training.augment import intensity_channel, jitter_intensity, mirror_mask, mirror_y
 from anovox_training.cache import CachedFrame, SampleCache, data_hash, evenly_spread, frame_refs, load_cached
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.evaluate import VariantAccumulator, model_scorer
 from anovox_training.losses import LOSS_TERMS, DetectorLoss, LossWeights
-from anovox_training.model.checkpoint import model_config_of, read_checkpoint, save_checkpoint
+from anovox_training.model.checkpoint import (
+    model_config_of,
+    read_latest_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
+from anovox_training.model.config import SCORE_RULE_KEYS, ModelConfig
 from anovox_training.model.detector import AnomalyDetector, build_model
 from anovox_training.model.warm_start import warm_start
 from anovox_training.score_tuning import tune_checkpoints
@@ -71,6 +81,9 @@ __all__ = [
 THRESHOLD_GRID = (0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05, 0.02, 0.01)
 _IGNORED = np.zeros(256, dtype=bool)
 _IGNORED[sorted(EVAL_IGNORED_LABELS)] = True
+# Model keys a resume may change: the score rule (written into the checkpoint after training) and
+# the ImageNet weights file (read only to initialise a fresh run); neither changes a trained weight.
+_RESUMABLE_MODEL_KEYS = (*SCORE_RULE_KEYS, 'image_weights')
 
 
 class TrainingError(AnovoxError, RuntimeError):
@@ -96,6 +109,14 @@ class DistContext:
     def barrier(self) -> None:
         if self.world > 1:
             torch.distributed.barrier()
+
+    def share(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank (a picklable object)."""
+        if self.world <= 1:
+            return value
+        holder = [value]
+        torch.distributed.broadcast_object_list(holder, src=0)
+        return holder[0]
 
 
 def init_distributed() -> DistContext:
@@ -232,10 +253,12 @@ def validate(model: AnomalyDetector, frames_paths: Sequence[Path], spec: InputSp
 class _Logger:
     """CSV (and TensorBoard when installed) logging on rank 0."""
 
-    def __init__(self, out_dir: Path, resume_step: int) -> None:
+    def __init__(self, out_dir: Path, resume_step: int, resume_epoch: int) -> None:
         self.files = {'train': out_dir / 'train_log.csv', 'val': out_dir / 'val_log.csv'}
-        for path in self.files.values():
-            _truncate_after(path, resume_step)
+        # Rows a resume will write again: train rows after the checkpoint's step, and validation
+        # rows of epochs it has not finished (validation runs before the epoch-end checkpoint).
+        _truncate_log(self.files['train'], 'step', resume_step)
+        _truncate_log(self.files['val'], 'epoch', resume_epoch)
         self.tb = None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -262,17 +285,27 @@ class _Logger:
             self.tb.close()
 
 
-def _truncate_after(path: Path, step: int) -> None:
-    """Drop log rows beyond ``step`` (written after the checkpoint a resume starts from)."""
+def _truncate_log(path: Path, column: str, limit: int) -> None:
+    """Keep the log rows whose ``column`` is <= ``limit``; drop the rest and any row a kill cut short."""
     if not path.is_file():
         return
     with path.open(newline='') as fh:
         rows = list(csv.reader(fh))
     if not rows:
         return
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[0])) <= step]
+    header = rows[0]
+    where = header.index(column)
+
+    def keep(row: list[str]) -> bool:
+        if len(row) != len(header):
+            return False
+        try:
+            return float(row[where]) <= limit
+        except ValueError:
+            return False
+
     with path.open('w', newline='') as fh:
-        csv.writer(fh).writerows(kept)
+        csv.writer(fh).writerows([header, *(r for r in rows[1:] if keep(r))])
 
 
 class _StopFlag:
@@ -305,6 +338,13 @@ class _DataPaths(NamedTuple):
 
 
 def _prepare_data(config: dict[str, Any], spec: InputSpec, dist: DistContext) -> _DataPaths:
+    """Cache the frames (rank 0); every rank gets the files of the usable ones.
+
+    Raises:
+        ConfigError: When a source has no frames.
+        DataError: On an unreadable frame with ``data.on_bad_frame: stop``, or when no
+            training frame is readable.
+    """
     cache = SampleCache(config['data']['cache_dir'], spec)
     data = config['data']
     train_refs = frame_refs(resolve_scenarios(data['train']))
@@ -320,12 +360,24 @@ def _prepare_data(config: dict[str, Any], spec: InputSpec, dist: DistContext) ->
         if not tune_refs:
             msg = f'no frames with LiDAR points and voxels in data.tune {data["tune"]} (set [] to tune on data.val)'
             raise ConfigError(msg)
+    paths = None
     if dist.is_main:
-        workers = data['cache_workers']
-        for refs in (train_refs, val_refs, tune_refs):
-            cache.ensure(refs, workers=workers)
-    dist.barrier()
-    return _DataPaths(*([cache.path(r) for r in refs] for refs in (train_refs, val_refs, tune_refs)))
+        paths = []
+        for what, refs in (('training', train_refs), ('validation', val_refs), ('score-rule', tune_refs)):
+            build = cache.build(refs, workers=data['cache_workers'], on_bad_frame=data['on_bad_frame'])
+            if build.bad:
+                print(f'train: warning: {build.summary(f"{what} frames")}', file=sys.stderr)
+            if what == 'training' and not build.paths:
+                msg = f'no readable training frame in {data["train"]}: {build.summary("training frames")}'
+                raise DataError(msg)
+            paths.append(build.paths)
+    return _DataPaths(*dist.share(paths))
+
+
+def _resume_mismatch(trained: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
+    """Model keys that differ between a checkpoint's and this run's model config, but for the score rule."""
+    a, b = (ModelConfig.from_dict(m).to_dict() for m in (trained, requested))
+    return sorted(k for k in a if k not in _RESUMABLE_MODEL_KEYS and a[k] != b[k])
 
 
 def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None = None) -> Path:
@@ -359,12 +411,21 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
     step, epoch, batch_index, best_ap = 0, 0, 0, -1.0
     occupancy_threshold = config['eval']['occupancy_threshold']
     last_path, best_path = out_dir / 'last.pt', out_dir / 'best.pt'
-    if resume and last_path.is_file():
-        ckpt = read_checkpoint(last_path, map_location=dist.device)
-        # The score rule is chosen after training and changes no weight.
-        rule = {'semantic_weight': 0, 'anomaly_temperature': 1}
-        if {**ckpt['config']['model'], **rule} != {**config['model'], **rule}:
-            msg = f'--resume: {last_path} was trained with another model config; use a new out_dir'
+    # Loss sums since the last train_log row; checkpointed, so a resumed run logs the same rows.
+    window: dict[str, float] = {k: 0.0 for k in ('loss', *LOSS_TERMS)}
+    window_steps = 0
+    if dist.is_main:
+        for path in (last_path, best_path):
+            remove_stale_temporaries(path)  # left by a process killed mid-write
+    latest = read_latest_checkpoint(last_path, map_location=dist.device) if resume else None
+    if latest is not None:
+        ckpt, ckpt_path = latest
+        differ = _resume_mismatch(ckpt['config']['model'], config['model'])
+        if differ:
+            msg = (
+                f'--resume: {ckpt_path} was trained with another model config (model.{", model.".join(differ)} '
+                'differ); use a new out_dir, or the model config it was trained with'
+            )
             raise TrainingError(msg)
         model.load_state_dict(ckpt['model'])
         optimizer.load_state_dict(ckpt['optimizer'])
@@ -372,6 +433,9 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
         step, epoch, batch_index = ckpt['step'], ckpt['epoch'], ckpt['batch_index']
         best_ap = ckpt.get('best_val_ap', -1.0)
         occupancy_threshold = ckpt.get('occupancy_threshold', occupancy_threshold)
+        if 'log_window' in ckpt:
+            window = {k: float(v) for k, v in ckpt['log_window']['sums'].items()}
+            window_steps = int(ckpt['log_window']['steps'])
         _set_rng_state(ckpt['rng_state'])
     else:
         if resume and dist.is_main:
@@ -386,7 +450,7 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
     if dist.world > 1:
         device_ids = [dist.device.index] if dist.device.type == 'cuda' else None
         net = nn.parallel.DistributedDataParallel(net, device_ids=device_ids)
-    logger = _Logger(out_dir, step) if dist.is_main else None
+    logger = _Logger(out_dir, step, epoch) if dist.is_main else None
     if dist.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -404,11 +468,12 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
             'rng_state': _rng_state(),
             'best_val_ap': best_ap,
             'occupancy_threshold': occupancy_threshold,
+            'log_window': {'sums': dict(window), 'steps': window_steps},
         }
 
-    def save(path: Path) -> None:
+    def save_last() -> None:
         if dist.is_main:
-            save_checkpoint(path, state())
+            save_checkpoint(last_path, state(), keep_previous=True)
         dist.barrier()
 
     progress = None
@@ -417,8 +482,10 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
 
         progress = tqdm(total=total_steps, initial=step, unit='step', dynamic_ncols=True, desc='train')
     stop_at = tcfg['stop_at_step']
-    window: dict[str, float] = {k: 0.0 for k in ('loss', *LOSS_TERMS)}
-    window_steps, window_start = 0, time.perf_counter()
+    window_start = time.perf_counter()
+    # A model that ignores intensity sees a zero channel: nothing to augment.
+    uses_intensity = spec.lidar_intensity == 'use'
+    channel = intensity_channel(spec.grid)
     model.train()
     with _StopFlag() as flag:
         while epoch < tcfg['epochs']:
@@ -428,12 +495,19 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
                 batch_sampler=batches[batch_index:],
                 num_workers=tcfg['loader_workers'],
                 collate_fn=_collate,
+                # Its own generator: creating a loader must not draw from the global RNG, which a
+                # resume restores as of the checkpoint, not as of the epoch start.
+                generator=torch.Generator().manual_seed(seed * 1_000_039 + epoch),
             )
             for batch in loader:
                 batch = {k: v.to(dist.device) for k, v in batch.items()}
                 if tcfg['mirror'] > 0:
                     which = mirror_mask(batch['labels'].shape[0], tcfg['mirror'], seed, step, dist.rank)
                     batch = mirror_y(batch, which)
+                if uses_intensity:
+                    batch['bev'] = jitter_intensity(
+                        batch['bev'], channel, tcfg['intensity_aug'], tcfg['intensity_drop'], seed, step, dist.rank
+                    )
                 batch['camera_valid'] = _camera_dropout(
                     batch['camera_valid'], tcfg['camera_dropout'], seed, step, dist.rank
                 )
@@ -472,10 +546,10 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
                         )
                     window = dict.fromkeys(window, 0.0)
                     window_steps, window_start = 0, time.perf_counter()
-                if step % tcfg['checkpoint_every_steps'] == 0:
-                    save(last_path)
-                if (stop_at is not None and step >= stop_at) or flag.stop:
-                    save(last_path)
+                stopping = (stop_at is not None and step >= stop_at) or flag.stop
+                if stopping or step % tcfg['checkpoint_every_steps'] == 0:
+                    save_last()
+                if stopping:
                     if progress is not None:
                         progress.close()
                     if logger is not None:
@@ -507,7 +581,7 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
                         best_ap = ap
                         save_checkpoint(best_path, state())
                 dist.barrier()
-            save(last_path)
+            save_last()
     if progress is not None:
         progress.close()
     if logger is not None:

@@ -19,6 +19,7 @@ import yaml
 
 from anovox_perception.errors import AnovoxError, ConfigError
 from anovox_training.augment import check_mirrorable
+from anovox_training.cache import BAD_FRAME_POLICIES
 from anovox_training.model.config import ModelConfig, is_smoothing_window
 
 __all__ = ['DEFAULTS', 'load_config', 'parse_overrides', 'resolve_config']
@@ -32,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
         'tune': [],
         'cache_dir': '.cache/samples',
         'cache_workers': 2,
+        'on_bad_frame': 'skip',
     },
     'model': {'preset': 'base'},
     'train': {
@@ -43,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
         'grad_clip_norm': 5.0,
         'camera_dropout': 0.2,
         'mirror': 0.0,
+        'intensity_aug': 0.5,
+        'intensity_drop': 0.1,
         'init_from': None,
         'threads': 2,
         'loader_workers': 0,
@@ -86,6 +90,8 @@ _NUMERIC: dict[str, tuple[type, float | None, float | None]] = {
     'train.grad_clip_norm': (float, 0.0, None),
     'train.camera_dropout': (float, 0.0, 1.0),
     'train.mirror': (float, 0.0, 1.0),
+    'train.intensity_aug': (float, 0.0, 1.0),
+    'train.intensity_drop': (float, 0.0, 1.0),
     'train.threads': (int, 1, 256),
     'train.loader_workers': (int, 0, 64),
     'train.log_every_steps': (int, 1, None),
@@ -106,6 +112,8 @@ _NUMERIC: dict[str, tuple[type, float | None, float | None]] = {
     'eval.min_coverage': (float, 0.0, 1.0),
 }
 _NULLABLE = {'train.stop_at_step'}
+# key path -> allowed values.
+_CHOICES: dict[str, tuple[str, ...]] = {'data.on_bad_frame': BAD_FRAME_POLICIES}
 _PRESETS = {'base': ModelConfig.base, 'tiny': ModelConfig.tiny}
 
 
@@ -239,6 +247,10 @@ def resolve_config(user: Mapping[str, Any], where: str = 'config', base_dir: Pat
     if not isinstance(smoothings, list) or not all(is_smoothing_window(v) for v in smoothings):
         msg = f'{where}: eval.score_smoothings must be a list of odd integers >= 1 (1: none), got {smoothings!r}'
         raise ConfigError(msg)
+    for path, choices in _CHOICES.items():
+        if _get(config, path) not in choices:
+            msg = f'{where}: {path} must be one of {list(choices)}, got {_get(config, path)!r}'
+            raise ConfigError(msg)
     for path in ('train.progress', 'eval.calibrate_occupancy'):
         if not isinstance(_get(config, path), bool):
             msg = f'{where}: {path} must be true or false, got {_get(config, path)!r}'

@@ -8,8 +8,8 @@ import torch
 
 from anovox_perception.errors import ConfigError
 from anovox_perception.geometry import CameraModel, GridSpec, make_transform, rotation_from_rpy
-from anovox_perception.preprocess import INPUT_NAMES, build_inputs
-from anovox_training.augment import check_mirrorable, mirror_mask, mirror_y
+from anovox_perception.preprocess import INPUT_NAMES, build_inputs, points_to_bev
+from anovox_training.augment import check_mirrorable, intensity_channel, jitter_intensity, mirror_mask, mirror_y
 from anovox_training.model import ModelConfig
 
 LIDAR_MIRROR = np.diag([1.0, -1.0, 1.0, 1.0])  # y -> -y in the LiDAR frame
@@ -86,3 +86,42 @@ def test_a_grid_not_symmetric_in_y_cannot_be_mirrored():
     check_mirrorable(GridSpec())
     with pytest.raises(ConfigError, match='symmetric in y'):
         check_mirrorable(GridSpec(y_min_m=-40.0, y_max_m=30.0))
+
+
+def _bev_batch(batch: int = 64):
+    spec = ModelConfig.tiny().input_spec()
+    rng = np.random.default_rng(3)
+    bevs = []
+    for _ in range(batch):
+        points = np.column_stack(
+            [rng.uniform(-4, 12, 500), rng.uniform(-8, 8, 500), rng.uniform(-2.9, 0.9, 500), rng.uniform(0, 1, 500)]
+        )
+        bevs.append(points_to_bev(points, spec))
+    return spec, torch.from_numpy(np.stack(bevs))
+
+
+def test_intensity_jitter_remaps_only_the_intensity_channel_monotonically_or_drops_it():
+    spec, bev = _bev_batch()
+    channel = intensity_channel(spec.grid)
+    out = jitter_intensity(bev, channel, p_jitter=0.5, p_drop=0.25, seed=0, step=4, rank=0)
+    assert torch.equal(out, jitter_intensity(bev, channel, 0.5, 0.25, seed=0, step=4, rank=0))
+    assert not torch.equal(out, jitter_intensity(bev, channel, 0.5, 0.25, seed=0, step=5, rank=0))
+    others = [c for c in range(bev.shape[1]) if c != channel]
+    assert torch.equal(out[:, others], bev[:, others])
+    x, y = bev[:, channel], out[:, channel]
+    dropped = (y == 0).flatten(1).all(1)
+    changed = (y != x).flatten(1).any(1) & ~dropped
+    assert 8 <= int(dropped.sum()) <= 24 and int(changed.sum()) >= 16  # 64 samples: about 16 dropped, 24 jittered
+    assert torch.all((y >= 0) & (y <= 1)) and torch.all(y[x == 0] == 0)  # empty columns stay empty
+    for i in torch.nonzero(changed).flatten().tolist():  # gain and gamma keep the order of intensities
+        order = torch.argsort(x[i].flatten(), stable=True)
+        assert torch.all(torch.diff(y[i].flatten()[order]) >= 0)
+
+
+def test_a_dropped_intensity_is_the_bev_of_a_cloud_without_intensity_and_zero_probabilities_change_nothing():
+    spec, bev = _bev_batch(4)
+    channel = intensity_channel(spec.grid)
+    assert jitter_intensity(bev, channel, 0.0, 0.0, seed=0, step=0, rank=0) is bev
+    dropped = jitter_intensity(bev, channel, 0.0, 1.0, seed=0, step=0, rank=0)
+    assert not dropped[:, channel].any()
+    torch.testing.assert_close(dropped[:, :channel], bev[:, :channel], rtol=0, atol=0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from tiny_data import make_split
 
 from anovox_perception.errors import DataError
 from anovox_perception.preprocess import build_inputs, input_shapes
+from anovox_training import cache as cache_module
 from anovox_training.cache import SampleCache, frame_refs
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.reader import ScenarioReader
@@ -63,3 +66,35 @@ def test_other_input_specs_use_other_folders_and_corrupt_entries_are_reported(re
     path.write_bytes(b'garbage')
     with pytest.raises(DataError, match='unreadable.*delete it to rebuild'):
         cache.load(refs[0])
+
+
+@pytest.fixture
+def bad_refs(refs, tmp_path):
+    """The tiny split copied, with the second frame's LiDAR file cut short."""
+    root = tmp_path / 'data'
+    shutil.copytree(refs[0].scenario_dir.parent, root)
+    copied = frame_refs(resolve_scenarios(root))
+    points = ScenarioReader(copied[1].scenario_dir).file('points', copied[1].frame_id)
+    points.write_bytes(points.read_bytes()[:100])
+    return copied
+
+
+@pytest.mark.parametrize('workers', [1, 2])
+def test_an_unreadable_frame_is_left_out_and_named_whether_built_here_or_in_a_worker(bad_refs, tmp_path, workers):
+    build = SampleCache(tmp_path / 'cache', SPEC).build(bad_refs, workers=workers)
+    assert build.refs == bad_refs[:1] and len(build.paths) == 1 and build.paths[0].is_file()
+    (bad,) = build.bad
+    assert bad.ref == bad_refs[1] and f'frame {bad_refs[1].frame_id}' in bad.problem and '.npy' in bad.problem
+    assert build.summary('frames').startswith('skipped 1 of 2 frames that cannot be read: ')
+    with pytest.raises(DataError, match=r'not a readable \.npy.*data.on_bad_frame: skip'):
+        SampleCache(tmp_path / 'cache', SPEC).build(bad_refs, workers=workers, on_bad_frame='stop')
+
+
+@pytest.mark.skipif(multiprocessing.get_start_method() != 'fork', reason='the patched decoder reaches workers by fork')
+def test_a_worker_that_dies_is_reported_with_the_frames_it_may_have_been_building(refs, tmp_path, monkeypatch):
+    def die(frame, spec):
+        os._exit(3)  # as a decoder crash or the out-of-memory killer would
+
+    monkeypatch.setattr(cache_module, 'sample_arrays', die)
+    with pytest.raises(DataError, match=rf'worker process died.*{refs[0].scenario} frame.*data.cache_workers: 1'):
+        SampleCache(tmp_path, SPEC).build(refs, workers=2)

@@ -65,6 +65,13 @@ def test_cli_overrides_reach_the_resolved_config():
         ({'model': {'preset': 'huge'}}, r"model.preset must be one of \['base', 'tiny'\]"),
         ({'model': {'modality': 'radar'}}, r'model: ModelConfig.modality must be one of'),
         ({'train': 3}, r'train must be a mapping'),
+        ({'data': {'on_bad_frame': 'ignore'}}, r"data.on_bad_frame must be one of \['skip', 'stop'\], got 'ignore'"),
+        ({'train': {'intensity_aug': 2}}, r'train.intensity_aug=2.0 is out of range \[0.0, 1.0\]'),
+        ({'train': {'intensity_drop': -1}}, r'train.intensity_drop=-1.0 is out of range \[0.0, 1.0\]'),
+        (
+            {'model': {'lidar_intensity': 'half'}},
+            r"model: ModelConfig.lidar_intensity must be one of \('use', 'ignore'\)",
+        ),
     ],
 )
 def test_invalid_configs_fail_with_the_key_and_file_named(user, message):

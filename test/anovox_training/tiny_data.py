@@ -46,6 +46,8 @@ def tiny_config(tmp: Path, train: Path, val: Path | None = None, **train_overrid
             'progress': False,
             'log_every_steps': 1,
             'warmup_steps': 2,
+            'intensity_aug': 0.0,
+            'intensity_drop': 0.0,
             **train_overrides,
         },
     }

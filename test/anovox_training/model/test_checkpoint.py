@@ -8,6 +8,13 @@ from torchvision.models import resnet18
 
 from anovox_perception.errors import ConfigError, DataError
 from anovox_training.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
+from anovox_training.model.checkpoint import (
+    previous_path,
+    read_checkpoint,
+    read_latest_checkpoint,
+    remove_stale_temporaries,
+    state_checksum,
+)
 
 torch.set_num_threads(1)
 
@@ -61,3 +68,52 @@ def test_image_trunk_loads_a_local_resnet18_state_dict_and_rejects_a_missing_fil
     torch.testing.assert_close(model.backbones.image.trunk[0].weight, reference.conv1.weight)
     with pytest.raises(ConfigError, match='does not exist'):
         build_model(ModelConfig.tiny(image_weights=str(tmp_path / 'missing.pth')))
+
+
+def _tiny_state(step):
+    cfg = ModelConfig.tiny()
+    torch.manual_seed(step)
+    return {**_state(build_model(cfg), cfg), 'step': step}
+
+
+def test_keeping_the_previous_checkpoint_rotates_it_and_a_bad_latest_falls_back_to_it_with_a_warning(tmp_path):
+    last = tmp_path / 'last.pt'
+    assert read_latest_checkpoint(last) is None
+    save_checkpoint(last, _tiny_state(1), keep_previous=True)
+    save_checkpoint(last, _tiny_state(2), keep_previous=True)
+    assert previous_path(last) == tmp_path / 'last.prev.pt'
+    assert read_checkpoint(previous_path(last))['step'] == 1
+    ckpt, source = read_latest_checkpoint(last)
+    assert (ckpt['step'], source) == (2, last) and 'checksum' not in ckpt
+    last.write_bytes(last.read_bytes()[:1000])
+    with pytest.warns(RuntimeWarning, match=r'last.pt cannot be read .*using the previous checkpoint .* \(step 1\)'):
+        ckpt, source = read_latest_checkpoint(last)
+    assert (ckpt['step'], source) == (1, previous_path(last))
+    previous_path(last).write_bytes(b'')
+    with pytest.raises(DataError, match='no usable checkpoint: checkpoint .*last.pt cannot be read.*last.prev.pt'):
+        read_latest_checkpoint(last)
+
+
+def test_the_checksum_covers_every_entry_and_checkpoints_without_one_still_load(tmp_path):
+    state = _tiny_state(3)
+    assert state_checksum(state) == state_checksum(read_checkpoint(save_checkpoint(tmp_path / 'a.pt', state)))
+    changed = {**state, 'model': {**state['model']}}
+    key = next(iter(changed['model']))
+    changed['model'][key] = changed['model'][key].clone()
+    changed['model'][key].view(-1)[0] += 1
+    assert state_checksum(changed) != state_checksum(state)
+    assert state_checksum({**state, 'step': 4}) != state_checksum(state)
+    torch.save(state, tmp_path / 'old.pt')  # written before checkpoints had checksums
+    assert read_checkpoint(tmp_path / 'old.pt')['step'] == 3
+
+
+def test_stale_temporaries_of_a_killed_write_are_removed_and_nothing_else(tmp_path):
+    last = tmp_path / 'last.pt'
+    save_checkpoint(last, _tiny_state(1))
+    stale = [tmp_path / '.last.pt.abc123.tmp', tmp_path / '.last.prev.pt.link.tmp']
+    for path in stale:
+        path.write_bytes(b'half')
+    other = tmp_path / '.best.pt.xyz.tmp'
+    other.write_bytes(b'not ours')
+    assert sorted(remove_stale_temporaries(last)) == sorted(stale)
+    assert last.is_file() and other.is_file() and not any(p.exists() for p in stale)
