@@ -10,6 +10,7 @@ from pathlib import Path
 
 from anovox_perception.errors import ConfigError
 from anovox_training.data.synth.generate import GenerateConfig, generate
+from anovox_training.data.synth.variation import RigVariation
 
 __all__ = ['get_args_parser', 'main']
 
@@ -29,6 +30,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument('--height', type=int, default=512, help='camera image height, px')
     parser.add_argument('--fov', type=float, default=90.0, help='camera horizontal field of view, deg')
     parser.add_argument('--lidar-azimuth-steps', type=int, default=1024, help='LiDAR rays per beam per revolution')
+    parser.add_argument(
+        '--fixed-rig',
+        action='store_true',
+        help="no per-scenario variety: AnoVox's MONO rig (camera and 64-beam LiDAR at 1.8 m) on a flat road; "
+        'by default each scenario draws its own rig (LiDAR height, pitch, beams, dropout, intensity; camera '
+        'shape, FOV, mount, exposure) and road shape (grade, camber, crown, kerbs), see synth/variation.py',
+    )
     parser.add_argument(
         '--categories', default=None, help='comma-separated anomaly categories (default: the split set)'
     )
@@ -57,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         height=args.height,
         fov_deg=args.fov,
         lidar_azimuth_steps=args.lidar_azimuth_steps,
+        variation=RigVariation.fixed() if args.fixed_rig else RigVariation(),
         categories=categories,
         normal_share=args.normal_share,
         workers=args.workers,

@@ -2,24 +2,33 @@
 
 A frame's content depends only on (seed, split, scenario index, frame index), so
 chunks can be rendered by any worker in any order and the bytes written are the
-same for any number of workers.
+same for any number of workers. Each scenario draws its own sensor rig and road
+shape (variation.py) from a stream of its own, so the scene content does not
+depend on them; ``variation=RigVariation.fixed()`` keeps AnoVox's MONO rig and a
+flat road.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import multiprocessing
 import shutil
 import time
+import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from anovox_perception.errors import ConfigError
 from anovox_training.data.synth.anomalies import BUILDERS, SPLIT_CATEGORIES
+from anovox_training.data.synth.drape import drape
 from anovox_training.data.synth.pipeline import FrameRenderer, SensorRig
 from anovox_training.data.synth.scene import Scenario
+from anovox_training.data.synth.variation import RigVariation, draw_lighting, draw_rig, draw_road_shape
 from anovox_training.data.synth.world import WorldSettings, build_scenario, scenario_uuid
 from anovox_training.data.synth.writer import LayoutBWriter
 
@@ -36,8 +45,11 @@ class GenerateConfig:
         scenarios: Number of scenarios.
         frames: Frames per scenario (10 Hz).
         seed: Dataset seed.
-        width, height, fov_deg: Camera image size and horizontal field of view.
-        lidar_azimuth_steps: LiDAR rays per beam and revolution.
+        width, height, fov_deg: Camera image size and horizontal field of view of the base rig (a varied
+            camera keeps about its pixel count and draws its own shape and field of view).
+        lidar_azimuth_steps: LiDAR rays per beam and revolution of the base rig (a varied LiDAR keeps
+            about its ray count).
+        variation: Per-scenario rig and road variety (`RigVariation.fixed()`: none).
         categories: Anomaly categories (default: the split's).
         normal_share: Share of scenarios without anomalies.
         workers: Processes rendering in parallel (1 = in this process).
@@ -54,6 +66,7 @@ class GenerateConfig:
     height: int = 512
     fov_deg: float = 90.0
     lidar_azimuth_steps: int = 1024
+    variation: RigVariation = field(default_factory=RigVariation)
     categories: tuple[str, ...] | None = None
     normal_share: float = 0.15
     workers: int = 1
@@ -84,9 +97,28 @@ class GenerateConfig:
             msg = f'synth: unknown or empty categories {sorted(unknown)}; choose from {sorted(BUILDERS)}'
             raise ConfigError(msg)
 
-    def rig(self) -> SensorRig:
-        """The sensor rig these settings describe."""
+    def base_rig(self) -> SensorRig:
+        """AnoVox's MONO rig at the configured camera size and LiDAR resolution."""
         return SensorRig.default(self.width, self.height, self.fov_deg, self.lidar_azimuth_steps)
+
+    def _rig_rng(self, index: int) -> np.random.Generator:
+        # A stream apart from the scene content's (world.py) and the frames' noise (pipeline.py).
+        return np.random.default_rng(np.random.SeedSequence([self.seed, zlib.crc32(self.split.encode()), index, 2]))
+
+    def rig(self, index: int) -> SensorRig:
+        """The sensor rig of scenario ``index``."""
+        return draw_rig(self.variation, self.base_rig(), self._rig_rng(index))
+
+    def vary_scenario(self, scenario: Scenario) -> Scenario:
+        """``scenario`` (built on a flat road) moved onto its own road shape, under its own light."""
+        if not self.variation.enabled:
+            return scenario
+        rng = self._rig_rng(scenario.index)
+        draw_rig(self.variation, self.base_rig(), rng)  # the rig comes first in the stream
+        x = scenario.ego.position[:, 0]
+        shaped = draw_road_shape(self.variation, scenario.road, (float(x[0]), float(x[-1])), rng)
+        lighting = draw_lighting(self.variation, scenario.lighting, rng)
+        return dataclasses.replace(drape(scenario, shaped), lighting=lighting)
 
     def settings(self) -> WorldSettings:
         """What each scenario may contain."""
@@ -94,15 +126,15 @@ class GenerateConfig:
 
 
 @functools.lru_cache(maxsize=2)
-def _scenario(split: str, index: int, seed: int, settings: WorldSettings) -> Scenario:
+def _scenario(cfg: GenerateConfig, index: int) -> Scenario:
     # Workers render several chunks of one scenario; build it once per process.
-    return build_scenario(split, index, seed, settings)
+    return cfg.vary_scenario(build_scenario(cfg.split, index, cfg.seed, cfg.settings()))
 
 
 def _render_chunk(task: tuple[GenerateConfig, int, int, int]) -> tuple[int, dict[str, float]]:
     cfg, index, start, stop = task
-    scenario = _scenario(cfg.split, index, cfg.seed, cfg.settings())
-    rig = cfg.rig()
+    scenario = _scenario(cfg, index)
+    rig = cfg.rig(index)
     renderer = FrameRenderer(scenario, rig)
     writer = LayoutBWriter(cfg.out, scenario.scenario_id, rig)
     totals: dict[str, float] = {}
@@ -139,9 +171,8 @@ def generate(
         ConfigError: For invalid settings, or scenario folders that exist without ``overwrite``.
     """
     cfg.validate()
-    rig = cfg.rig()
     writers = [
-        LayoutBWriter(cfg.out, scenario_uuid(cfg.seed, cfg.split, index), rig)
+        LayoutBWriter(cfg.out, scenario_uuid(cfg.seed, cfg.split, index), cfg.rig(index))
         for index in range(cfg.start_index, cfg.start_index + cfg.scenarios)
     ]
     existing = [w.dir for w in writers if w.dir.exists()]

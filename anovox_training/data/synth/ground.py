@@ -1,12 +1,20 @@
 """The ground of the synthetic world: a straight road along world x, cast analytically.
 
 Across the road (world y, left positive), from the centre outwards on each side:
-driving lanes, an optional parking strip, a kerb step up to the sidewalk, then a
-grass verge and terrain that continues at kerb height to infinity. Road lines
-(centre line, lane dividers, edge lines, crosswalks) are painted on the road
-plane and carry label 24. The ground is two horizontal planes (road at z = 0,
-everything beyond the kerbs at z = kerb height) joined by the two kerb faces, so
-rays meet it without any tessellation.
+driving lanes, an optional parking strip, a kerb step up to the sidewalk (or no
+kerb and a gravel shoulder at road level), then a grass verge and terrain that
+continues to infinity. Road lines (centre line, lane dividers, edge lines,
+crosswalks) are painted on the road and carry label 24.
+
+Shape: the road follows a vertical profile along x (a grade plus a constant
+vertical curvature: a crest or a sag), a cross slope (camber) and a parabolic
+crown; beyond the kerbs the ground starts at kerb height above the road edge and
+rises or falls with the verge slope. Each of the three regions (road, left side,
+right side) is one quadratic height field ``z = a0 + c1 x + c2 x^2 + d1 y + d2 y^2``,
+joined by the two vertical kerb faces, so a ray meets the ground by solving one
+quadratic per region, without tessellation. The default layout is flat (road at
+z = 0, everything beyond the kerbs at kerb height). `RoadLayout.height` is the
+one ground-height function every user of the ground calls.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from anovox_training.data.synth import materials as M
 
 __all__ = [
     'SURFACE_ASPHALT',
+    'SURFACE_GRAVEL',
     'SURFACE_KERB',
     'SURFACE_SIDEWALK',
     'SURFACE_TERRAIN',
@@ -32,7 +41,9 @@ __all__ = [
 ]
 
 # Ground surface categories, and their labels and materials.
-SURFACE_ASPHALT, SURFACE_SIDEWALK, SURFACE_KERB, SURFACE_TERRAIN, SURFACE_WHITE, SURFACE_YELLOW = range(6)
+SURFACE_ASPHALT, SURFACE_SIDEWALK, SURFACE_KERB, SURFACE_TERRAIN, SURFACE_WHITE, SURFACE_YELLOW, SURFACE_GRAVEL = range(
+    7
+)
 _SURFACE_LABEL = np.array(
     [
         L.LABEL_IDS['road'],
@@ -41,10 +52,13 @@ _SURFACE_LABEL = np.array(
         L.LABEL_IDS['terrain'],
         L.ROAD_LINE_LABEL,
         L.ROAD_LINE_LABEL,
+        L.LABEL_IDS['terrain'],
     ],
     np.uint8,
 )
-_SURFACE_MATERIAL = np.array([M.ASPHALT, M.CONCRETE, M.CONCRETE, M.GRASS, M.PAINT, M.PAINT], np.uint8)
+_SURFACE_MATERIAL = np.array([M.ASPHALT, M.CONCRETE, M.CONCRETE, M.GRASS, M.PAINT, M.PAINT, M.GRAVEL], np.uint8)
+# Rays must travel this far (in units of the direction vector) before they can meet the ground.
+_T_MIN = 1e-9
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,12 @@ class RoadLayout:
         asphalt_shade: Grey level of the asphalt.
         sidewalk_shade: Grey level of the sidewalk.
         terrain_rgb: Colour of grass and terrain.
+        grade: Longitudinal slope dz/dx of the road at x = 0.
+        vertical_curvature_per_m: d2z/dx2 of the road profile (negative: a crest, positive: a sag).
+        camber: Cross slope dz/dy of the road (positive: the left side is higher).
+        crown_m: How much the centre line stands above the road edges (parabolic cross-section).
+        verge_slope: Slope of the ground beyond the kerbs, dz per metre away from the road.
+        shoulder: The strip beyond the road edge is a gravel shoulder (terrain) instead of a sidewalk.
     """
 
     lane_width_m: float = 3.5
@@ -98,6 +118,12 @@ class RoadLayout:
     asphalt_shade: float = 0.32
     sidewalk_shade: float = 0.62
     terrain_rgb: tuple[float, float, float] = (0.32, 0.42, 0.2)
+    grade: float = 0.0
+    vertical_curvature_per_m: float = 0.0
+    camber: float = 0.0
+    crown_m: float = 0.0
+    verge_slope: float = 0.0
+    shoulder: bool = False
     lines: tuple[RoadLine, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
@@ -123,6 +149,50 @@ class RoadLayout:
     def verge_outer_m(self) -> float:
         """Distance from the centre line to the outer edge of the verge (where buildings may start)."""
         return self.sidewalk_outer_m + self.verge_width_m
+
+    @property
+    def is_flat(self) -> bool:
+        """True when the road is the plane z = 0 (and the ground beyond the kerbs is level)."""
+        shape = (self.grade, self.vertical_curvature_per_m, self.camber, self.crown_m, self.verge_slope)
+        return not any(shape)
+
+    def _quadrics(self) -> np.ndarray:
+        """(3, 5) height fields ``[a0, c1, c2, d1, d2]`` of the road, the left side and the right side."""
+        w, k = self.half_width_m, self.kerb_height_m
+        c1, c2 = self.grade, 0.5 * self.vertical_curvature_per_m
+        side0 = k - self.verge_slope * w
+        return np.array(
+            [
+                [self.crown_m, c1, c2, self.camber, -self.crown_m / (w * w)],
+                [side0, c1, c2, self.camber + self.verge_slope, 0.0],
+                [side0, c1, c2, self.camber - self.verge_slope, 0.0],
+            ]
+        )
+
+    def height(self, x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
+        """Ground height (world z, m) at world ``(x, y)``; beyond the kerbs it is the sidewalk or terrain."""
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        q = self._quadrics()
+        region = np.where(np.abs(y) < self.half_width_m, 0, np.where(y > 0, 1, 2))
+        a0, c1, c2, d1, d2 = (q[:, i][region] for i in range(5))
+        return a0 + (c1 + c2 * x) * x + (d1 + d2 * y) * y
+
+    def flat_height(self, y: np.ndarray | float) -> np.ndarray:
+        """Height of the same cross-section on a flat road: 0 on the road, the kerb height beyond it."""
+        return np.where(np.abs(np.asarray(y, np.float64)) < self.half_width_m, 0.0, self.kerb_height_m)
+
+    def gradient(self, x: np.ndarray | float, y: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """``(dz/dx, dz/dy)`` of the ground at world ``(x, y)``."""
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        q = self._quadrics()
+        region = np.where(np.abs(y) < self.half_width_m, 0, np.where(y > 0, 1, 2))
+        return q[:, 1][region] + 2.0 * q[:, 2][region] * x, q[:, 3][region] + 2.0 * q[:, 4][region] * y
+
+    def normal(self, x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
+        """Unit upward ground normals (..., 3) at world ``(x, y)``."""
+        gx, gy = self.gradient(x, y)
+        n = np.stack([-gx, -gy, np.ones_like(gx)], axis=-1)
+        return n / np.linalg.norm(n, axis=-1, keepdims=True)
 
     def lane_center_y(self, lane: int) -> float:
         """World y of a lane centre: lanes 0..n-1 drive along +x (right side, y < 0), -1..-n along -x."""
@@ -155,7 +225,8 @@ class RoadLayout:
         """
         ay = np.abs(y)
         on_road = (ay < self.half_width_m) & ~kerb
-        surface = np.where(ay < self.sidewalk_outer_m, SURFACE_SIDEWALK, SURFACE_TERRAIN).astype(np.uint8)
+        strip = SURFACE_GRAVEL if self.shoulder else SURFACE_SIDEWALK
+        surface = np.where(ay < self.sidewalk_outer_m, strip, SURFACE_TERRAIN).astype(np.uint8)
         surface[on_road] = SURFACE_ASPHALT
         dash_on = np.mod(x, self.dash_period_m) < self.dash_length_m
         for line in self.lines:
@@ -180,6 +251,11 @@ class RoadLayout:
                 self.terrain_rgb,
                 (0.85, 0.85, 0.82),
                 (0.85, 0.68, 0.15),
+                [
+                    0.55 * self.sidewalk_shade + 0.12,
+                    0.52 * self.sidewalk_shade + 0.1,
+                    0.45 * self.sidewalk_shade + 0.08,
+                ],
             ],
             np.float32,
         )
@@ -204,11 +280,16 @@ class GroundHits:
 def intersect_ground(
     layout: RoadLayout, origin: np.ndarray, dx: np.ndarray, dy: np.ndarray, dz: np.ndarray
 ) -> GroundHits:
-    """Intersect rays from ``origin`` (world, above the road) with the ground.
+    """Intersect rays from ``origin`` (world, above the ground) with the ground.
+
+    Each region's height field is quadratic along a ray, so its entry point is a
+    root of ``h(o + t d) - (o_z + t d_z)`` where that function rises (the ray goes
+    into the ground) and the hit lies inside the region; kerb faces are vertical
+    planes at ``|y| = half_width_m`` between the road edge and the kerb top.
 
     Args:
         layout: The road.
-        origin: (3,) world ray origin; must lie above the road plane, between the kerbs.
+        origin: (3,) world ray origin; must lie above the ground.
         dx, dy, dz: World ray direction components (same shape; any length).
 
     Returns:
@@ -216,20 +297,60 @@ def intersect_ground(
     """
     ox, oy, oz = (float(v) for v in origin)
     w, kh = layout.half_width_m, layout.kerb_height_m
-    with np.errstate(divide='ignore', invalid='ignore'):
-        t_road = np.where(dz < 0, -oz / dz, np.inf)
-        y_road = oy + t_road * dy
-        t_road = np.where(np.abs(y_road) < w, t_road, np.inf)
-        t_high = np.where(dz < 0, (kh - oz) / dz, np.inf)
-        y_high = oy + t_high * dy
-        t_high = np.where(np.abs(y_high) >= w, t_high, np.inf)
-        t = np.minimum(t_road, t_high)
-        kerb_side = np.zeros(dx.shape, np.int8)
-        for side in (-1, 1):
-            t_kerb = (side * w - oy) / dy
-            z_kerb = oz + t_kerb * dz
-            ok = (t_kerb > 0) & (z_kerb >= 0) & (z_kerb <= kh) & (t_kerb < t)
-            t = np.where(ok, t_kerb, t)
-            kerb_side[ok] = side
+    quadrics = layout._quadrics()
+    t = np.full(np.shape(dx), np.inf)
+    t_road = t
+    with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
+        dxx, dyy = dx * dx, dy * dy
+        for region, (a0, c1, c2, d1, d2) in enumerate(quadrics.tolist()):
+            t_hit = _enter_quadric(ox, oy, oz, dx, dy, dz, dxx, dyy, (a0, c1, c2, d1, d2))
+            y_hit = oy + t_hit * dy
+            inside = np.abs(y_hit) < w if region == 0 else (y_hit >= w if region == 1 else y_hit <= -w)
+            t_hit = np.where(inside, t_hit, np.inf)
+            if region == 0:
+                t_road = t_hit
+            t = np.minimum(t, t_hit)
+        kerb_side = np.zeros(np.shape(dx), np.int8)
+        if kh > 0:
+            road = quadrics[0]
+            for side in (-1, 1):
+                t_kerb = (side * w - oy) / dy
+                x_kerb = ox + t_kerb * dx
+                z_kerb = oz + t_kerb * dz
+                bottom = road[1] * x_kerb + road[2] * x_kerb * x_kerb + road[3] * side * w
+                ok = (t_kerb > 0) & (z_kerb >= bottom) & (z_kerb <= bottom + kh) & (t_kerb < t)
+                t = np.where(ok, t_kerb, t)
+                kerb_side[ok] = side
     on_road = (t == t_road) & np.isfinite(t) & (kerb_side == 0)
     return GroundHits(t=t, on_road=on_road, kerb_side=kerb_side)
+
+
+def _enter_quadric(
+    ox: float,
+    oy: float,
+    oz: float,
+    dx: np.ndarray,
+    dy: np.ndarray,
+    dz: np.ndarray,
+    dxx: np.ndarray,
+    dyy: np.ndarray,
+    coeffs: tuple[float, float, float, float, float],
+) -> np.ndarray:
+    """Smallest ``t > 0`` where rays enter the height field ``z = a0 + c1 x + c2 x^2 + d1 y + d2 y^2`` (inf: none)."""
+    a0, c1, c2, d1, d2 = coeffs
+    a = c2 * dxx + d2 * dyy
+    b = (c1 + 2.0 * c2 * ox) * dx + (d1 + 2.0 * d2 * oy) * dy - dz
+    c = a0 + c1 * ox + c2 * ox * ox + d1 * oy + d2 * oy * oy - oz
+    if c2 == 0.0 and d2 == 0.0:
+        # A plane: one root, entered where the ray descends relative to it.
+        root = -c / b
+        return np.where((b > 0) & (root > _T_MIN), root, np.inf)
+    disc = b * b - 4.0 * a * c
+    sq = np.sqrt(np.maximum(disc, 0.0))
+    # Numerically stable roots: q / a and c / q.
+    q = -0.5 * (b + np.where(b >= 0, sq, -sq))
+    best = np.full(np.shape(dx), np.inf)
+    for root in (q / a, c / q):
+        ok = (disc >= 0) & (root > _T_MIN) & (2.0 * a * root + b > 0) & (root < best)
+        best = np.where(ok, root, best)
+    return best

@@ -22,6 +22,7 @@ __all__ = [
     'FUR',
     'GLASS',
     'GRASS',
+    'GRAVEL',
     'METAL',
     'NUM_MATERIALS',
     'PAINT',
@@ -57,7 +58,8 @@ PLASTIC = 14
 STONE = 15
 FUR = 16
 WOOD = 17
-NUM_MATERIALS = 18
+GRAVEL = 18
+NUM_MATERIALS = 19
 
 # name: (LiDAR reflectivity in [0, 1], texture amplitude, texture cell size m, specular)
 _TABLE = {
@@ -79,6 +81,7 @@ _TABLE = {
     STONE: (0.30, 0.30, 0.07, 0.0),
     FUR: (0.28, 0.30, 0.03, 0.0),
     WOOD: (0.32, 0.22, 0.04, 0.0),
+    GRAVEL: (0.26, 0.35, 0.03, 0.0),
 }
 REFLECTIVITY = np.array([_TABLE[i][0] for i in range(NUM_MATERIALS)], np.float32)
 TEXTURE_AMPLITUDE = np.array([_TABLE[i][1] for i in range(NUM_MATERIALS)], np.float32)

@@ -1,9 +1,11 @@
 """Rendering one frame of a scenario: every sensor cast from the same primitives.
 
-Per frame: the scenario's world-frame primitives; camera rays cast, resolved and
-shaded (RGB, depth, semantic, instance); LiDAR rays cast and resolved (points
-with range noise and intensity by material, and noise-free semantic points);
-and the voxel ground truth.
+Per frame: the scenario's world-frame primitives; camera rays cast from the
+camera's mount, resolved and shaded with sun shadows (RGB, depth, semantic,
+instance); LiDAR rays cast from the LiDAR's mount and resolved (points with
+range noise, dropout and intensity as the sensor's response says, see
+lidar_returns.py, and noise-free semantic points of every hit); and the voxel
+ground truth.
 
 Voxel ground truth comes from observed surfaces only: the union of the
 semantic-LiDAR points and the depth camera's pixels unprojected (both
@@ -21,27 +23,31 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from anovox_perception.geometry import CameraModel
+from anovox_perception.geometry import CameraModel, invert_transform
 from anovox_training.data.labels import LABEL_IDS
-from anovox_training.data.synth import materials as M
+from anovox_training.data.synth.lidar_returns import lidar_returns
 from anovox_training.data.synth.primitives import PrimitiveBatch
 from anovox_training.data.synth.raycast import Surface, cast, resolve
 from anovox_training.data.synth.scene import AnomalyBox, Scenario
-from anovox_training.data.synth.sensors import CameraRig, LidarRig
+from anovox_training.data.synth.sensors import CameraRig, LidarRig, Mount
 from anovox_training.data.synth.shading import shade_camera
+from anovox_training.data.synth.shadows import sun_visibility
 from anovox_training.data.voxelize import voxelize_labels
 
 __all__ = ['FrameData', 'FrameRenderer', 'SensorRig']
 
-_ATTENUATION_PER_M = 0.004  # CARLA's LiDAR atmosphere attenuation rate
+# Surfaces farther from the camera than this are lit without a shadow test (their shadows are a few pixels).
+_SHADOW_RANGE_M = 80.0
 
 
 @dataclass(frozen=True)
 class SensorRig:
-    """The ego's camera and LiDAR (both at the AnoVox MONO mount)."""
+    """The ego's camera and LiDAR and their mounts (default: both at AnoVox's MONO mount)."""
 
     camera: CameraRig
     lidar: LidarRig
+    camera_mount: Mount = Mount()
+    lidar_mount: Mount = Mount()
 
     @classmethod
     def default(
@@ -49,6 +55,11 @@ class SensorRig:
     ) -> SensorRig:
         """AnoVox's MONO rig at the given image size and LiDAR azimuth resolution."""
         return cls(CameraRig(CameraModel.from_fov(width, height, fov_deg)), LidarRig(azimuth_steps=azimuth_steps))
+
+    @property
+    def lidar_from_camera(self) -> np.ndarray:
+        """4x4 transform from the camera's body frame (x forward, y left, z up) to the LiDAR frame."""
+        return invert_transform(self.lidar_mount.ego_from_sensor()) @ self.camera_mount.ego_from_sensor()
 
 
 @dataclass
@@ -62,10 +73,12 @@ class FrameData:
         depth_m: (H, W) float32 planar depth (sky: the camera's far plane).
         semantic: (H, W) uint8 label ids.
         instance: (H, W) int32 instance ids.
-        points: (N, 4) float32 x, y, z, intensity (with range noise).
-        semantic_points: (N, 4) float32 x, y, z, label (noise-free).
+        points: (N, 4) float32 x, y, z, intensity (returns only, with range noise).
+        semantic_points: (N, 4) float32 x, y, z, label (every hit within range, noise-free).
         voxels: (M, 4) uint16 [ix, iy, iz, label].
         world_from_lidar: (4, 4) pose of the LiDAR (REP-103 world).
+        world_from_camera: (4, 4) pose of the camera's body frame.
+        world_from_ego: (4, 4) pose of the ego (its ground reference point).
         ego_velocity: (3,) m/s, world frame.
         anomalies: Anomaly boxes in the LiDAR frame.
         timings_s: Seconds spent per stage.
@@ -81,6 +94,8 @@ class FrameData:
     semantic_points: np.ndarray
     voxels: np.ndarray
     world_from_lidar: np.ndarray
+    world_from_camera: np.ndarray
+    world_from_ego: np.ndarray
     ego_velocity: np.ndarray
     anomalies: list[AnomalyBox]
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -102,6 +117,9 @@ class FrameRenderer:
         # Row-major (rays, 3) copies for gathering hit rays.
         self._camera_rays = np.ascontiguousarray(self._camera_dirs.reshape(3, -1).T)
         self._lidar_rays = np.ascontiguousarray(self._lidar_dirs.reshape(3, -1).T)
+        self._ego_from_lidar = rig.lidar_mount.ego_from_sensor()
+        self._ego_from_camera = rig.camera_mount.ego_from_sensor()
+        self._lidar_from_camera = rig.lidar_from_camera
 
     def _rng(self, k: int) -> np.random.Generator:
         s = self.scenario
@@ -135,12 +153,16 @@ class FrameRenderer:
 
         rng = self._rng(k)
         prims = s.primitives_at(k)
-        pose = s.world_from_lidar(k)
+        world_from_ego = s.world_from_ego(k)
+        pose = world_from_ego @ self._ego_from_lidar
+        cam_pose = world_from_ego @ self._ego_from_camera
         lap('scene')
 
-        cam_dirs, cam = self._cast(self._camera_dirs, rig.camera.rects, prims, pose)
+        cam_dirs, cam = self._cast(self._camera_dirs, rig.camera.rects, prims, cam_pose)
         lap('camera_cast')
-        rgb = shade_camera(cam, cam_dirs, s.lighting, rng)
+        visibility = self._sun_visibility(cam, cam_dirs, prims) if rig.camera.shadows else None
+        lap('shadows')
+        rgb = shade_camera(cam, cam_dirs, s.lighting, rng, visibility, rig.camera.exposure, rig.camera.noise_stddev)
         depth = cam.grid(cam.t, rig.camera.depth_far_m, np.float32)
         semantic = cam.grid(cam.label, LABEL_IDS['sky'], np.uint8)
         instance = cam.grid(cam.instance, 0, np.int32)
@@ -148,7 +170,7 @@ class FrameRenderer:
 
         _, lid = self._cast(self._lidar_dirs, rig.lidar.rects, prims, pose)
         lap('lidar_cast')
-        # Channel-major order, as CARLA returns points; only returns within range.
+        # Channel-major order, as CARLA returns points; only hits within range.
         keep = np.flatnonzero(lid.t <= rig.lidar.range_m)
         keep = keep[np.argsort(lid.ray.take(keep), kind='stable')]
         rng_t = lid.t.take(keep)
@@ -157,15 +179,21 @@ class FrameRenderer:
         noisy = dirs * (rng_t + rng.normal(0.0, rig.lidar.noise_stddev_m, rng_t.shape))[:, None]
         world_dirs = dirs @ pose[:3, :3].T
         cos_inc = np.abs(np.einsum('ij,ij->i', world_dirs, np.take(lid.normal, keep, axis=0)))
-        material = lid.material.take(keep)
-        intensity = M.REFLECTIVITY[material] * np.exp(-_ATTENUATION_PER_M * rng_t) * (0.4 + 0.6 * cos_inc)
+        returned, intensity = lidar_returns(
+            rig.lidar.response,
+            rng,
+            rng_t,
+            lid.material.take(keep),
+            np.take(lid.albedo, keep, axis=0),
+            cos_inc,
+        )
         labels = lid.label.take(keep)
-        points = np.column_stack([noisy, np.clip(intensity, 0.0, 1.0)]).astype(np.float32)
+        points = np.column_stack([noisy[returned], intensity[returned]]).astype(np.float32)
         semantic_points = np.column_stack([xyz, labels]).astype(np.float32)
         lap('lidar_points')
 
         voxels = self._voxels(cam, xyz, labels)
-        anomalies = s.anomaly_boxes(k, rig.lidar.range_m)
+        anomalies = s.anomaly_boxes(k, rig.lidar.range_m, self._ego_from_lidar)
         lap('voxels')
         return FrameData(
             frame_id=s.frame_id(k),
@@ -178,14 +206,35 @@ class FrameRenderer:
             semantic_points=semantic_points,
             voxels=voxels,
             world_from_lidar=pose,
+            world_from_camera=cam_pose,
+            world_from_ego=world_from_ego,
             ego_velocity=s.ego.velocity[k],
             anomalies=anomalies,
             timings_s=timings,
         )
 
+    def _sun_visibility(self, cam: Surface, cam_dirs: np.ndarray, prims: PrimitiveBatch) -> np.ndarray | None:
+        """Sunlight reaching each camera hit (None when the sun is down); hits beyond the shadow range are lit."""
+        sun = self.scenario.lighting.sun_dir
+        if sun[2] <= 0.0:
+            return None
+        visibility = np.ones(len(cam.t), np.float32)
+        # Distance along each ray: t is planar depth, the direction's length the ratio to distance.
+        length = np.linalg.norm(cam_dirs.reshape(3, -1).take(cam.ray, axis=1), axis=0)
+        facing = (cam.normal @ sun > 0.0) & (cam.t * length < _SHADOW_RANGE_M)
+        test = np.flatnonzero(facing)
+        max_texels = max(4096, cam.shape[0] * cam.shape[1] // 2)
+        visibility[test] = sun_visibility(
+            np.take(cam.point, test, axis=0), np.take(cam.normal, test, axis=0), prims, sun, max_texels=max_texels
+        )
+        return visibility
+
     def _voxels(self, cam: Surface, lidar_xyz: np.ndarray, lidar_labels: np.ndarray) -> np.ndarray:
         """Voxel ground truth from semantic-LiDAR points plus unprojected camera depth (LiDAR frame)."""
         body = np.take(self._camera_rays, cam.ray, axis=0) * cam.t[:, None]
+        t = self._lidar_from_camera
+        if not np.array_equal(t, np.eye(4)):
+            body = body @ t[:3, :3].T + t[:3, 3]
         near = np.flatnonzero(np.einsum('ij,ij->i', body, body) <= self.rig.lidar.range_m**2)
         points = np.concatenate([lidar_xyz, np.take(body, near, axis=0)])
         labels = np.concatenate([lidar_labels, cam.label.take(near)])

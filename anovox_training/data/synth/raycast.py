@@ -29,7 +29,7 @@ def cast(
     dirs: np.ndarray,
     prims: PrimitiveBatch,
     rects: np.ndarray,
-    road: RoadLayout,
+    road: RoadLayout | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest hits of a ray grid.
 
@@ -38,15 +38,19 @@ def cast(
         dirs: (3, R, C) world ray directions (any length; ``t`` is in units of it).
         prims: World-frame primitives.
         rects: (K, 5) int rows ``[primitive, row0, row1, col0, col1]`` (half-open) of rays to test.
-        road: The ground.
+        road: The ground (None: primitives only, as for shadow rays).
 
     Returns:
         ``(t, pid, kerb_side)``: (R, C) ray parameters (inf: sky), hit primitive index
         (GROUND or SKY for none), and the ground's kerb flag (see ground.GroundHits).
     """
     dx, dy, dz = dirs
-    ground = intersect_ground(road, origin, dx, dy, dz)
-    t = ground.t.copy()
+    if road is None:
+        t = np.full(dx.shape, np.inf)
+        kerb_side = np.zeros(dx.shape, np.int8)
+    else:
+        ground = intersect_ground(road, origin, dx, dy, dz)
+        t, kerb_side = ground.t.copy(), ground.kerb_side
     pid = np.where(np.isfinite(t), GROUND, SKY).astype(np.int32)
     if len(prims) and len(rects):
         offsets = origin[None, :] - prims.center
@@ -64,7 +68,7 @@ def cast(
             if nearer.any():
                 view[nearer] = tp[nearer]
                 pid[r0:r1, c0:c1][nearer] = p
-    return t, pid, ground.kerb_side
+    return t, pid, kerb_side
 
 
 @dataclass
@@ -151,9 +155,13 @@ def resolve(
     g_label, surface = road.classify(gx, gy, kerb)
     g_albedo, g_material = road.surface_albedo(surface)
     g_point = np.stack([gx, gy, gz], axis=1)
-    g_normal = np.zeros((len(g), 3))
-    g_normal[:, 1] = -side
-    g_normal[:, 2] = np.where(kerb, 0.0, 1.0)
+    if road.is_flat:
+        g_normal = np.zeros((len(g), 3))
+        g_normal[:, 2] = 1.0
+    else:
+        g_normal = road.normal(gx, gy)
+    g_normal[kerb] = 0.0
+    g_normal[kerb, 1] = -side[kerb]
     g_seed = surface.astype(np.uint32) * np.uint32(7919)
 
     # Objects: normals and texture coordinates in each primitive's frame.

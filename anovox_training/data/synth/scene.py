@@ -20,10 +20,21 @@ from anovox_training.data.synth.motion import FRAME_DT_S, EgoPath, Track
 from anovox_training.data.synth.parts import yaw_rotation
 from anovox_training.data.synth.primitives import PrimitiveBatch, aabb_half_extents
 
-__all__ = ['SENSOR_HEIGHT_M', 'Actor', 'AnomalyBox', 'Lighting', 'PlacedAnomaly', 'Scenario']
+__all__ = ['SENSOR_HEIGHT_M', 'Actor', 'AnomalyBox', 'Lighting', 'PlacedAnomaly', 'Scenario', 'tilt_rotation']
 
 # Camera and LiDAR share one mount on the ego, as in AnoVox's MONO rig.
 SENSOR_HEIGHT_M = 1.8
+
+
+def tilt_rotation(normal: np.ndarray) -> np.ndarray:
+    """The smallest rotation (3, 3) taking world up onto the unit ``normal`` (an object standing on a slope)."""
+    n = np.asarray(normal, np.float64)
+    axis = np.array([-n[1], n[0], 0.0])  # z x n
+    s, c = float(np.linalg.norm(axis)), float(n[2])
+    if s < 1e-12:
+        return np.eye(3)
+    k = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]]) / s
+    return np.eye(3) + s * k + (1.0 - c) * (k @ k)
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,7 @@ class Lighting:
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> Lighting:
-        """Daylight from low sun to overcast."""
+        """Daylight from low sun to overcast (variation.draw_lighting widens the sun and haze ranges)."""
         elevation = math.radians(rng.uniform(12.0, 70.0))
         azimuth = rng.uniform(0.0, 2 * math.pi)
         sun_dir = np.array(
@@ -160,10 +171,27 @@ class Scenario:
         """Simulation time of frame index ``k``."""
         return self.start_time_s + k * FRAME_DT_S
 
-    def world_from_lidar(self, k: int) -> np.ndarray:
-        """4x4 world-from-LiDAR transform (REP-103 frames) at frame index ``k``."""
-        pos = self.ego.position[k] + np.array([0.0, 0.0, SENSOR_HEIGHT_M])
-        return make_transform(yaw_rotation(float(self.ego.yaw[k])), pos)
+    def world_from_ego(self, k: int) -> np.ndarray:
+        """4x4 world-from-ego transform at frame index ``k``: on the ground, heading along its yaw.
+
+        On a shaped road the ego pitches and rolls with the ground under it.
+        """
+        rot = yaw_rotation(float(self.ego.yaw[k]))
+        if not self.road.is_flat:
+            x, y = self.ego.position[k, :2]
+            rot = tilt_rotation(self.road.normal(x, y)) @ rot
+        return make_transform(rot, self.ego.position[k])
+
+    def world_from_lidar(self, k: int, ego_from_lidar: np.ndarray | None = None) -> np.ndarray:
+        """4x4 world-from-LiDAR transform (REP-103 frames) at frame index ``k``.
+
+        Args:
+            k: Frame index.
+            ego_from_lidar: The LiDAR's mount (None: AnoVox's MONO mount, SENSOR_HEIGHT_M up).
+        """
+        if ego_from_lidar is None:
+            ego_from_lidar = make_transform(np.eye(3), [0.0, 0.0, SENSOR_HEIGHT_M])
+        return self.world_from_ego(k) @ ego_from_lidar
 
     def primitives_at(self, k: int) -> PrimitiveBatch:
         """World-frame primitives of frame index ``k``: static scenery plus every present actor."""
@@ -181,13 +209,16 @@ class Scenario:
         moved = self._dynamic.transformed_each(rot[owner], pos[owner])
         return PrimitiveBatch.concat([self.static, moved.take(present[owner])])
 
-    def anomaly_boxes(self, k: int, max_range_m: float = 100.0) -> list[AnomalyBox]:
+    def anomaly_boxes(
+        self, k: int, max_range_m: float = 100.0, ego_from_lidar: np.ndarray | None = None
+    ) -> list[AnomalyBox]:
         """Bounding boxes (LiDAR frame) of the anomalies present within ``max_range_m`` at frame index ``k``.
 
         Each box is aligned with the anomaly's heading and encloses all its
         primitives exactly (boxes, ellipsoids) or conservatively (cylinders).
+        ``ego_from_lidar`` is the LiDAR mount (see `world_from_lidar`).
         """
-        lidar_from_world = np.linalg.inv(self.world_from_lidar(k))
+        lidar_from_world = np.linalg.inv(self.world_from_lidar(k, ego_from_lidar))
         boxes = []
         for anomaly in self.anomalies:
             actor = self.actors[anomaly.actor]

@@ -1,10 +1,11 @@
-"""The ego's sensors: a pinhole camera and a 64-beam spinning LiDAR, as ray grids.
+"""The ego's sensors: a pinhole camera and a spinning multi-beam LiDAR, as ray grids, and their mounts.
 
-Both share the AnoVox MONO mount (0, 0, 1.8) m on the ego with no rotation, so
-the LiDAR frame is the camera's body frame. Each sensor knows its ray
-directions (fixed in the sensor frame) and, for culling, which rectangle of its
-ray grid a primitive can cover: the camera projects the primitive's bounding
-box (clipped at the near plane), the LiDAR bounds its azimuth and elevation.
+Each sensor sits on its own `Mount` on the ego (AnoVox's MONO rig puts both at
+(0, 0, 1.8) m with no rotation; a varied rig moves and tilts them, see
+variation.py). Each sensor knows its ray directions (fixed in the sensor frame)
+and, for culling, which rectangle of its ray grid a primitive can cover: the
+camera projects the primitive's bounding box (clipped at the near plane), the
+LiDAR bounds its azimuth and elevation.
 """
 
 from __future__ import annotations
@@ -14,10 +15,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anovox_perception.geometry import OPTICAL_FROM_BODY, CameraModel
+from anovox_perception.geometry import OPTICAL_FROM_BODY, CameraModel, carla_mount_to_body
+from anovox_training.data.layout import anovox_rotation_to_pyr
+from anovox_training.data.synth.lidar_returns import LidarResponse
 from anovox_training.data.synth.primitives import PrimitiveBatch
 
-__all__ = ['CameraRig', 'LidarRig']
+__all__ = ['CameraRig', 'LidarRig', 'Mount']
+
+
+@dataclass(frozen=True)
+class Mount:
+    """Where a sensor sits on the ego, in the numbers AnoVox writes to sensor_setup.json.
+
+    Attributes:
+        location: (x forward, y right, z up) m from the ego's ground reference point (CARLA axes).
+        rotation: Rotation about (x, y, z) in degrees, i.e. (roll, pitch, yaw) with CARLA's signs
+            (positive pitch looks up, positive yaw turns right).
+    """
+
+    location: tuple[float, float, float] = (0.0, 0.0, 1.8)
+    rotation: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def ego_from_sensor(self) -> np.ndarray:
+        """4x4 REP-103 ego-from-sensor transform (the one the reader derives from sensor_setup.json)."""
+        return carla_mount_to_body(self.location, anovox_rotation_to_pyr(self.rotation))
+
 
 # Corner pairs of a box's 12 edges (corner index bits: x, y, z signs).
 _EDGES = np.array([(i, i | b) for b in (1, 2, 4) for i in range(8) if not i & b])
@@ -31,11 +53,18 @@ class CameraRig:
         camera: Intrinsics (CameraModel.from_fov for a CARLA camera).
         far_m: Primitives farther than this are not rendered (haze hides them).
         depth_far_m: Depth written for sky pixels (CARLA's far plane).
+        exposure: Gain of the sensor on top of the scene's exposure.
+        noise_stddev: Sensor noise (1 sigma) in linear [0, 1] units.
+        shadows: Whether objects cast sun shadows in the image (off in AnoVox's MONO rig as this generator
+            first rendered it; on in every varied rig).
     """
 
     camera: CameraModel
     far_m: float = 400.0
     depth_far_m: float = 1000.0
+    exposure: float = 1.0
+    noise_stddev: float = 0.012
+    shadows: bool = False
 
     def body_dirs(self) -> np.ndarray:
         """(3, H, W) ray directions in the body frame; the optical z component is 1, so ``t`` is depth."""
@@ -84,14 +113,20 @@ class CameraRig:
 
 @dataclass(frozen=True)
 class LidarRig:
-    """A spinning multi-beam LiDAR (CARLA ray_cast semantics: one return per beam and azimuth step).
+    """A spinning multi-beam LiDAR (CARLA ray_cast semantics: at most one return per beam and azimuth step).
 
     Attributes:
-        channels: Number of beams, spread evenly from ``upper_fov_deg`` to ``lower_fov_deg``.
+        channels: Number of beams.
         azimuth_steps: Rays per beam over 360 deg.
         upper_fov_deg, lower_fov_deg: Elevation of the top and bottom beams.
         range_m: Maximum range.
         noise_stddev_m: Range noise (1 sigma) of the non-semantic LiDAR; 0.1 m as in AnoVox's CARLA setup.
+        beam_elevations_deg: Elevation of every beam, top first, for uneven layouts (HDL-64E: two blocks
+            with different spacing); empty: ``channels`` beams spread evenly over the field of view.
+        response: Which rays return and what intensity they carry (lidar_returns.py).
+
+    Raises:
+        ValueError: When ``beam_elevations_deg`` disagrees with ``channels`` or the field of view.
     """
 
     channels: int = 64
@@ -100,10 +135,35 @@ class LidarRig:
     lower_fov_deg: float = -25.0
     range_m: float = 100.0
     noise_stddev_m: float = 0.1
+    beam_elevations_deg: tuple[float, ...] = ()
+    response: LidarResponse = LidarResponse()
+
+    def __post_init__(self) -> None:
+        el = self.beam_elevations_deg
+        if el and (
+            len(el) != self.channels
+            or el[0] != self.upper_fov_deg
+            or el[-1] != self.lower_fov_deg
+            or any(a <= b for a, b in zip(el, el[1:], strict=False))
+        ):
+            msg = (
+                f'LidarRig: beam_elevations_deg must hold {self.channels} strictly decreasing elevations from '
+                f'upper_fov_deg {self.upper_fov_deg} to lower_fov_deg {self.lower_fov_deg}; got {len(el)} '
+                f'from {el[0]} to {el[-1]} (use LidarRig.from_elevations)'
+            )
+            raise ValueError(msg)
+
+    @classmethod
+    def from_elevations(cls, elevations_deg: tuple[float, ...], **kwargs: object) -> LidarRig:
+        """A LiDAR with the given beam elevations (top first); other fields from ``kwargs``."""
+        el = tuple(float(e) for e in elevations_deg)
+        return cls(channels=len(el), upper_fov_deg=el[0], lower_fov_deg=el[-1], beam_elevations_deg=el, **kwargs)
 
     @property
     def elevations_rad(self) -> np.ndarray:
         """(channels,) beam elevations, top beam first."""
+        if self.beam_elevations_deg:
+            return np.radians(np.asarray(self.beam_elevations_deg, np.float64))
         return np.radians(np.linspace(self.upper_fov_deg, self.lower_fov_deg, self.channels))
 
     @property
@@ -142,8 +202,9 @@ class LidarRig:
         h_max = dist_h + radius_h
         el_hi = np.arctan2(z_hi, np.where(z_hi > 0, h_min, h_max))
         el_lo = np.arctan2(z_lo, np.where(z_lo > 0, h_max, h_min))
-        beam_step = abs(self.elevations_rad[0] - self.elevations_rad[-1]) / max(self.channels - 1, 1)
         elev_desc = self.elevations_rad
+        # Half the widest gap between beams is a safe margin for any layout.
+        beam_step = float(np.max(-np.diff(elev_desc))) if self.channels > 1 else 0.0
         # Rows are ordered by decreasing elevation.
         r0 = np.searchsorted(-elev_desc, -(el_hi + beam_step * 0.5), side='left')
         r1 = np.searchsorted(-elev_desc, -(el_lo - beam_step * 0.5), side='right')

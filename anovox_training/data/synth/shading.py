@@ -1,9 +1,11 @@
-"""Camera image formation: procedural texture, sun and sky light, haze, sky and sensor noise.
+"""Camera image formation: procedural texture, sun and sky light, shadows, haze, sky and sensor noise.
 
 Texture is a hashed cell noise of surface coordinates (object-local, so it moves
 with the object), at two scales per material. Light is ambient sky light that
 grows towards upward normals, a Lambertian sun and a small specular lobe for
-paint, glass and metal. Distance haze blends surfaces into the horizon colour.
+paint, glass and metal; the sun's share is scaled by its visibility (cast
+shadows, shadows.py) when the caller gives it. Distance haze blends surfaces
+into the horizon colour. The camera's gain and noise level come from its rig.
 """
 
 from __future__ import annotations
@@ -68,7 +70,15 @@ def _vignette(h: int, w: int) -> np.ndarray:
 _GAMMA_LUT = (np.linspace(0.0, 1.0, 4096) ** (1 / 1.15) * 255.0 + 0.5).astype(np.uint8)
 
 
-def shade_camera(surface: Surface, dirs: np.ndarray, lighting: Lighting, rng: np.random.Generator) -> np.ndarray:
+def shade_camera(
+    surface: Surface,
+    dirs: np.ndarray,
+    lighting: Lighting,
+    rng: np.random.Generator,
+    sun_visibility: np.ndarray | None = None,
+    gain: float = 1.0,
+    noise_stddev: float = 0.012,
+) -> np.ndarray:
     """The RGB image (H, W, 3) uint8 of a camera cast.
 
     Colours are computed as (3, N) planes: long inner loops are much faster in
@@ -79,6 +89,9 @@ def shade_camera(surface: Surface, dirs: np.ndarray, lighting: Lighting, rng: np
         dirs: (3, H, W) world ray directions of the cast.
         lighting: Scenario light.
         rng: Generator for the sensor noise of this frame.
+        sun_visibility: (M,) share of sunlight reaching each hit (None: all lit).
+        gain: Camera exposure on top of the scene's.
+        noise_stddev: Sensor noise (1 sigma), linear units.
 
     Returns:
         The image.
@@ -99,6 +112,8 @@ def shade_camera(surface: Surface, dirs: np.ndarray, lighting: Lighting, rng: np
 
     sun = lighting.sun_dir.astype(np.float32)
     lambert = np.clip(n[0] * sun[0] + n[1] * sun[1] + n[2] * sun[2], 0.0, None)
+    if sun_visibility is not None:
+        lambert *= sun_visibility
     sky_light = 0.7 + 0.3 * n[2]
     colour = albedo * (lighting.sun_rgb[:, None] * lambert[None] + lighting.ambient_rgb[:, None] * sky_light[None])
     d_hit = planes.take(surface.ray, axis=1)
@@ -111,7 +126,10 @@ def shade_camera(surface: Surface, dirs: np.ndarray, lighting: Lighting, rng: np
         reflect = view - 2.0 * (view * ns).sum(axis=0)[None] * ns
         spec = M.SPECULAR[mat.take(shiny)]
         cos_r = np.clip(reflect[0] * sun[0] + reflect[1] * sun[1] + reflect[2] * sun[2], 1e-6, 1.0)
-        extra = lighting.sun_rgb[:, None] * (spec * np.exp(24 * np.log(cos_r)))[None]
+        highlight = spec * np.exp(24 * np.log(cos_r))
+        if sun_visibility is not None:
+            highlight *= sun_visibility.take(shiny)
+        extra = lighting.sun_rgb[:, None] * highlight[None]
         extra += (spec * 0.25)[None] * _sky(reflect, lighting)
         colour[:, shiny] += extra
 
@@ -119,7 +137,7 @@ def shade_camera(surface: Surface, dirs: np.ndarray, lighting: Lighting, rng: np
     haze = np.exp(-distance / np.float32(lighting.fog_distance_m))[None]
     image[:, surface.ray] = colour * haze + lighting.sky_horizon_rgb[:, None] * (1.0 - haze)
 
-    image *= _vignette(h, w) * np.float32(lighting.exposure)
-    image += rng.standard_normal(image.shape, dtype=np.float32) * np.float32(0.012)
+    image *= _vignette(h, w) * np.float32(lighting.exposure * gain)
+    image += rng.standard_normal(image.shape, dtype=np.float32) * np.float32(noise_stddev)
     levels = np.clip(image * 4095.0 + 0.5, 0.0, 4095.0).astype(np.int16)
     return np.ascontiguousarray(_GAMMA_LUT[levels].T).reshape(h, w, 3)

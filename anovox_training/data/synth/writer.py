@@ -1,8 +1,9 @@
 """Writing frames in AnoVox Layout B, with the conventions of AnoVox's own generator (docs/LAYOUT_B.md).
 
-One folder per sensor, named as AnoVox names them (``RGB-CAM(0, 0, 1.8)(0, 0, 0)_<hash>``),
-files ``<folder>_<frame>.<ext>``, plus VOXEL_GRID, ACTION and ANOMALY folders and
-``sensor_setup.json``. What AnoVox's generator writes is written the same way:
+One folder per sensor, named as AnoVox names them (``RGB-CAM(0, 0, 1.8)(0, 0, 0)_<hash>``,
+with each sensor's own mount), files ``<folder>_<frame>.<ext>``, plus VOXEL_GRID,
+ACTION and ANOMALY folders and ``sensor_setup.json``. What AnoVox's generator
+writes is written the same way:
 
 - point clouds: (N, 4) [x, -y_carla, z, value], i.e. already in the REP-103 LiDAR
   frame; float32 for the LiDAR, float64 for the semantic LiDAR (AnoVox concatenates
@@ -12,10 +13,13 @@ files ``<folder>_<frame>.<ext>``, plus VOXEL_GRID, ACTION and ANOMALY folders an
 - sensor_setup.json: AnoVox's sensor types (``RGB-CAM``, ``DEPTH_CAM``, ...),
   file endings with the dot, numeric args (``image_width``, ``image_height``,
   ``camera_fov``, LiDAR args), ``save_data``, mount rotations as rotations about
-  (x, y, z);
+  (x, y, z); a varied rig (variation.py) is recorded there too: each sensor's own
+  mount, AnoVox's keys with their drawn values (``dropoff_rate``, ``noise_stddev``,
+  ``points_per_second``) and extra args (camera exposure, noise and shadows;
+  LiDAR beam elevations and intensity model);
 - ACTION csv: ``key ; value`` lines of Python reprs with AnoVox's keys
   (``frame_id``, ``scenario_id``, ``speed`` in km/h, the four ``carla.Transform``
-  matrices, world from sensor and its inverse, CARLA axes), then this generator's
+  matrices, world from camera / LiDAR and their inverses, CARLA axes), then this generator's
   extra keys (``timestamp``, ego pose and velocity in CARLA's world convention);
 - ANOMALY csv: AnoVox's keys (``anomaly_id`` = the actor's instance id,
   ``anomaly_type_id``, ``semantic_tags``, ``location`` in CARLA world coordinates)
@@ -36,15 +40,13 @@ import numpy as np
 from PIL import Image
 
 from anovox_perception.geometry import invert_transform
+from anovox_training.data.synth.lidar_returns import LidarResponse
 from anovox_training.data.synth.pipeline import FrameData, SensorRig
-from anovox_training.data.synth.scene import SENSOR_HEIGHT_M, AnomalyBox
+from anovox_training.data.synth.scene import AnomalyBox
+from anovox_training.data.synth.sensors import CameraRig, LidarRig, Mount
 
 __all__ = ['LayoutBWriter', 'encode_depth', 'sensor_folders']
 
-# AnoVox's MONO rig: location (x, y, z) m and rotation about (x, y, z) deg, as in its folder names.
-_LOCATION = (0, 0, SENSOR_HEIGHT_M)
-_ROTATION = (0, 0, 0)
-_MOUNT = f'{_LOCATION}{_ROTATION}'
 _FLIP_Y = np.diag([1.0, -1.0, 1.0, 1.0])
 # Depth PNGs store up to 1000 m in 24 bits (CARLA's linear depth encoding).
 _DEPTH_SCALE = (256**3 - 1) / 1000.0
@@ -69,14 +71,40 @@ _SENSORS = (
 )
 
 
-def _sensor_args(sensor: _Sensor, rig: SensorRig) -> dict[str, int | float]:
-    """The sensor's ``args`` entry, with AnoVox's keys (EgoVehiculeSensorDefaults.py) and numeric values."""
+def _number(value: float) -> int | float:
+    """A mount value as AnoVox prints it: integers without a decimal point."""
+    value = float(value) + 0.0  # no '-0.0'
+    return int(value) if value.is_integer() else value
+
+
+def _mount_lists(mount: Mount) -> tuple[list[int | float], list[int | float]]:
+    return [_number(v) for v in mount.location], [_number(v) for v in mount.rotation]
+
+
+def _mount_text(mount: Mount) -> str:
+    """``(x, y, z)(rx, ry, rz)`` as in AnoVox's folder names."""
+    location, rotation = _mount_lists(mount)
+    return f'{tuple(location)}{tuple(rotation)}'
+
+
+def _mount_of(sensor: _Sensor, rig: SensorRig) -> Mount:
+    return rig.camera_mount if sensor.ending == '.png' else rig.lidar_mount
+
+
+def _sensor_args(sensor: _Sensor, rig: SensorRig) -> dict[str, object]:
+    """The sensor's ``args``: AnoVox's keys (EgoVehiculeSensorDefaults.py), numeric, then a varied rig's extras.
+
+    AnoVox's MONO rig writes exactly AnoVox's keys; a camera or LiDAR that differs
+    from it in more than AnoVox's keys can say also records that (see `_camera_extras`
+    and `_lidar_extras`).
+    """
     if sensor.ending == '.png':
         cam = rig.camera.camera
         fov = math.degrees(2 * math.atan(cam.width / (2 * cam.fx)))
-        return {'image_height': cam.height, 'image_width': cam.width, 'camera_fov': round(fov, 6)}
+        args: dict[str, object] = {'image_height': cam.height, 'image_width': cam.width, 'camera_fov': round(fov, 6)}
+        return args | _camera_extras(rig.camera)
     lidar = rig.lidar
-    args: dict[str, int | float] = {
+    args = {
         'range': float(lidar.range_m),
         'upper_fov': float(lidar.upper_fov_deg),
         'lower_fov': float(lidar.lower_fov_deg),
@@ -85,10 +113,42 @@ def _sensor_args(sensor: _Sensor, rig: SensorRig) -> dict[str, int | float]:
         'rotation_frequency': 10.0,
         'points_per_second': lidar.channels * lidar.azimuth_steps * 10,
     }
-    if sensor.key == 'points':  # the semantic LiDAR is noise-free
+    # The semantic LiDAR is noise-free and returns every hit.
+    semantic = sensor.key == 'semantic_points'
+    if not semantic:
         args['noise_stddev'] = float(lidar.noise_stddev_m)
-    args.update({'dropoff_rate': 0.0, 'dropoff_intensity_limit': 0.0, 'dropoff_zero_intensity': 0.0})
-    return args
+    dropout = 0.0 if semantic else float(lidar.response.dropout_rate)
+    args.update({'dropoff_rate': dropout, 'dropoff_intensity_limit': 0.0, 'dropoff_zero_intensity': 0.0})
+    return args | _lidar_extras(lidar, semantic)
+
+
+def _camera_extras(camera: CameraRig) -> dict[str, object]:
+    """Not in AnoVox's files: the camera's image formation, when it is not the MONO rig's."""
+    default = CameraRig(camera.camera)
+    if (camera.exposure, camera.noise_stddev, camera.shadows) == (default.exposure, default.noise_stddev, False):
+        return {}
+    return {'exposure': float(camera.exposure), 'noise_stddev': float(camera.noise_stddev), 'shadows': camera.shadows}
+
+
+def _lidar_extras(lidar: LidarRig, semantic: bool) -> dict[str, object]:
+    """Not in AnoVox's files: uneven beam layouts and the LiDAR's response (lidar_returns.py), when present."""
+    extras: dict[str, object] = {}
+    if lidar.beam_elevations_deg:
+        extras['beam_elevations'] = [float(e) for e in lidar.beam_elevations_deg]
+    response = lidar.response
+    if not semantic and response != LidarResponse():
+        extras.update(
+            {
+                'detection_range': float(response.detection_range_m),
+                'albedo_weight': float(response.albedo_weight),
+                'intensity_mode': response.intensity_mode,
+                'intensity_scale': float(response.intensity_scale),
+                'intensity_gamma': float(response.intensity_gamma),
+                'intensity_noise': float(response.intensity_noise),
+                'intensity_constant': float(response.intensity_constant),
+            }
+        )
+    return extras
 
 
 def sensor_folders(rig: SensorRig) -> dict[str, str]:
@@ -99,9 +159,10 @@ def sensor_folders(rig: SensorRig) -> dict[str, str]:
     """
     names = {}
     for sensor in _SENSORS:
-        text = f'{sensor.sensor_type}{_MOUNT}{json.dumps(_sensor_args(sensor, rig), sort_keys=True)}'
+        mount = _mount_text(_mount_of(sensor, rig))
+        text = f'{sensor.sensor_type}{mount}{json.dumps(_sensor_args(sensor, rig), sort_keys=True)}'
         number = int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], 'big') >> 1
-        names[sensor.key] = f'{sensor.sensor_type}{_MOUNT}_{number}'
+        names[sensor.key] = f'{sensor.sensor_type}{mount}_{number}'
     return names
 
 
@@ -188,11 +249,12 @@ class LayoutBWriter:
         for sensor in _SENSORS:
             name = self.folders[sensor.key]
             (self.dir / name).mkdir(parents=True, exist_ok=True)
+            location, rotation = _mount_lists(_mount_of(sensor, self.rig))
             setup[name] = {
                 'sensor_type': sensor.sensor_type,
                 'file_ending': sensor.ending,
-                'location': list(_LOCATION),
-                'rotation': list(_ROTATION),
+                'location': location,
+                'rotation': rotation,
                 'args': _sensor_args(sensor, self.rig),
                 'save_data': True,
             }
@@ -226,21 +288,18 @@ class LayoutBWriter:
         self._write_anomaly(frame)
 
     def _write_action(self, frame: FrameData) -> None:
-        location, rotation, lidar_matrix = _carla_pose(frame.world_from_lidar)
-        ground = frame.world_from_lidar.copy()
-        ground[2, 3] -= SENSOR_HEIGHT_M
-        ego_location, ego_rotation, _ = _carla_pose(ground)
+        _, _, lidar_matrix = _carla_pose(frame.world_from_lidar)
+        _, _, camera_matrix = _carla_pose(frame.world_from_camera)
+        ego_location, ego_rotation, _ = _carla_pose(frame.world_from_ego)
         velocity = np.asarray(frame.ego_velocity, np.float64) * np.array([1.0, -1.0, 1.0])
-        inverse = invert_transform(lidar_matrix)
         rows = {
             'frame_id': frame.frame_id,
             'scenario_id': self.scenario_id,
             'speed': _KMH_PER_MPS * float(np.linalg.norm(velocity)),
-            # Camera and LiDAR share the mount, so their transforms coincide.
-            'camera transformation matrix': lidar_matrix,
-            'camera inverse transformation matrix': inverse,
+            'camera transformation matrix': camera_matrix,
+            'camera inverse transformation matrix': invert_transform(camera_matrix),
             'lidar transformation matrix': lidar_matrix,
-            'lidar inverse transformation matrix': inverse,
+            'lidar inverse transformation matrix': invert_transform(lidar_matrix),
             # Not in AnoVox's files: simulation time and the ego's pose and velocity (CARLA world).
             'timestamp': round(frame.timestamp_s, 4),
             'ego_location': ego_location,

@@ -27,7 +27,18 @@ FRAMES, SEED, SPLIT = 2, 1, 'train'
 def scenario(tmp_path_factory):
     out = tmp_path_factory.mktemp('synth')
     args = ['--out', str(out), '--split', SPLIT, '--scenarios', '1', '--frames', str(FRAMES)]
-    args += ['--width', '96', '--height', '64', '--seed', str(SEED), '--normal-share', '0', '--no-progress']
+    args += [
+        '--width',
+        '96',
+        '--height',
+        '64',
+        '--seed',
+        str(SEED),
+        '--normal-share',
+        '0',
+        '--no-progress',
+        '--fixed-rig',
+    ]
     assert synth_main(args) == 0
     (path,) = find_scenarios(out)
     return path

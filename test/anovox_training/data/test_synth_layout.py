@@ -15,6 +15,7 @@ from anovox_perception.errors import ConfigError
 from anovox_training.data.labels import CATEGORY_TO_LABEL, LABEL_NAMES
 from anovox_training.data.synth import SPLIT_CATEGORIES, GenerateConfig, encode_depth, generate
 from anovox_training.data.synth.__main__ import main
+from anovox_training.data.synth.variation import RigVariation
 
 PREFIXES = ('RGB-CAM', 'DEPTH_CAM', 'SEMANTIC-CAM', 'INSTANCE-CAM', 'LIDAR', 'SEMANTIC-LIDAR')
 FRAMES = 3
@@ -31,6 +32,8 @@ def _config(out: Path, **kw) -> GenerateConfig:
         'height': 64,
         'lidar_azimuth_steps': 256,
         'normal_share': 0.0,
+        # AnoVox's MONO rig on a flat road: the conventions below are checked on its known numbers.
+        'variation': RigVariation.fixed(),
     }
     args.update(kw)
     return GenerateConfig(**args)
@@ -135,6 +138,8 @@ def test_sensor_setup_json_describes_each_sensor_folder_as_anovox_does(scenario:
     lidar = setup[_sensor_dir(scenario, 'LIDAR').name]['args']
     assert (lidar['channels'], lidar['upper_fov'], lidar['lower_fov'], lidar['range']) == (64, 15.0, -25.0, 100.0)
     assert lidar['noise_stddev'] == 0.1
+    assert lidar['points_per_second'] == 64 * 256 * 10 and lidar['dropoff_rate'] == 0.0
+    assert 'beam_elevations' not in lidar and 'intensity_mode' not in lidar
     assert 'noise_stddev' not in setup[_sensor_dir(scenario, 'SEMANTIC-LIDAR').name]['args']
 
 
@@ -212,6 +217,10 @@ def test_cli_writes_a_scenario_and_rejects_bad_settings(tmp_path: Path, capsys):
     args = ['--out', str(tmp_path), '--split', 'train', '--scenarios', '1', '--frames', '1', '--seed', '1']
     assert main([*args, '--width', '64', '--height', '48', '--lidar-azimuth-steps', '128', '--no-progress']) == 0
     assert len(list(tmp_path.glob('Scenario_*/VOXEL_GRID/*.npy'))) == 1
+    fixed = tmp_path / 'fixed'
+    size = ['--width', '64', '--height', '48', '--lidar-azimuth-steps', '128']
+    assert main([*args, '--out', str(fixed), *size, '--fixed-rig', '--no-progress']) == 0
+    assert len(list(fixed.glob(r'Scenario_*/LIDAR(0, 0, 1.8)(0, 0, 0)_*'))) == 1
     assert main([*args, '--split', 'holdout', '--no-progress']) == 2
     assert "unknown split 'holdout'" in capsys.readouterr().err
 
