@@ -11,10 +11,16 @@ import onnxruntime as ort
 import pytest
 import torch
 from onnx import TensorProto, helper
+from tiny_data import make_split
 
 import anovox_perception
 from anovox_perception.model_card import CARD_METADATA_KEY, load_card
 from anovox_perception.onnx_file import read_onnx_file
+from anovox_perception.preprocess import build_inputs, points_to_bev
+from anovox_training.augment import intensity_channel
+from anovox_training.cache import SampleCache, frame_refs
+from anovox_training.data.dataset import resolve_scenarios
+from anovox_training.data.reader import ScenarioReader
 from anovox_training.export import ExportError, ExportResult, export_model, main
 from anovox_training.model import INPUT_NAMES, ModelConfig, build_model, save_checkpoint
 from anovox_training.model.inputs import example_inputs
@@ -232,3 +238,25 @@ def test_unit_pow_becomes_identity_and_its_constant_is_dropped() -> None:
     x = np.linspace(-2, 2, 3 * 64, dtype=np.float32).reshape(1, 3, 8, 8)
     (y,) = ort.InferenceSession(model.SerializeToString(), providers=['CPUExecutionProvider']).run(None, {'x': x})
     np.testing.assert_allclose(y, x**2, rtol=1e-6)
+
+
+def test_a_model_that_ignores_intensity_says_so_in_its_card_and_the_node_builds_its_cached_training_inputs(
+    tmp_path: Path,
+) -> None:
+    torch.manual_seed(0)
+    config = ModelConfig.tiny(lidar_intensity='ignore')
+    card = load_card(export_model(build_model(config), tmp_path / 'model', write_program=False).onnx_path)
+    assert card.input_spec['lidar_intensity'] == 'ignore' and card.lidar_intensity == 'ignore'
+    (ref,) = frame_refs(resolve_scenarios(make_split(tmp_path / 'data', 'train', scenarios=1, frames=1, seed=7)))
+    cache = SampleCache(tmp_path / 'cache', config.input_spec())
+    assert cache.dir != SampleCache(tmp_path / 'cache', ModelConfig.tiny().input_spec()).dir
+    cache.ensure([ref])
+    training = cache.load(ref).inputs
+    frame = ScenarioReader(ref.scenario_dir).read(ref.frame_id)
+    # What the node computes: preprocessing with the card's input spec (anovox_perception.detector).
+    runtime = build_inputs(card.make_input_spec(), frame.rgb, frame.points, frame.camera, frame.T_cam_lidar)
+    for name in INPUT_NAMES:
+        np.testing.assert_allclose(training[name], runtime[name], rtol=0, atol=1e-6, err_msg=name)
+    channel = intensity_channel(config.grid)
+    assert not runtime['bev'][0, channel].any()
+    assert points_to_bev(frame.points, ModelConfig.tiny().input_spec())[channel].any()  # the frame has intensity

@@ -16,6 +16,7 @@ from anovox_training.model import load_checkpoint
 from anovox_training.model.checkpoint import model_config_of
 from anovox_training.train import (
     THRESHOLD_GRID,
+    CachedDataset,
     DistContext,
     TrainingError,
     _camera_dropout,
@@ -194,3 +195,16 @@ def test_a_warm_started_run_begins_from_the_source_weights_and_a_resume_does_not
     config['train']['epochs'] = 2
     resumed = torch.load(train(config, resume=True), weights_only=True)['model']
     torch.testing.assert_close(resumed[convs[0]], source[convs[0]], rtol=0, atol=0)
+
+
+def test_a_model_that_ignores_intensity_trains_on_a_zero_intensity_channel_and_records_it(data, tmp_path):
+    from anovox_training.augment import intensity_channel
+
+    config = tiny_config(tmp_path, data, epochs=1, intensity_aug=1.0, intensity_drop=0.0)
+    config['model']['lidar_intensity'] = 'ignore'
+    model, _, ckpt = load_checkpoint(train(config))
+    assert ckpt['input_spec']['lidar_intensity'] == 'ignore' and model.input_spec.lidar_intensity == 'ignore'
+    spec = model_config_of(config).input_spec()
+    paths = _prepare_data(config, spec, DistContext())
+    channel = intensity_channel(spec.grid)
+    assert all(not CachedDataset(paths.train, spec)[i]['bev'][channel].any() for i in range(len(paths.train)))
