@@ -40,9 +40,10 @@ from visualization_msgs.msg import MarkerArray
 
 from anovox_perception import msg_codec
 from anovox_perception import pipeline_stats as ps
-from anovox_perception.detector import CameraFrame, CloudFrame, Detector, DetectorConfig, FrameResult
+from anovox_perception.detector import Detector, DetectorConfig, FrameResult
 from anovox_perception.errors import AnovoxError, ConfigError, DecodeError
 from anovox_perception.handoff import LatestSlot
+from anovox_perception.intake import InputIntake
 from anovox_perception.parameters import NODE_NAME, PARAMETERS, ParamValue, spec_by_name, validate_values
 from anovox_perception.sync import ApproximateSync, LidarDrivenSync, StampedMsg, SyncedPair, make_sync
 
@@ -135,6 +136,15 @@ class DetectorNode(Node):
         self._stats = ps.PipelineStats()
         self._slot: LatestSlot[SyncedPair] = LatestSlot()
         self._last_warn_s: dict[str, float] = {}
+        self._warn_lock = threading.Lock()
+        self._intake = InputIntake(
+            self._stats,
+            self._warn_throttled,
+            self._now_ns,
+            intensity_used=self._detector.spec.lidar_intensity == 'use',
+        )
+        # Monotonic arrival of the last cloud / image (start time until one comes), for the liveness check.
+        self._last_cloud_s = self._last_image_s = time.monotonic()
         self._sync_lock = threading.Lock()
         self._sync_counts_seen: dict[str, int] = {}
         self._sync = make_sync(self._values, callback=self._on_pair)
@@ -159,67 +169,52 @@ class DetectorNode(Node):
         self._worker.start()
 
     # ----------------------------------------------------------------- inputs
+    # Each callback hands the message to the intake (decode, checks, counters, throttled
+    # warnings) and the result to the synchroniser; nothing raised may escape a callback.
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
     def _on_points(self, msg: PointCloud2) -> None:
-        received_s = time.monotonic()
-        self._stats.count(ps.CLOUDS_IN)
-        try:
-            cloud = msg_codec.pointcloud2_to_xyzi(msg)
-            if cloud.points.shape[0] == 0:
-                what = 'empty' if cloud.total_points == 0 else f'all {cloud.total_points} points non-finite'
-                text = f'cloud at {msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d} in {msg.header.frame_id!r}'
-                raise DecodeError(f'{text}: {what}')
-        except Exception as err:  # nothing a publisher sends may stop the node
-            self._bad_input('points', err)
-            return
-        if cloud.nonfinite_points:
-            # Organised clouds mark missing returns with NaN: dropped, counted, not an error.
-            self._stats.count(ps.NONFINITE_POINTS, cloud.nonfinite_points)
-        payload = CloudFrame(cloud.points, msg.header.frame_id, received_s)
-        self._current_sync().add_points(StampedMsg(_stamp_ns(msg.header.stamp), payload, self._now_ns()))
-
-    def _decode(self, kind: str, decode: Callable[[Any], Any], msg: Any) -> Any | None:
-        """``decode(msg)``, or None after logging and counting a bad input."""
-        try:
-            return decode(msg)
-        except Exception as err:  # nothing a publisher sends may stop the node
-            self._bad_input(kind, err)
-            return None
+        self._last_cloud_s = time.monotonic()
+        self._feed(self._intake.cloud, msg, 'points')
 
     def _on_image(self, msg: Image) -> None:
-        self._stats.count(ps.IMAGES_IN)
-        self._add_image(msg, self._decode('image', msg_codec.image_to_rgb, msg))
+        self._last_image_s = time.monotonic()
+        self._feed(self._intake.image, msg, 'image')
 
     def _on_compressed(self, msg: CompressedImage) -> None:
-        self._stats.count(ps.IMAGES_IN)
-        self._add_image(msg, self._decode('compressed_image', msg_codec.compressed_to_rgb, msg))
+        self._last_image_s = time.monotonic()
+        self._feed(self._intake.compressed_image, msg, 'image')
 
-    def _add_image(self, msg: Any, rgb: Any) -> None:
-        if rgb is None:
-            return
-        payload = CameraFrame(rgb, msg.header.frame_id)
-        self._current_sync().add_image(StampedMsg(_stamp_ns(msg.header.stamp), payload, self._now_ns()))
+    def _feed(self, intake: Callable[[Any], StampedMsg | None], msg: Any, topic: str) -> None:
+        try:
+            stamped = intake(msg)
+            if stamped is None:
+                return
+            sync = self._current_sync()
+            if topic == 'points':
+                sync.add_points(stamped)
+            else:
+                sync.add_image(stamped)
+        except Exception as err:  # a defect, not bad input: still the node must keep running
+            self._intake.bad_input(topic, err)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
-        self._stats.count(ps.CAMERA_INFO_IN)
-        camera = self._decode('camera_info', msg_codec.camera_info_to_model, msg)
-        if camera is not None:
-            self._detector.set_camera_info(camera)
-
-    def _bad_input(self, kind: str, err: Exception) -> None:
-        self._stats.count(ps.BAD_INPUT_PREFIX + kind)
-        total = self._stats.total(ps.BAD_INPUT_PREFIX + kind)
-        reason = str(err) if isinstance(err, AnovoxError) else f'{type(err).__name__}: {err}'
-        self._warn_throttled(kind, f'skipped bad {kind} input ({total} so far): {reason}')
+        try:
+            camera = self._intake.camera_info(msg)
+            if camera is not None:
+                self._detector.set_camera_info(camera)
+        except Exception as err:
+            self._intake.bad_input('camera_info', err)
 
     def _warn_throttled(self, kind: str, text: str) -> None:
         # Throttled per kind, so a flood of bad clouds cannot hide a bad image stream.
         now = time.monotonic()
-        if now - self._last_warn_s.get(kind, -1e18) >= float(self._values['warn_throttle_s']):
+        with self._warn_lock:
+            if now - self._last_warn_s.get(kind, -1e18) < float(self._values['warn_throttle_s']):
+                return
             self._last_warn_s[kind] = now
-            self.get_logger().warning(text)
+        self.get_logger().warning(text)
 
     # ------------------------------------------------------------------- sync
     def _current_sync(self) -> LidarDrivenSync | ApproximateSync:
@@ -248,7 +243,7 @@ class DetectorNode(Node):
             try:
                 result = self._detector.process(pair)
             except DecodeError as err:  # an empty or all-NaN cloud, a malformed image
-                self._bad_input('frame', err)
+                self._intake.bad_input('frame', err)
                 continue
             except Exception as err:
                 self._stats.count(ps.INFERENCE_ERRORS)
@@ -318,11 +313,19 @@ class DetectorNode(Node):
         self._sync_counts_seen = sync_counts
         snap = self._stats.snapshot()
         fatal = None if self._worker.is_alive() or self._slot.closed else 'the inference worker thread stopped'
+        now = time.monotonic()
+        liveness = ps.Liveness(
+            since_cloud_s=now - self._last_cloud_s,
+            since_image_s=now - self._last_image_s,
+            timeout_s=float(self._values['diagnostics.input_timeout_s']),
+            on_missing_camera=str(self._values['sync.on_missing_camera']),
+        )
         level, message = ps.assess(
             snap,
             float(self._values['diagnostics.expected_rate_hz']),
             float(self._values['diagnostics.max_latency_ms']),
             fatal,
+            liveness,
         )
         values = [
             ('backend', self._detector.backend_name),

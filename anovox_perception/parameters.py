@@ -321,6 +321,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         maximum=60000.0,
     ),
     ParamSpec(
+        'diagnostics.input_timeout_s',
+        2.0,
+        'Seconds without a point cloud after which diagnostics report ERROR (LiDAR stopped), and without a camera image WARN; 0 disables.',
+        minimum=0.0,
+        maximum=3600.0,
+    ),
+    ParamSpec(
         'warn_throttle_s',
         5.0,
         'Shortest interval (s) between repeated warnings about bad input of the same kind.',

@@ -25,6 +25,8 @@ __all__ = [
     'FRAMES_OUT',
     'IMAGES_IN',
     'INFERENCE_ERRORS',
+    'INPUT_NOTE_PREFIX',
+    'Liveness',
     'LIDAR_ONLY',
     'NONFINITE_POINTS',
     'OK',
@@ -50,7 +52,10 @@ DROPPED = 'dropped_pairs'
 FRAMES_OUT = 'frames_out'
 INFERENCE_ERRORS = 'inference_errors'
 NONFINITE_POINTS = 'nonfinite_points'
-BAD_INPUT_PREFIX = 'bad_input.'  # + 'points', 'image', 'compressed_image', 'camera_info'
+BAD_INPUT_PREFIX = 'bad_input.'  # + 'points', 'image', 'compressed_image', 'camera_info', 'frame'
+# Usable but suspicious input (counted and warned about, still processed): + 'no_intensity', 'is_dense',
+# 'camera_info_size', 'stamp_repeated.<topic>', 'stamp_out_of_order.<topic>', 'stamp_jump_back.<topic>', ...
+INPUT_NOTE_PREFIX = 'input_note.'
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,29 @@ class StatsSnapshot:
         """Bad-input counts during the period, by input kind."""
         n = len(BAD_INPUT_PREFIX)
         return {k[n:]: v for k, v in self.deltas.items() if k.startswith(BAD_INPUT_PREFIX) and v}
+
+    @property
+    def input_notes(self) -> dict[str, int]:
+        """Suspicious-but-used input counts during the period, by what was noted."""
+        n = len(INPUT_NOTE_PREFIX)
+        return {k[n:]: v for k, v in self.deltas.items() if k.startswith(INPUT_NOTE_PREFIX) and v}
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """How long the inputs have been silent, for `assess`.
+
+    Attributes:
+        since_cloud_s: Seconds since the last point cloud (since start when none came yet).
+        since_image_s: Seconds since the last camera image (since start when none came yet).
+        timeout_s: Silence after which a topic counts as stopped; 0 disables the check.
+        on_missing_camera: What clouds do without a camera (``lidar_only`` or ``skip``), for the message.
+    """
+
+    since_cloud_s: float
+    since_image_s: float
+    timeout_s: float
+    on_missing_camera: str = 'lidar_only'
 
 
 class PipelineStats:
@@ -160,6 +188,7 @@ def assess(
     expected_rate_hz: float,
     max_latency_ms: float,
     fatal: str | None = None,
+    liveness: Liveness | None = None,
 ) -> tuple[int, str]:
     """Health level and a one-line reason from a snapshot.
 
@@ -168,6 +197,7 @@ def assess(
         expected_rate_hz: Expected LiDAR rate; 0 disables the output-rate check.
         max_latency_ms: Median pipeline latency above which the level is WARN.
         fatal: A reason the pipeline cannot run at all (e.g. the backend failed), or None.
+        liveness: Input silence; LiDAR silent beyond the timeout is ERROR, the camera WARN.
 
     Returns:
         ``(level, message)`` with level OK, WARN or ERROR.
@@ -182,13 +212,25 @@ def assess(
         errors.append(f'inference failed on all {failed} frames')
     elif failed:
         warnings.append(f'inference failed on {failed} frames')
+    lidar_stopped = liveness is not None and liveness.timeout_s > 0 and liveness.since_cloud_s >= liveness.timeout_s
+    if lidar_stopped:
+        errors.append(
+            f'no point cloud for {liveness.since_cloud_s:.1f} s (LiDAR stopped? timeout {liveness.timeout_s:g} s)'
+        )
+    elif liveness is not None and liveness.timeout_s > 0 and liveness.since_image_s >= liveness.timeout_s:
+        fallback = 'clouds run LiDAR-only' if liveness.on_missing_camera == 'lidar_only' else 'clouds are skipped'
+        warnings.append(f'no camera image for {liveness.since_image_s:.1f} s: {fallback}')
     if not clouds:
-        warnings.append('no point clouds received')
+        if not lidar_stopped:
+            warnings.append('no point clouds received')
     elif expected_rate_hz > 0 and snap.rate_hz(FRAMES_OUT) < 0.5 * expected_rate_hz:
         warnings.append(f'output rate {snap.rate_hz(FRAMES_OUT):.1f} Hz below half of {expected_rate_hz:g} Hz')
     bad = snap.bad_input
     if bad:
         warnings.append('bad input skipped: ' + ', '.join(f'{k} x{v}' for k, v in sorted(bad.items())))
+    notes = snap.input_notes
+    if notes:
+        warnings.append('suspicious input: ' + ', '.join(f'{k} x{v}' for k, v in sorted(notes.items())))
     if snap.deltas.get(DROPPED, 0):
         warnings.append(f'{snap.deltas[DROPPED]} synced pairs dropped (inference slower than input)')
     if snap.deltas.get(SKIPPED_NO_CAMERA, 0):

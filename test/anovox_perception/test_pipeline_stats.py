@@ -97,3 +97,26 @@ def test_a_fatal_reason_is_an_error_whatever_the_counts(clock):
     stats = ps.PipelineStats(clock=clock)
     level, message = ps.assess(healthy_period(stats, clock), 10.0, 250.0, fatal='backend lost the GPU')
     assert level == ps.ERROR and message == 'backend lost the GPU'
+
+
+def test_a_silent_lidar_is_an_error_after_the_input_timeout(clock):
+    stats = ps.PipelineStats(clock=clock)
+    clock.now += 1.0
+    snap = stats.snapshot()
+    before = ps.Liveness(since_cloud_s=1.5, since_image_s=0.1, timeout_s=2.0)
+    assert ps.assess(snap, 10.0, 250.0, liveness=before) == (ps.WARN, 'no point clouds received')
+    stopped = ps.Liveness(since_cloud_s=2.5, since_image_s=0.1, timeout_s=2.0)
+    level, message = ps.assess(snap, 10.0, 250.0, liveness=stopped)
+    assert level == ps.ERROR and message == 'no point cloud for 2.5 s (LiDAR stopped? timeout 2 s)'
+    off = ps.Liveness(since_cloud_s=99.0, since_image_s=99.0, timeout_s=0.0)
+    assert ps.assess(snap, 10.0, 250.0, liveness=off)[0] == ps.WARN
+
+
+@pytest.mark.parametrize(('mode', 'text'), [('lidar_only', 'clouds run LiDAR-only'), ('skip', 'clouds are skipped')])
+def test_a_silent_camera_warns_and_says_what_clouds_do_without_it(clock, mode, text):
+    stats = ps.PipelineStats(clock=clock)
+    snap = healthy_period(stats, clock)
+    silent = ps.Liveness(since_cloud_s=0.1, since_image_s=3.0, timeout_s=2.0, on_missing_camera=mode)
+    assert ps.assess(snap, 10.0, 250.0, liveness=silent) == (ps.WARN, f'no camera image for 3.0 s: {text}')
+    back = ps.Liveness(since_cloud_s=0.1, since_image_s=0.1, timeout_s=2.0, on_missing_camera=mode)
+    assert ps.assess(snap, 10.0, 250.0, liveness=back) == (ps.OK, 'running')
