@@ -21,6 +21,7 @@ from anovox_perception.geometry import GridSpec
 
 __all__ = [
     'Component',
+    'component_voxels',
     'find_components',
     'label_components',
     'score_grid',
@@ -266,6 +267,65 @@ class Component:
         return math.hypot(self.centroid_m[0], self.centroid_m[1])
 
 
+def _ranked_components(
+    occupancy: np.ndarray,
+    anomaly: np.ndarray,
+    grid: GridSpec,
+    occupancy_threshold: float,
+    anomaly_threshold: float,
+    min_voxels: int,
+    connectivity: int,
+    bev: bool,
+    max_components: int | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The components :func:`find_components` reports, as grouped voxels.
+
+    Returns:
+        ``(coords, scores, starts, counts, rank)``: (K, 3) voxel indices and (K,)
+        float64 scores of the components with at least ``min_voxels`` voxels, grouped
+        by component in order of their first voxel (C order); each component's first
+        row in ``coords`` and voxel count; the components kept, highest ``max_score``
+        first (ties: first voxel first), at most ``max_components``.
+    """
+    occ_thr = _check_threshold('occupancy_threshold', occupancy_threshold)
+    anom_thr = _check_threshold('anomaly_threshold', anomaly_threshold)
+    if min_voxels < 1:
+        msg = f'min_voxels must be >= 1, got {min_voxels}'
+        raise ConfigError(msg)
+    if max_components is not None and max_components < 0:
+        msg = f'max_components must be >= 0 or None, got {max_components}'
+        raise ConfigError(msg)
+    occ, anom = _grid_arrays(grid, occupancy, anomaly)
+    active = (occ >= occ_thr) & (anom >= anom_thr)
+    coords = np.stack(_nonzero3(active), axis=1)
+    if coords.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return coords.reshape(0, 3), np.zeros(0), empty, empty, empty
+    if bev:
+        columns, column_of_voxel = np.unique(coords[:, :2], axis=0, return_inverse=True)
+        col_labels, _ = label_components(columns, connectivity)
+        labels = col_labels[column_of_voxel.reshape(-1)]
+    else:
+        labels, _ = label_components(coords, connectivity)
+    scores = anom[tuple(coords.T)].astype(np.float64)
+
+    order = np.argsort(labels, kind='stable')
+    coords, labels, scores = coords[order], labels[order], scores[order]
+    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    counts = np.diff(np.r_[starts, labels.size])
+    keep = counts >= min_voxels
+    voxel_kept = np.repeat(keep, counts)
+    coords, scores, counts = coords[voxel_kept], scores[voxel_kept], counts[keep]
+    if counts.size == 0:
+        return coords, scores, counts, counts, counts
+    starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
+    # Stable sort on -score keeps label (first voxel) order among ties.
+    rank = np.argsort(-np.maximum.reduceat(scores, starts), kind='stable')
+    if max_components is not None:
+        rank = rank[:max_components]
+    return coords, scores, starts, counts, rank
+
+
 def find_components(
     occupancy: np.ndarray,
     anomaly: np.ndarray,
@@ -300,49 +360,21 @@ def find_components(
         BackendError: an array holds non-finite values.
         ConfigError: a threshold, ``min_voxels`` or ``connectivity`` is invalid.
     """
-    occ_thr = _check_threshold('occupancy_threshold', occupancy_threshold)
-    anom_thr = _check_threshold('anomaly_threshold', anomaly_threshold)
-    if min_voxels < 1:
-        msg = f'min_voxels must be >= 1, got {min_voxels}'
-        raise ConfigError(msg)
-    if max_components is not None and max_components < 0:
-        msg = f'max_components must be >= 0 or None, got {max_components}'
-        raise ConfigError(msg)
-    occ, anom = _grid_arrays(grid, occupancy, anomaly)
-    active = (occ >= occ_thr) & (anom >= anom_thr)
-    coords = np.stack(_nonzero3(active), axis=1)
-    if coords.size == 0:
+    coords, scores, starts, counts, rank = _ranked_components(
+        occupancy, anomaly, grid, occupancy_threshold, anomaly_threshold, min_voxels, connectivity, bev, max_components
+    )
+    if rank.size == 0:
         return []
-    if bev:
-        columns, column_of_voxel = np.unique(coords[:, :2], axis=0, return_inverse=True)
-        col_labels, _ = label_components(columns, connectivity)
-        labels = col_labels[column_of_voxel.reshape(-1)]
-    else:
-        labels, _ = label_components(coords, connectivity)
-    scores = anom[tuple(coords.T)].astype(np.float64)
-
-    order = np.argsort(labels, kind='stable')
-    coords, labels, scores = coords[order], labels[order], scores[order]
-    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
-    counts = np.diff(np.r_[starts, labels.size])
-    keep = counts >= min_voxels
-    if not keep.any():
-        return []
-    idx_min = np.minimum.reduceat(coords, starts, axis=0)[keep]
-    idx_max = np.maximum.reduceat(coords, starts, axis=0)[keep]
-    idx_sum = np.add.reduceat(coords, starts, axis=0)[keep].astype(np.float64)
-    max_score = np.maximum.reduceat(scores, starts)[keep]
-    mean_score = (np.add.reduceat(scores, starts)[keep]) / counts[keep]
-    counts = counts[keep]
+    idx_min = np.minimum.reduceat(coords, starts, axis=0)
+    idx_max = np.maximum.reduceat(coords, starts, axis=0)
+    idx_sum = np.add.reduceat(coords, starts, axis=0).astype(np.float64)
+    max_score = np.maximum.reduceat(scores, starts)
+    mean_score = np.add.reduceat(scores, starts) / counts
 
     mins, cell = grid.mins, grid.cell_m
     centroid = mins + (idx_sum / counts[:, None] + 0.5) * cell
     box_min = mins + idx_min * cell
     box_max = mins + (idx_max + 1) * cell
-    # Stable sort on -score keeps label (first voxel) order among ties.
-    rank = np.argsort(-max_score, kind='stable')
-    if max_components is not None:
-        rank = rank[:max_components]
     return [
         Component(
             centroid_m=tuple(float(v) for v in centroid[i]),  # type: ignore[arg-type]
@@ -354,3 +386,35 @@ def find_components(
         )
         for i in rank
     ]
+
+
+def component_voxels(
+    occupancy: np.ndarray,
+    anomaly: np.ndarray,
+    grid: GridSpec,
+    occupancy_threshold: float = 0.5,
+    anomaly_threshold: float = 0.5,
+    min_voxels: int = 3,
+    connectivity: int = 26,
+    bev: bool = False,
+    max_components: int | None = 64,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The voxels of the components :func:`find_components` returns (same arguments).
+
+    Returns:
+        ``(coords, component)``: (K, 3) int64 voxel indices (ix, iy, iz) and (K,)
+        int64 index of each voxel's component in :func:`find_components`' list.
+
+    Raises:
+        GeometryError: an array does not match the grid's shape.
+        BackendError: an array holds non-finite values.
+        ConfigError: a threshold, ``min_voxels`` or ``connectivity`` is invalid.
+    """
+    coords, _, _, counts, rank = _ranked_components(
+        occupancy, anomaly, grid, occupancy_threshold, anomaly_threshold, min_voxels, connectivity, bev, max_components
+    )
+    position = np.full(counts.size, -1, dtype=np.int64)
+    position[rank] = np.arange(rank.size)
+    component = np.repeat(position, counts)
+    listed = component >= 0  # components past max_components are left out
+    return coords[listed].astype(np.int64), component[listed]

@@ -4,17 +4,20 @@
         [--lidar-only runs/lidar/best.pt] [--camera-only runs/camera/best.pt] \\
         --data data/synth/test --out eval_out
 
-Protocol (DESIGN section 6): per frame, the prediction is the set of cells with
+Protocol (docs/METRICS.md): per frame, the prediction is the set of cells with
 occupancy >= the variant's occupancy threshold; the evaluated voxels are the
 ground-truth voxels inside the detector grid (agent-mode and ego labels excluded)
 that are also predicted; coverage = evaluated / ground-truth voxels in range.
-Scores of evaluated voxels are pooled over all frames (``metrics.ScoreHistogram``)
+Scores of evaluated voxels are pooled exactly over all frames (``metrics.ScoreCounts``)
 for ``Normality_Included`` (every frame) and ``Anomalies_Only`` (frames whose
 ground truth holds an anomaly voxel), and per anomaly category and size bucket
 (positives: that category's / bucket's voxels; negatives: the normal voxels of the
-frames that contain it). ``--group NAME=CAT,CAT`` adds a pooled subset of categories
-the same way, e.g. the categories held out of training (``by_group``). Writes
-``metrics.json``, ``metrics.md``, ``roc.png`` and ``pr.png``.
+frames that contain it); ``mean_category_ap`` averages the categories' APs and
+``ap_small`` is the AP of objects under 1 m. ``--group NAME=CAT,CAT`` adds a pooled
+subset of categories the same way, e.g. the categories held out of training
+(``by_group``). ``objects`` gives object-level recall and false alarms per frame of
+the node's anomaly components (``object_metrics``). Writes ``metrics.json``,
+``metrics.md``, ``roc.png`` and ``pr.png``.
 
 Without ``--lidar-only`` the LiDAR-only variant is the fusion model with the
 camera flagged missing; without ``--camera-only`` that variant is left out.
@@ -42,10 +45,11 @@ from anovox_training.baseline import GeometricBaseline
 from anovox_training.cache import CachedFrame, FrameRef, SampleCache, frame_refs
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.labels import LABEL_TO_CATEGORY, is_anomaly
-from anovox_training.metrics import METRIC_KEYS, Curves, ScoreHistogram
+from anovox_training.metrics import METRIC_KEYS, BinnedScoreCounts, Curves, ScoreCounts
 from anovox_training.model.checkpoint import load_checkpoint
 from anovox_training.model.config import NORMAL_CLASSES, is_smoothing_window
 from anovox_training.model.detector import AnomalyDetector
+from anovox_training.object_metrics import ObjectCounts
 from anovox_training.targets import EVAL_IGNORED_LABELS, SIZE_BUCKETS, category_of_label, class_lut, size_bucket
 
 __all__ = [
@@ -71,19 +75,19 @@ _CLASS_LUT = class_lut(tuple(NORMAL_CLASSES))
 
 @dataclass
 class _Counted:
-    """A histogram plus the voxel counts behind its coverage."""
+    """Score counts plus the voxel counts behind their coverage."""
 
-    hist: ScoreHistogram
+    counts: ScoreCounts | BinnedScoreCounts
     gt_voxels: int = 0
     evaluated: int = 0
 
     def add(self, scores: np.ndarray, labels: np.ndarray, predicted: np.ndarray) -> None:
         self.gt_voxels += int(len(predicted))
         self.evaluated += int(predicted.sum())
-        self.hist.add(scores[predicted], labels[predicted])
+        self.counts.add(scores[predicted], labels[predicted])
 
     def result(self) -> dict[str, float | int | None]:
-        metrics = self.hist.metrics()
+        metrics = self.counts.metrics()
         out: dict[str, float | int | None] = {
             key: (None if isinstance(metrics[key], float) and math.isnan(metrics[key]) else metrics[key])
             for key in METRIC_KEYS
@@ -99,40 +103,50 @@ class VariantAccumulator:
     Args:
         grid: Detector grid (for voxel centres in the size assignment).
         occupancy_threshold: Cells with occupancy >= this are predicted occupied.
-        n_bins: Score histogram resolution.
+        n_bins: None for exact metrics; else scores are rounded up onto a ``1 / n_bins``
+            lattice first (:class:`~anovox_training.metrics.BinnedScoreCounts`: constant
+            memory, for repeated validation passes).
         groups: Category groups reported in ``by_group`` (none: no ``by_group`` key).
+        objects: Object-level counts (default: at the node's default parameters).
     """
 
     grid: GridSpec
     occupancy_threshold: float
-    n_bins: int = 100_000
+    n_bins: int | None = None
     # Named category groups pooled like one category (e.g. those held out of training).
     groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
     subsets: dict[str, _Counted] = field(default_factory=dict)
     by_category: dict[str, _Counted] = field(default_factory=dict)
     by_group: dict[str, _Counted] = field(default_factory=dict)
     by_size: dict[str, _Counted] = field(default_factory=dict)
-    # Anomalies_Only normal voxels by ground-truth class, at 0.01 score resolution: where
-    # the false positives at the FPR95 threshold come from.
-    normal_by_class: dict[str, ScoreHistogram] = field(default_factory=dict)
+    # Anomalies_Only normal voxels by ground-truth class, at 0.01 score resolution (exact
+    # above the 0.01 thresholds): where the false positives at the FPR95 threshold come from.
+    normal_by_class: dict[str, BinnedScoreCounts] = field(default_factory=dict)
+    objects: ObjectCounts = field(default_factory=ObjectCounts)
 
     def __post_init__(self) -> None:
-        self.subsets = {name: _Counted(ScoreHistogram(self.n_bins)) for name in SUBSETS}
-        self.normal_by_class = {name: ScoreHistogram(100) for name in NORMAL_CLASSES}
+        self.subsets = {name: self._new_counted() for name in SUBSETS}
+        self.normal_by_class = {name: BinnedScoreCounts(100) for name in NORMAL_CLASSES}
+
+    def _new_counted(self) -> _Counted:
+        return _Counted(ScoreCounts() if self.n_bins is None else BinnedScoreCounts(self.n_bins))
 
     def _counted(self, table: dict[str, _Counted], key: str) -> _Counted:
         if key not in table:
-            table[key] = _Counted(ScoreHistogram(self.n_bins))
+            table[key] = self._new_counted()
         return table[key]
 
     def add(self, frame: CachedFrame, occupancy: np.ndarray, anomaly: np.ndarray) -> None:
         """Accumulate one frame's (nx, ny, nz) occupancy and anomaly grids."""
         index, label = frame.targets.index, frame.targets.label
         keep = ~_IGNORED_LUT[label]
+        all_index, all_label = index, label
         index, label = index[keep], label[keep]
         predicted = occupancy.reshape(-1)[index] >= self.occupancy_threshold
-        scores = anomaly.reshape(-1)[index].astype(np.float64)
+        scores = anomaly.reshape(-1)[index]
         positive = is_anomaly(label)
+        buckets = self._size_buckets(index[positive], label[positive], frame.anomalies)
+        self.objects.add(self.grid, occupancy, anomaly, self.occupancy_threshold, all_index, all_label, buckets)
         self.subsets['Normality_Included'].add(scores, positive, predicted)
         if not positive.any():
             return
@@ -153,7 +167,6 @@ class VariantAccumulator:
             if member.any():
                 mask = normal | member
                 self._counted(self.by_group, group).add(scores[mask], member[mask], predicted[mask])
-        buckets = self._size_buckets(index[positive], label[positive], frame.anomalies)
         for bucket in np.unique(buckets):
             member = np.zeros(len(label), dtype=bool)
             member[np.flatnonzero(positive)[buckets == bucket]] = True
@@ -161,7 +174,12 @@ class VariantAccumulator:
             self._counted(self.by_size, str(bucket)).add(scores[mask], member[mask], predicted[mask])
 
     def _size_buckets(self, index: np.ndarray, label: np.ndarray, anomalies: np.ndarray) -> np.ndarray:
-        """Size bucket of each anomaly voxel: that of the nearest anomaly object (same label preferred)."""
+        """Size bucket of each anomaly voxel: that of the nearest anomaly object (same label preferred).
+
+        Buckets go by the object's largest extent (``targets.SIZE_BUCKETS``): small under 1 m.
+        """
+        if len(index) == 0:
+            return np.zeros(0, dtype=object)
         if len(anomalies) == 0:
             return np.full(len(index), 'unknown', dtype=object)
         nx, ny, nz = self.grid.shape
@@ -177,12 +195,19 @@ class VariantAccumulator:
         return names[nearest]
 
     def result(self) -> dict[str, Any]:
+        """The report of this variant (``metrics.json``'s ``variants`` entries; docs/METRICS.md)."""
         out: dict[str, Any] = {name: self.subsets[name].result() for name in SUBSETS}
-        out['by_category'] = {k: self.by_category[k].result() for k in sorted(self.by_category)}
+        by_category = {k: self.by_category[k].result() for k in sorted(self.by_category)}
+        order = [*SIZE_BUCKETS, 'unknown']
+        by_size = {k: self.by_size[k].result() for k in sorted(self.by_size, key=order.index)}
+        category_aps = [m['AP'] for m in by_category.values()]
+        out['mean_category_ap'] = float(np.mean(category_aps)) if category_aps else None
+        out['ap_small'] = by_size['small']['AP'] if 'small' in by_size else None
+        out['by_category'] = by_category
         if self.groups:
             out['by_group'] = {k: self.by_group[k].result() for k in self.groups if k in self.by_group}
-        order = [*SIZE_BUCKETS, 'unknown']
-        out['by_size'] = {k: self.by_size[k].result() for k in sorted(self.by_size, key=order.index)}
+        out['by_size'] = by_size
+        out['objects'] = self.objects.result()
         out['false_positives_at_fpr95'] = self.false_positives_at_fpr95()
         return out
 
@@ -192,26 +217,25 @@ class VariantAccumulator:
         ``share`` is the class's part of all those false positives, ``rate`` the part of
         the class's evaluated voxels above the threshold (its own FPR there).
         """
-        threshold = self.subsets['Anomalies_Only'].hist.fpr95_threshold()
+        threshold = self.subsets['Anomalies_Only'].counts.fpr95_threshold()
         if threshold is None:
             return {'threshold': None, 'by_class': {}}
-        j = round(threshold * 100)
-        above = {name: int(hist.neg[j + 1 :].sum()) for name, hist in self.normal_by_class.items()}
+        above = {name: counts.count_above(threshold)[1] for name, counts in self.normal_by_class.items()}
         total = sum(above.values())
         by_class = {
             name: {
-                'voxels': hist.negatives,
+                'voxels': counts.negatives,
                 'above': above[name],
                 'share': above[name] / total if total else 0.0,
-                'rate': above[name] / hist.negatives,
+                'rate': above[name] / counts.negatives,
             }
-            for name, hist in self.normal_by_class.items()
-            if hist.negatives
+            for name, counts in self.normal_by_class.items()
+            if counts.negatives
         }
         return {'threshold': threshold, 'by_class': by_class}
 
     def curves(self, subset: str = 'Anomalies_Only') -> Curves:
-        return self.subsets[subset].hist.curves()
+        return self.subsets[subset].counts.curves()
 
 
 @dataclass(frozen=True)
@@ -293,32 +317,63 @@ def _fmt(value: Any) -> str:
     return f'{value:.3f}'
 
 
+def _fmt_recall(m: dict[str, Any] | None) -> str:
+    return '-' if m is None else f'{_fmt(m["recall"])} ({m["detected"]:,}/{m["instances"]:,})'
+
+
 def markdown_table(report: dict[str, Any], thresholds: dict[str, float]) -> str:
-    """The report's headline numbers as a Markdown table (one row per variant and subset)."""
+    """The report's headline numbers as Markdown tables (docs/METRICS.md defines them)."""
+    variants = report['variants']
     lines = [
         f'Split `{report["split"]}`: {report["frames"]} frames from {report["scenarios"]} scenarios.',
         '',
-        '| Variant | Subset | AUROC | AP | FPR95 | F1 | PPV | Voxels | Coverage | Occ. threshold |',
-        '|---|---|---|---|---|---|---|---|---|---|',
+        '| Variant | Subset | AUROC | AP | FPR95 | F1 | PPV | Specificity | Voxels | Coverage | Occ. threshold |',
+        '|---|---|---|---|---|---|---|---|---|---|---|',
     ]
-    for name, variant in report['variants'].items():
+    for name, variant in variants.items():
         for subset in SUBSETS:
             m = variant[subset]
-            cells = [_fmt(m[k]) for k in ('AUROC', 'AP', 'FPR95', 'F1', 'PPV', 'voxels', 'coverage')]
+            cells = [_fmt(m[k]) for k in ('AUROC', 'AP', 'FPR95', 'F1', 'PPV', 'specificity', 'voxels', 'coverage')]
             lines.append(f'| {name} | {subset} | {" | ".join(cells)} | {thresholds[name]:.2f} |')
+    lines += [
+        '',
+        "Mean AP over anomaly categories, AP of objects under 1 m, and objects at the node's operating point "
+        '(recall: detected / ground-truth objects; false alarms: components on no anomaly, per frame):',
+        '',
+        '| Variant | Mean category AP | AP small | Object recall | False alarms / frame | Components |',
+        '|---|---|---|---|---|---|',
+    ]
+    for name, variant in variants.items():
+        objects = variant['objects']
+        cells = [
+            _fmt(variant['mean_category_ap']),
+            _fmt(variant['ap_small']),
+            _fmt_recall(objects),
+            _fmt(objects['false_alarms_per_frame']),
+            _fmt(objects['components']),
+        ]
+        lines.append(f'| {name} | {" | ".join(cells)} |')
     tables = ['by_category', 'by_size']
-    if any('by_group' in v for v in report['variants'].values()):
+    if any('by_group' in v for v in variants.values()):
         tables.insert(1, 'by_group')
     for table in tables:
         lines += ['', f'{table.replace("_", " ").capitalize()} (AP / AUROC / FPR95):', '']
-        keys = sorted({k for v in report['variants'].values() for k in v.get(table, {})})
+        keys = sorted({k for v in variants.values() for k in v.get(table, {})})
         lines.append('| Variant | ' + ' | '.join(keys) + ' |')
         lines.append('|---|' + '---|' * len(keys))
-        for name, variant in report['variants'].items():
+        for name, variant in variants.items():
             row = []
             for key in keys:
                 m = variant.get(table, {}).get(key)
                 row.append('-' if m is None else f'{_fmt(m["AP"])} / {_fmt(m["AUROC"])} / {_fmt(m["FPR95"])}')
+            lines.append(f'| {name} | ' + ' | '.join(row) + ' |')
+    for table in ('by_category', 'by_size'):
+        lines += ['', f'Object recall {table.replace("_", " ")} (detected / objects):', '']
+        keys = sorted({k for v in variants.values() for k in v['objects'][table]})
+        lines.append('| Variant | ' + ' | '.join(keys) + ' |')
+        lines.append('|---|' + '---|' * len(keys))
+        for name, variant in variants.items():
+            row = [_fmt_recall(variant['objects'][table].get(key)) for key in keys]
             lines.append(f'| {name} | ' + ' | '.join(row) + ' |')
     lines += [
         '',
@@ -354,7 +409,7 @@ def plot_curves(accumulators: dict[str, VariantAccumulator], out_dir: Path, subs
         fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
         for name, acc in accumulators.items():
             c = acc.curves(subset)
-            metrics = acc.subsets[subset].hist.metrics()
+            metrics = acc.subsets[subset].counts.metrics()
             if kind == 'roc':
                 ax.plot(c.fpr, c.tpr, label=f'{name} (AUROC {metrics["AUROC"]:.3f})')
             else:

@@ -1,6 +1,7 @@
-"""AnoVox voxel-level anomaly metrics, exact for small inputs and streaming for whole splits.
+"""AnoVox voxel-level anomaly metrics, exact and streaming.
 
-Definitions (as AnoVox's benchmark computes them, so numbers compare with its paper):
+Definitions (as AnoVox's ``benchmark/eval/metrics.py`` computes them, so numbers
+compare with its paper; docs/METRICS.md gives them in full):
 
 - AP: scikit-learn's ``average_precision_score``: ``sum_i (R_i - R_{i-1}) P_i`` over
   the distinct score thresholds in descending order; tied scores form one step.
@@ -13,13 +14,20 @@ Definitions (as AnoVox's benchmark computes them, so numbers compare with its pa
 - F1 and PPV: means over t in 0.25, 0.30, ..., 0.70 (``score > t``); PPV is 0
   where nothing is predicted positive, F1 is ``2 TP / (2 TP + FP + FN)`` (0 when
   undefined).
+- specificity: ``TN / (TN + FP)`` binarising ``score > t*``, where t* is the score
+  threshold of the precision-recall curve (``score >= t``) with the smallest
+  ``|precision - recall|``, the lowest such score on ties. Recall counts as 1
+  without positives (scikit-learn's convention), so t* is then the lowest score.
+  NaN without negatives.
 
-Pooled scores over a split run to tens of millions of voxels, so
-:class:`ScoreHistogram` accumulates per-bin counts of positives and negatives
-(bounded memory, mergeable across workers). Its bins are aligned with the 0.01
-thresholds, so FPR95, F1 and PPV are exact; AP and AUROC treat scores within one
-bin (1e-5 wide by default) as tied, which shifts them by at most that resolution.
-:func:`binary_metrics` computes everything exactly from score arrays.
+Every figure depends only on the number of positives and negatives at each distinct
+score value, so :class:`ScoreCounts` keeps exactly that: sorted distinct scores with
+their counts. It is exact, mergeable across frames and workers in any order with
+bit-identical results, and its memory is bounded by the number of distinct scores.
+:class:`BinnedScoreCounts` first rounds scores up onto a ``1 / n_bins`` lattice
+aligned with the 0.01 thresholds (FPR95, F1 and PPV stay exact; AP, AUROC and
+specificity are those of the rounded scores) for constant memory and O(N) adds.
+:func:`binary_metrics` computes everything from score arrays in one call.
 """
 
 from __future__ import annotations
@@ -35,8 +43,9 @@ __all__ = [
     'F1_THRESHOLDS',
     'FPR_THRESHOLDS',
     'METRIC_KEYS',
+    'BinnedScoreCounts',
     'Curves',
-    'ScoreHistogram',
+    'ScoreCounts',
     'binary_metrics',
 ]
 
@@ -44,9 +53,12 @@ __all__ = [
 FPR_THRESHOLDS = np.round(np.arange(100, -1, -1) / 100.0, 2)
 # 0.25, 0.30, ..., 0.70: ten thresholds.
 F1_THRESHOLDS = np.round(0.25 + 0.05 * np.arange(10), 2)
-METRIC_KEYS = ('AUROC', 'AP', 'FPR95', 'F1', 'PPV', 'voxels')
+METRIC_KEYS = ('AUROC', 'AP', 'FPR95', 'F1', 'PPV', 'specificity', 'voxels')
 _TARGET_TPR = 0.95
 _MAX_CURVE_POINTS = 2000
+# Raw scores buffered before they are folded into the sorted table (at least; the
+# buffer may grow to the table's size, so folding costs O(N log N) overall).
+_MIN_PENDING = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -60,29 +72,40 @@ class Curves:
 
 
 def _count_above(values: np.ndarray, counts: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Counts with value > t for each threshold t (``values`` ascending, same units as ``thresholds``)."""
+    """Counts with value > t for each threshold t (``values`` ascending float64)."""
     first = np.searchsorted(values, thresholds, side='right')
     suffix = np.concatenate([np.cumsum(counts[::-1])[::-1], [0]]).astype(np.float64)
     return suffix[first]
 
 
-def _fpr95_index(values: np.ndarray, pos: np.ndarray, fpr_thresholds: np.ndarray) -> int | None:
-    """Index of the first of ``fpr_thresholds`` (descending) where TPR >= 0.95; None if none is."""
-    hit = np.flatnonzero(_count_above(values, pos, fpr_thresholds) / float(pos.sum()) >= _TARGET_TPR)
+def _fpr95_index(values: np.ndarray, pos: np.ndarray) -> int | None:
+    """Index into :data:`FPR_THRESHOLDS` of the first threshold where TPR >= 0.95; None if none is."""
+    hit = np.flatnonzero(_count_above(values, pos, FPR_THRESHOLDS) / float(pos.sum()) >= _TARGET_TPR)
     return int(hit[0]) if len(hit) else None
 
 
-def _grouped_metrics(
-    values: np.ndarray, pos: np.ndarray, neg: np.ndarray, fpr_thresholds: np.ndarray, f1_thresholds: np.ndarray
-) -> dict[str, float]:
+def _specificity(values: np.ndarray, pos: np.ndarray, neg: np.ndarray, n_pos: float, n_neg: float) -> float:
+    """AnoVox's specificity: TN / (TN + FP) at the precision-recall break-even score (module docstring)."""
+    if n_neg == 0:
+        return math.nan
+    # At or above each distinct score (ascending), computed as scikit-learn's
+    # precision_recall_curve does, so ties in |precision - recall| resolve the same way.
+    tp_at_or_above = np.cumsum(pos[::-1].astype(np.float64))[::-1]
+    fp_at_or_above = np.cumsum(neg[::-1].astype(np.float64))[::-1]
+    precision = tp_at_or_above / (tp_at_or_above + fp_at_or_above)
+    recall = tp_at_or_above / n_pos if n_pos > 0 else np.ones_like(precision)
+    best = int(np.argmin(np.abs(precision - recall)))  # the first minimum: the lowest score
+    false_positives = fp_at_or_above[best] - float(neg[best])  # strictly above t*
+    return float((n_neg - false_positives) / n_neg)
+
+
+def _grouped_metrics(values: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> dict[str, float]:
     """Metrics from per-distinct-score counts.
 
     Args:
-        values: Ascending distinct score values (or bin indices).
+        values: Ascending distinct score values (float64).
         pos: Positives per value.
         neg: Negatives per value.
-        fpr_thresholds: FPR95 thresholds in the units of ``values``, in descending order.
-        f1_thresholds: F1 / PPV thresholds in the units of ``values``.
     """
     n_pos = float(pos.sum())
     n_neg = float(neg.sum())
@@ -100,24 +123,22 @@ def _grouped_metrics(
         tpr = np.concatenate([[0.0], tps / n_pos])
         fpr = np.concatenate([[0.0], fps / n_neg])
         out['AUROC'] = float(np.trapezoid(tpr, fpr))
-    else:
-        out['AUROC'] = math.nan
-
-    if n_pos > 0 and n_neg > 0:
-        hit = _fpr95_index(values, pos, fpr_thresholds)
+        hit = _fpr95_index(values, pos)
         out['FPR95'] = (
-            1.0 if hit is None else float(_count_above(values, neg, fpr_thresholds[hit : hit + 1])[0] / n_neg)
+            1.0 if hit is None else float(_count_above(values, neg, FPR_THRESHOLDS[hit : hit + 1])[0] / n_neg)
         )
     else:
+        out['AUROC'] = math.nan
         out['FPR95'] = math.nan
-    tp = _count_above(values, pos, f1_thresholds)
-    fp = _count_above(values, neg, f1_thresholds)
+    tp = _count_above(values, pos, F1_THRESHOLDS)
+    fp = _count_above(values, neg, F1_THRESHOLDS)
     fn = n_pos - tp
     ppv = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
     f1_den = 2 * tp + fp + fn
     f1 = np.divide(2 * tp, f1_den, out=np.zeros_like(tp), where=f1_den > 0)
     out['F1'] = float(f1.mean())
     out['PPV'] = float(ppv.mean())
+    out['specificity'] = _specificity(values, pos, neg, n_pos, n_neg) if len(values) else math.nan
     return {key: out[key] for key in METRIC_KEYS}
 
 
@@ -132,7 +153,14 @@ def _curves(pos: np.ndarray, neg: np.ndarray) -> Curves:
 
 
 def _check_inputs(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    s = np.asarray(scores, dtype=np.float64).ravel()
+    """Flat float scores (float32 when that loses nothing, else float64) and boolean labels.
+
+    Raises:
+        ConfigError: On mismatched sizes or non-finite scores.
+    """
+    s = np.asarray(scores).ravel()
+    if s.dtype != np.float32:
+        s = s.astype(np.float64)
     y = np.asarray(labels).ravel()
     if s.shape != y.shape:
         msg = f'metrics: {s.size} scores but {y.size} labels'
@@ -140,7 +168,207 @@ def _check_inputs(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
     if not np.all(np.isfinite(s)):
         msg = 'metrics: scores contain NaN or inf; the model output is broken upstream'
         raise ConfigError(msg)
-    return s, y.astype(bool)
+    if s.dtype == np.float64:
+        narrow = s.astype(np.float32)
+        if np.array_equal(narrow, s):  # model outputs are float32: half the memory, same values
+            s = narrow
+    # + 0.0 turns -0.0 into 0.0, so one key holds every zero.
+    return s + s.dtype.type(0.0), y.astype(bool)
+
+
+def _distinct(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of an ascending array and how often each occurs."""
+    if sorted_values.size == 0:
+        return sorted_values, np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], sorted_values[1:] != sorted_values[:-1]]))
+    return sorted_values[starts], np.diff(np.append(starts, sorted_values.size)).astype(np.int64)
+
+
+def _merge_tables(
+    tables: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Union of (ascending distinct values, positives, negatives) tables, counts added."""
+    values = np.unique(np.concatenate([t[0] for t in tables]))
+    pos = np.zeros(len(values), dtype=np.int64)
+    neg = np.zeros(len(values), dtype=np.int64)
+    for v, p, n in tables:
+        at = np.searchsorted(values, v)  # strictly increasing: no index repeats within a table
+        pos[at] += p
+        neg[at] += n
+    return values, pos, neg
+
+
+class _CountsBase:
+    """Metrics of an accumulator that can give its (values, positives, negatives) table."""
+
+    def _table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Ascending distinct float64 scores with nonzero counts, positives and negatives per score."""
+        raise NotImplementedError
+
+    @property
+    def positives(self) -> int:
+        return int(self._table()[1].sum())
+
+    @property
+    def negatives(self) -> int:
+        return int(self._table()[2].sum())
+
+    @property
+    def voxels(self) -> int:
+        _, pos, neg = self._table()
+        return int(pos.sum() + neg.sum())
+
+    def metrics(self) -> dict[str, float]:
+        """The AnoVox metrics of everything accumulated (:data:`METRIC_KEYS`, see module docstring)."""
+        return _grouped_metrics(*self._table())
+
+    def count_above(self, threshold: float) -> tuple[int, int]:
+        """(positives, negatives) with ``score > threshold``."""
+        values, pos, neg = self._table()
+        t = np.array([threshold], dtype=np.float64)
+        return int(_count_above(values, pos, t)[0]), int(_count_above(values, neg, t)[0])
+
+    def fpr95_threshold(self) -> float | None:
+        """The threshold FPR95 is read at: the first t in 1.00, 0.99, ..., 0.00 where TPR >= 0.95.
+
+        None without positives or when no threshold reaches the TPR.
+        """
+        values, pos, _ = self._table()
+        if pos.sum() == 0:
+            return None
+        hit = _fpr95_index(values, pos)
+        return None if hit is None else float(FPR_THRESHOLDS[hit])
+
+    def curves(self) -> Curves:
+        """ROC and PR curves for plotting."""
+        _, pos, neg = self._table()
+        return _curves(pos, neg)
+
+
+class ScoreCounts(_CountsBase):
+    """Exact streaming accumulator: positives and negatives per distinct score value.
+
+    Scores are kept at their exact value (float32 when every score given is a float32
+    value, as model outputs are; float64 otherwise). Adds are buffered and folded into
+    the sorted table in large batches, so N scores cost O(N log N) in all.
+    """
+
+    def __init__(self) -> None:
+        self._values = np.zeros(0, dtype=np.float32)
+        self._pos = np.zeros(0, dtype=np.int64)
+        self._neg = np.zeros(0, dtype=np.int64)
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pending_size = 0
+
+    def add(self, scores: np.ndarray, labels: np.ndarray) -> None:
+        """Accumulate scores with their binary labels (1 = anomaly).
+
+        Raises:
+            ConfigError: On mismatched sizes or non-finite scores.
+        """
+        s, y = _check_inputs(scores, labels)
+        if s.size == 0:
+            return
+        self._pending.append((s, y))
+        self._pending_size += s.size
+        if self._pending_size >= max(_MIN_PENDING, len(self._values)):
+            self._fold()
+
+    def merge(self, other: ScoreCounts) -> None:
+        """Add another accumulator's counts (e.g. from another worker); ``other`` is unchanged.
+
+        Raises:
+            ConfigError: When ``other`` is not a :class:`ScoreCounts`.
+        """
+        if not isinstance(other, ScoreCounts):
+            msg = f'ScoreCounts.merge: expected ScoreCounts, got {type(other).__name__}'
+            raise ConfigError(msg)
+        self._fold()
+        other._fold()
+        self._values, self._pos, self._neg = _merge_tables(
+            [(self._values, self._pos, self._neg), (other._values, other._pos, other._neg)]
+        )
+
+    def _fold(self) -> None:
+        """Fold the buffered scores into the sorted table."""
+        if not self._pending:
+            return
+        scores = np.concatenate([s for s, _ in self._pending])
+        labels = np.concatenate([y for _, y in self._pending])
+        self._pending, self._pending_size = [], 0
+        pos_values, pos_counts = _distinct(np.sort(scores[labels]))
+        neg_values, neg_counts = _distinct(np.sort(scores[~labels]))
+        self._values, self._pos, self._neg = _merge_tables(
+            [
+                (self._values, self._pos, self._neg),
+                (pos_values, pos_counts, np.zeros_like(pos_counts)),
+                (neg_values, np.zeros_like(neg_counts), neg_counts),
+            ]
+        )
+
+    def _table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self._fold()
+        # float64 before any comparison with the (float64) thresholds.
+        return self._values.astype(np.float64), self._pos, self._neg
+
+
+class BinnedScoreCounts(_CountsBase):
+    """Constant-memory accumulator of scores in [0, 1] rounded up onto a ``1 / n_bins`` lattice.
+
+    Bin ``b = ceil(score * n_bins)`` (0 for a score of 0) stands for the score
+    ``b / n_bins``, so ``score > t`` for a threshold ``t = j / 100`` is exactly
+    ``b > j * n_bins / 100``: FPR95, F1 and PPV equal the exact ones; AP, AUROC and
+    specificity are those of the rounded scores.
+
+    Args:
+        n_bins: Score resolution; a positive multiple of 100.
+
+    Raises:
+        ConfigError: When ``n_bins`` is not a positive multiple of 100.
+    """
+
+    def __init__(self, n_bins: int) -> None:
+        if n_bins <= 0 or n_bins % 100:
+            msg = f'BinnedScoreCounts: n_bins must be a positive multiple of 100, got {n_bins}'
+            raise ConfigError(msg)
+        self.n_bins = n_bins
+        self.pos = np.zeros(n_bins + 1, dtype=np.int64)
+        self.neg = np.zeros(n_bins + 1, dtype=np.int64)
+
+    def add(self, scores: np.ndarray, labels: np.ndarray) -> None:
+        """Accumulate scores (clipped to [0, 1]) with their binary labels.
+
+        Raises:
+            ConfigError: On mismatched sizes or non-finite scores.
+        """
+        s, y = _check_inputs(scores, labels)
+        scaled = np.clip(s.astype(np.float64), 0.0, 1.0) * self.n_bins
+        # Snap products within float error of a bin edge onto it, so a score equal to a
+        # threshold (0.55 * 200 = 110.00000000000001) stays "not above" it, as in the exact path.
+        nearest = np.round(scaled)
+        scaled = np.where(np.abs(scaled - nearest) < 1e-6, nearest, scaled)
+        bins = np.ceil(scaled).astype(np.int64)
+        self.pos += np.bincount(bins[y], minlength=self.n_bins + 1)
+        self.neg += np.bincount(bins[~y], minlength=self.n_bins + 1)
+
+    def merge(self, other: BinnedScoreCounts) -> None:
+        """Add another accumulator's counts (e.g. from another worker).
+
+        Raises:
+            ConfigError: When ``other`` is not a :class:`BinnedScoreCounts` with the same bins.
+        """
+        if not isinstance(other, BinnedScoreCounts) or other.n_bins != self.n_bins:
+            got = f'{other.n_bins} bins' if isinstance(other, BinnedScoreCounts) else type(other).__name__
+            msg = f'BinnedScoreCounts.merge: {got} vs {self.n_bins} bins'
+            raise ConfigError(msg)
+        self.pos += other.pos
+        self.neg += other.neg
+
+    def _table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        keep = np.flatnonzero((self.pos + self.neg) > 0)
+        # b / n_bins and the threshold j / 100 are correctly rounded quotients: equal rationals
+        # give equal floats, so comparisons with the thresholds are those of the bin indices.
+        return keep / self.n_bins, self.pos[keep], self.neg[keep]
 
 
 def binary_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -156,99 +384,6 @@ def binary_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     Raises:
         ConfigError: On mismatched sizes or non-finite scores.
     """
-    s, y = _check_inputs(scores, labels)
-    values, inverse = np.unique(s, return_inverse=True)
-    pos = np.bincount(inverse, weights=y, minlength=len(values))
-    neg = np.bincount(inverse, weights=~y, minlength=len(values))
-    return _grouped_metrics(values, pos, neg, FPR_THRESHOLDS, F1_THRESHOLDS)
-
-
-class ScoreHistogram:
-    """Streaming accumulator of anomaly scores in [0, 1] for pooled metrics.
-
-    Bin ``b = ceil(score * n_bins)`` (0 for a score of 0), so ``score > t`` for a
-    threshold ``t = j / 100`` is exactly ``b > j * n_bins / 100``.
-
-    Args:
-        n_bins: Score resolution; a multiple of 100.
-
-    Raises:
-        ConfigError: When ``n_bins`` is not a positive multiple of 100.
-    """
-
-    def __init__(self, n_bins: int = 100_000) -> None:
-        if n_bins <= 0 or n_bins % 100:
-            msg = f'ScoreHistogram: n_bins must be a positive multiple of 100, got {n_bins}'
-            raise ConfigError(msg)
-        self.n_bins = n_bins
-        self.pos = np.zeros(n_bins + 1, dtype=np.int64)
-        self.neg = np.zeros(n_bins + 1, dtype=np.int64)
-
-    @property
-    def positives(self) -> int:
-        return int(self.pos.sum())
-
-    @property
-    def negatives(self) -> int:
-        return int(self.neg.sum())
-
-    @property
-    def voxels(self) -> int:
-        return self.positives + self.negatives
-
-    def add(self, scores: np.ndarray, labels: np.ndarray) -> None:
-        """Accumulate scores (clipped to [0, 1]) with their binary labels.
-
-        Raises:
-            ConfigError: On mismatched sizes or non-finite scores.
-        """
-        s, y = _check_inputs(scores, labels)
-        scaled = np.clip(s, 0.0, 1.0) * self.n_bins
-        # Snap products within float error of a bin edge onto it, so a score equal to a
-        # threshold (0.55 * 200 = 110.00000000000001) stays "not above" it, as in the exact path.
-        nearest = np.round(scaled)
-        scaled = np.where(np.abs(scaled - nearest) < 1e-6, nearest, scaled)
-        bins = np.ceil(scaled).astype(np.int64)
-        self.pos += np.bincount(bins[y], minlength=self.n_bins + 1)
-        self.neg += np.bincount(bins[~y], minlength=self.n_bins + 1)
-
-    def merge(self, other: ScoreHistogram) -> None:
-        """Add another histogram's counts (e.g. from another worker).
-
-        Raises:
-            ConfigError: When the bin counts differ.
-        """
-        if other.n_bins != self.n_bins:
-            msg = f'ScoreHistogram.merge: {other.n_bins} bins vs {self.n_bins}'
-            raise ConfigError(msg)
-        self.pos += other.pos
-        self.neg += other.neg
-
-    def _nonempty(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        keep = np.flatnonzero((self.pos + self.neg) > 0)
-        return keep, self.pos[keep], self.neg[keep]
-
-    def metrics(self) -> dict[str, float]:
-        """The AnoVox metrics of everything accumulated (see module docstring)."""
-        values, pos, neg = self._nonempty()
-        return _grouped_metrics(values, pos, neg, self._in_bins(FPR_THRESHOLDS), self._in_bins(F1_THRESHOLDS))
-
-    def _in_bins(self, thresholds: np.ndarray) -> np.ndarray:
-        """Score thresholds (multiples of 0.01) in bin units."""
-        return np.round(thresholds * 100) * (self.n_bins / 100)
-
-    def fpr95_threshold(self) -> float | None:
-        """The threshold FPR95 is read at: the first t in 1.00, 0.99, ..., 0.00 where TPR >= 0.95.
-
-        None without positives or when no threshold reaches the TPR.
-        """
-        values, pos, _ = self._nonempty()
-        if pos.sum() == 0:
-            return None
-        hit = _fpr95_index(values, pos, self._in_bins(FPR_THRESHOLDS))
-        return None if hit is None else float(FPR_THRESHOLDS[hit])
-
-    def curves(self) -> Curves:
-        """ROC and PR curves for plotting."""
-        _, pos, neg = self._nonempty()
-        return _curves(pos, neg)
+    counts = ScoreCounts()
+    counts.add(scores, labels)
+    return counts.metrics()

@@ -9,7 +9,7 @@ import pytest
 
 from anovox_perception.errors import BackendError, ConfigError, GeometryError
 from anovox_perception.geometry import GridSpec
-from anovox_perception.postprocess import find_components, label_components, score_grid, voxel_scores
+from anovox_perception.postprocess import component_voxels, find_components, label_components, score_grid, voxel_scores
 
 # 8 x 6 x 4 cells of 0.5 m: x in [-2, 2), y in [-1, 2), z in [-1, 1).
 GRID = GridSpec(x_min_m=-2.0, x_max_m=2.0, y_min_m=-1.0, y_max_m=2.0, z_min_m=-1.0, z_max_m=1.0, cell_m=0.5)
@@ -160,6 +160,26 @@ def test_find_components_keeps_the_highest_scoring_when_capped() -> None:
         blob(occ, anom, (2 * i, 0, 0), (2 * i + 1, 1, 1), score)
     comps = find_components(occ, anom, GRID, min_voxels=1, max_components=2)
     assert [c.max_score for c in comps] == pytest.approx([0.9, 0.8])
+
+
+@pytest.mark.parametrize(('bev', 'connectivity', 'min_voxels'), [(False, 6, 2), (True, 4, 1)])
+def test_component_voxels_are_the_voxels_of_find_components_in_its_order(
+    bev: bool, connectivity: int, min_voxels: int
+) -> None:
+    rng = np.random.default_rng(4)
+    occ = rng.uniform(size=GRID.shape).astype(np.float32)
+    anom = (rng.uniform(size=GRID.shape) ** 3).astype(np.float32)
+    args = {'min_voxels': min_voxels, 'bev': bev, 'connectivity': connectivity}
+    assert len(find_components(occ, anom, GRID, max_components=None, **args)) > 3  # the cap below drops some
+    comps = find_components(occ, anom, GRID, max_components=3, **args)
+    coords, component = component_voxels(occ, anom, GRID, max_components=3, **args)
+    assert sorted(set(component.tolist())) == [0, 1, 2]
+    for k, comp in enumerate(comps):
+        cells = coords[component == k]
+        assert len(cells) == comp.voxel_count
+        assert anom[tuple(cells.T)].max() == pytest.approx(comp.max_score)
+        assert GRID.mins + cells.min(axis=0) * GRID.cell_m == pytest.approx(comp.box_min_m)
+    assert component_voxels(occ, anom, GRID, anomaly_threshold=1.0)[0].shape == (0, 3)
 
 
 def test_find_components_rejects_unsupported_connectivity() -> None:

@@ -44,14 +44,16 @@ def test_only_predicted_ground_truth_voxels_are_scored_and_coverage_counts_the_r
     acc.add(frame, occupancy.reshape(GRID.shape), anomaly.reshape(GRID.shape))
     acc.add(_frame([0, 1], [1, 1]), occupancy.reshape(GRID.shape), anomaly.reshape(GRID.shape))
     result = acc.result()
-    expected = binary_metrics([0.1, 0.2, 0.3, 0.8, 0.7, 0.6], [0, 0, 0, 0, 1, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.8, 0.7, 0.6], np.float32)
+    expected = binary_metrics(scores, [0, 0, 0, 0, 1, 1])
     only = result['Anomalies_Only']
     assert only['voxels'] == 6 and only['coverage'] == pytest.approx(6 / 7)
-    assert only['AP'] == pytest.approx(expected['AP']) and only['AUROC'] == pytest.approx(expected['AUROC'])
+    assert {k: only[k] for k in expected} == expected  # exact, not within a histogram's resolution
     included = result['Normality_Included']
     assert included['voxels'] == 8 and included['coverage'] == pytest.approx(8 / 9)
     assert set(result['by_category']) == {'home'} and set(result['by_size']) == {'small'}
-    assert result['by_category']['home']['AP'] == pytest.approx(expected['AP'])
+    assert result['by_category']['home']['AP'] == expected['AP']
+    assert result['mean_category_ap'] == expected['AP'] and result['ap_small'] == expected['AP']
 
 
 def test_frames_without_anomalies_leave_anomalies_only_empty():
@@ -88,22 +90,31 @@ def test_the_cli_writes_metrics_json_in_the_report_shape_with_table_and_plots(tm
         assert set(variant) == {
             'Anomalies_Only',
             'Normality_Included',
+            'mean_category_ap',
+            'ap_small',
             'by_category',
             'by_group',
             'by_size',
+            'objects',
             'false_positives_at_fpr95',
         }
         # The test split holds only these categories: the group is there exactly when a category is.
         assert set(variant['by_group']) == ({'held_out'} if variant['by_category'] else set())
         for subset in ('Anomalies_Only', 'Normality_Included'):
-            assert set(variant[subset]) == {'AUROC', 'AP', 'FPR95', 'F1', 'PPV', 'voxels', 'coverage'}
-            for key in ('AUROC', 'AP', 'FPR95', 'F1', 'PPV', 'coverage'):
+            assert set(variant[subset]) == {'AUROC', 'AP', 'FPR95', 'F1', 'PPV', 'specificity', 'voxels', 'coverage'}
+            for key in ('AUROC', 'AP', 'FPR95', 'F1', 'PPV', 'specificity', 'coverage'):
                 value = variant[subset][key]
                 assert value is None or 0.0 <= value <= 1.0
+        objects = variant['objects']
+        assert objects['frames'] == 3 and objects['anomaly_threshold'] == 0.5 and objects['min_component_voxels'] == 3
+        assert objects['false_alarms'] + objects['ignored_components'] <= objects['components']
+        assert sum(m['instances'] for m in objects['by_category'].values()) == objects['instances']
     assert report['variants']['fusion']['Normality_Included']['voxels'] > 0
     for name in ('metrics.md', 'roc.png', 'pr.png'):
         assert (out / name).stat().st_size > 0
-    assert 'By group (AP / AUROC / FPR95):' in (out / 'metrics.md').read_text()
+    table = (out / 'metrics.md').read_text()
+    assert 'By group (AP / AUROC / FPR95):' in table and '| Variant | Mean category AP | AP small |' in table
+    assert 'Object recall by category (detected / objects):' in table
     assert '| fusion | Anomalies_Only |' in capsys.readouterr().out
 
 
@@ -171,3 +182,71 @@ def test_malformed_category_groups_are_refused(items, message):
     with pytest.raises(ConfigError, match=message):
         parse_groups(items)
     assert parse_groups(['held_out=animal, airplane']) == {'held_out': frozenset({'animal', 'airplane'})}
+
+
+def test_mean_category_ap_averages_the_categories_and_ap_small_reads_objects_under_a_metre():
+    occupancy = np.full(GRID.shape, 0.9, np.float32).ravel()
+    anomaly = np.zeros(GRID.shape, np.float32).ravel()
+    anomaly[:4] = [0.1, 0.6, 0.3, 0.5]
+    acc = VariantAccumulator(GRID, occupancy_threshold=0.5)
+    shape = GRID.shape
+    # Frame 1: a 0.8 m animal (small) at cell 3; frame 2: a 3 m airplane (large) at cell 3.
+    animal = _frame(range(4), [1, 1, 1, 30], anomalies=[[0.3, 1.3, 0.3, 0.8, 0.5, 0.5, 30]])
+    airplane = _frame(range(4), [1, 1, 33, 33], anomalies=[[0.3, 1.3, 0.3, 3.0, 1.0, 1.0, 33]])
+    acc.add(animal, occupancy.reshape(shape), anomaly.reshape(shape))
+    acc.add(airplane, occupancy.reshape(shape), anomaly.reshape(shape))
+    result = acc.result()
+    ap_animal = binary_metrics(anomaly[:4], [0, 0, 0, 1])['AP']
+    ap_airplane = binary_metrics(anomaly[:4], [0, 0, 1, 1])['AP']
+    assert ap_animal != ap_airplane
+    assert result['by_category']['animal']['AP'] == ap_animal
+    assert result['mean_category_ap'] == pytest.approx((ap_animal + ap_airplane) / 2, abs=1e-15)
+    assert result['ap_small'] == ap_animal and result['by_size']['large']['AP'] == ap_airplane
+    only_large = VariantAccumulator(GRID, occupancy_threshold=0.5)
+    only_large.add(airplane, occupancy.reshape(shape), anomaly.reshape(shape))
+    assert only_large.result()['ap_small'] is None
+    assert VariantAccumulator(GRID, occupancy_threshold=0.5).result()['mean_category_ap'] is None
+
+
+def test_pooled_metrics_stay_exact_when_all_scores_share_one_tiny_interval():
+    # Positives one float32 step above the negatives: a 1e-5 histogram saw a single tied bin.
+    occupancy = np.full(GRID.shape, 0.9, np.float32)
+    anomaly = np.full(GRID.shape, 0.5, np.float32)
+    anomaly.reshape(-1)[[5, 6]] = np.nextafter(np.float32(0.5), np.float32(1))
+    acc = VariantAccumulator(GRID, occupancy_threshold=0.5)
+    for _ in range(3):
+        acc.add(_frame(range(10), [1, 1, 1, 1, 1, 29, 29, 1, 1, 1]), occupancy, anomaly)
+    only = acc.result()['Anomalies_Only']
+    assert only['AP'] == 1.0 and only['AUROC'] == 1.0 and only['voxels'] == 30
+
+
+def test_binned_accumulation_keeps_the_threshold_figures_exact():
+    rng = np.random.default_rng(2)
+    exact, binned = VariantAccumulator(GRID, 0.5), VariantAccumulator(GRID, 0.5, n_bins=10_000)
+    occupancy = np.full(GRID.shape, 0.9, np.float32)
+    for _ in range(5):
+        anomaly = rng.uniform(size=GRID.shape).astype(np.float32)
+        labels = np.where(rng.uniform(size=20) < 0.3, 30, 1)
+        for acc in (exact, binned):
+            acc.add(_frame(range(20), labels), occupancy, anomaly)
+    e, b = exact.result()['Normality_Included'], binned.result()['Normality_Included']
+    assert e['AP'] > 0
+    assert {k: b[k] for k in ('FPR95', 'F1', 'PPV', 'voxels')} == {k: e[k] for k in ('FPR95', 'F1', 'PPV', 'voxels')}
+    assert b['AP'] == pytest.approx(e['AP'], abs=1e-3)
+
+
+def test_objects_are_counted_on_every_frame_at_the_variant_occupancy_threshold():
+    shape = GRID.shape
+    occupancy = np.full(shape, 0.9, np.float32)
+    anomaly = np.zeros(shape, np.float32)
+    anomaly.reshape(-1)[[0, 1, 2]] = 0.9  # one component of 3 voxels on the animal
+    acc = VariantAccumulator(GRID, occupancy_threshold=0.5)
+    acc.add(_frame(range(6), [30, 30, 30, 1, 1, 1], anomalies=[[0.3, 0.3, 0.3, 0.5, 0.5, 0.5, 30]]), occupancy, anomaly)
+    acc.add(_frame(range(6), [1, 1, 1, 1, 1, 1]), occupancy, anomaly)  # the same blob on road: a false alarm
+    objects = acc.result()['objects']
+    assert objects['frames'] == 2 and objects['recall'] == 1.0 and objects['false_alarms_per_frame'] == 0.5
+    assert objects['by_category'] == {'animal': {'instances': 1, 'detected': 1, 'recall': 1.0}}
+    assert objects['by_size'] == {'small': {'instances': 1, 'detected': 1, 'recall': 1.0}}
+    higher = VariantAccumulator(GRID, occupancy_threshold=0.95)  # nothing is occupied: nothing found
+    higher.add(_frame(range(6), [30, 30, 30, 1, 1, 1]), occupancy, anomaly)
+    assert higher.result()['objects']['recall'] == 0.0
