@@ -49,9 +49,15 @@ class WorldBuilder:
         self._next_instance += 1
         return iid
 
-    def ground_z(self, y: float) -> float:
-        """Ground height at lateral position ``y``: the road, or the kerb height beyond it."""
-        return 0.0 if abs(y) < self.road.half_width_m else self.road.kerb_height_m
+    def ground_z(self, y: float, x: float = 0.0) -> float:
+        """Ground height at ``(x, y)`` while the world is built: the flat road, or the kerb height beyond it.
+
+        Scenarios are built on the flat road; the generator then drapes everything
+        onto the scenario's shaped road (drape.py), so objects placed at this
+        height stand on the shaped ground as well. ``x`` is accepted for callers
+        that know it; on the flat road the height does not depend on it.
+        """
+        return float(self.road.flat_height(y))
 
     def overlaps_obstacle(self, box: np.ndarray, margin: float = 0.3) -> bool:
         """Whether ``[x_min, x_max, y_min, y_max]`` comes within ``margin`` of a registered obstacle."""

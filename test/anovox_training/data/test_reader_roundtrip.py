@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from anovox_perception.geometry import CameraModel, anovox_voxel_center, transform_points
+from anovox_perception.geometry import CameraModel, anovox_voxel_center, camera_from_lidar, transform_points
+from anovox_perception.preprocess import InputSpec, camera_geometry
+from anovox_training.cache import sample_arrays
 from anovox_training.data.check import check_dataset
 from anovox_training.data.frame import SENSORS, AnomalyInfo
-from anovox_training.data.labels import is_anomaly
+from anovox_training.data.labels import LABEL_IDS, is_anomaly
 from anovox_training.data.reader import ScenarioReader, find_scenarios
-from anovox_training.data.synth import WorldSettings, build_scenario
+from anovox_training.data.synth import GenerateConfig, WorldSettings, build_scenario, generate
 from anovox_training.data.synth.__main__ import main as synth_main
+from anovox_training.data.synth.variation import RigVariation
 
 VOXEL_HALF_DIAGONAL_M = 0.5 * np.sqrt(3) / 2
 FRAMES, SEED, SPLIT = 2, 1, 'train'
@@ -42,6 +46,35 @@ def scenario(tmp_path_factory):
     assert synth_main(args) == 0
     (path,) = find_scenarios(out)
     return path
+
+
+# A rig unlike AnoVox's: KITTI-shaped camera ahead of and below a pitched HDL-64E, on a sloped road.
+KITTI_LIKE = RigVariation(
+    beam_layout_weights=(('hdl64e', 1.0),),
+    camera_shape_weights=(('kitti', 1.0),),
+    lidar_pitch_deg=(1.5, 2.0),
+    camera_offset_x_m=(0.25, 0.3),
+    camera_offset_z_m=(-0.1, -0.06),
+    grade=(0.05, 0.07),
+)
+
+
+@pytest.fixture(scope='module')
+def varied(tmp_path_factory):
+    cfg = GenerateConfig(
+        out=tmp_path_factory.mktemp('varied'),
+        split=SPLIT,
+        scenarios=1,
+        frames=FRAMES,
+        seed=SEED,
+        width=192,
+        height=128,
+        lidar_azimuth_steps=512,
+        normal_share=0.0,
+        variation=KITTI_LIKE,
+    )
+    (path,), _ = generate(cfg)
+    return path, cfg.rig(0)
 
 
 def box_excess_m(points: np.ndarray, anomaly: AnomalyInfo) -> np.ndarray:
@@ -146,3 +179,62 @@ def test_lidar_points_project_onto_matching_camera_labels_and_depths(scenario):
     # The same points read with y flipped fail both bounds: the check above would catch a wrong convention.
     _, flipped_agreement, flipped_error = camera_agreement(ScenarioReader(scenario, points_y_negated=True))
     assert flipped_agreement < 0.5 and flipped_error > 0.3, (flipped_agreement, flipped_error)
+
+
+def test_a_varied_rig_reads_back_with_its_own_camera_and_extrinsics(varied):
+    path, rig = varied
+    reader = ScenarioReader(path)
+    assert reader.camera == rig.camera.camera and reader.camera.width / reader.camera.height == pytest.approx(3.3, 0.02)
+    expected = camera_from_lidar(rig.camera_mount.ego_from_sensor(), rig.lidar_mount.ego_from_sensor())
+    np.testing.assert_allclose(reader.T_cam_lidar, expected, atol=1e-12)
+    # The camera sits about 0.27 m ahead of the LiDAR: in the optical frame the LiDAR is behind it (z < 0).
+    lidar_in_camera = reader.T_cam_lidar[:3, 3]
+    assert -0.35 < lidar_in_camera[2] < -0.2
+    frame = reader.read(reader.frame_ids[0])
+    assert frame.rgb.shape == (rig.camera.camera.height, rig.camera.camera.width, 3)
+    # ACTION's world-from-camera and world-from-LiDAR matrices differ by the mounts (CARLA axes).
+    flip = np.diag([1.0, -1.0, 1.0, 1.0])
+    world_from_lidar = flip @ np.asarray(frame.action['lidar transformation matrix']) @ flip
+    world_from_camera = flip @ np.asarray(frame.action['camera transformation matrix']) @ flip
+    np.testing.assert_allclose(np.linalg.inv(world_from_lidar) @ world_from_camera, rig.lidar_from_camera, atol=1e-6)
+
+
+def test_a_varied_rig_passes_the_check_and_its_points_match_the_camera(varied):
+    path, _ = varied
+    report = check_dataset(path.parent)
+    assert report.ok, [str(p) for p in report.problems]
+    visible, agreement, depth_error = camera_agreement(ScenarioReader(path))
+    assert visible > 500 and agreement > 0.85 and depth_error < 0.3, (visible, agreement, depth_error)
+
+
+def test_training_inputs_of_a_varied_rig_put_object_points_on_their_pixels(varied):
+    # As training builds them: the cached camera and T_cam_lidar, the image resized to the model's size.
+    path, rig = varied
+    reader = ScenarioReader(path)
+    spec = InputSpec()
+    frame = reader.read(reader.frame_ids[0])
+    arrays = sample_arrays(frame, spec)
+    w, h, fx, fy, cx, cy = arrays['camera']
+    camera = CameraModel(int(w), int(h), fx, fy, cx, cy).scaled(spec.image_width, spec.image_height)
+    assert arrays['image'].shape == (spec.image_height, spec.image_width, 3)
+    semantic = np.asarray(
+        Image.fromarray(frame.semantic).resize((spec.image_width, spec.image_height), Image.Resampling.NEAREST)
+    )
+    points = frame.semantic_points
+    cam = transform_points(arrays['T_cam_lidar'], points)
+    # Points the full-size depth image sees (not hidden by parallax), on objects: cars, poles, anomalies, ...
+    full_uv, full_visible = frame.camera.project(cam)
+    u, v = full_uv[full_visible].astype(int).T
+    seen = np.flatnonzero(full_visible)[np.abs(frame.depth_m[v, u] - cam[full_visible, 2]) < 0.05]
+    objects = seen[~np.isin(points[seen, 3], [LABEL_IDS['road'], LABEL_IDS['sidewalk'], LABEL_IDS['terrain']])]
+    uv, visible = camera.project(cam[objects])
+    u, v = uv[visible].astype(int).T
+    assert visible.sum() > 200
+    assert np.mean(semantic[v, u] == points[objects[visible], 3]) > 0.85
+    # The model's geometry inputs from the cached arrays are those of the rig the generator drew.
+    geometry = camera_geometry(spec, CameraModel(int(w), int(h), fx, fy, cx, cy), arrays['T_cam_lidar'])
+    truth = camera_from_lidar(rig.camera_mount.ego_from_sensor(), rig.lidar_mount.ego_from_sensor())
+    expected = camera_geometry(spec, rig.camera.camera, truth)
+    np.testing.assert_allclose(geometry['cell_uv'], expected['cell_uv'], atol=1e-6)
+    np.testing.assert_array_equal(geometry['cell_valid'], expected['cell_valid'])
+    assert geometry['cell_valid'].mean() > 0.05
