@@ -23,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from anovox_training.data.synth.anomaly_shapes import CATEGORY_SHAPES
-from anovox_training.data.synth.objects import Model, model_of_batch
+from anovox_training.data.synth.model import Model, model_of_batch
 from anovox_training.data.synth.primitives import aabb_half_extents
 
 __all__ = ['BUILDERS', 'SHAPE_KINDS', 'SPLIT_CATEGORIES', 'build_anomaly']

@@ -1,150 +1,82 @@
 """Normal (non-anomalous) objects of the synthetic world, built from primitives.
 
-Each builder draws one parametric template (a car, a pedestrian, a tree, ...)
-so that every class has a consistent, learnable shape with varied size and
-colour. Builders return a `Model` in the object frame of parts.py (x forward,
-z up, origin on the ground under the footprint centre).
+Each builder draws one parametric template (a pedestrian, a tree, a fence, ...)
+with varied size, style and colour. Builders return a `Model` in the object
+frame of parts.py (x forward, z up, origin on the ground under the footprint
+centre). Vehicles live in vehicles.py and street furniture in
+street_furniture.py; this module gathers them all, so placement code reads
+``objects.car``, ``objects.planter``, ...
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from anovox_training.data.labels import LABEL_IDS
 from anovox_training.data.synth import materials as M
+from anovox_training.data.synth.model import Model, make_model, model_of_batch
 from anovox_training.data.synth.parts import Parts
-from anovox_training.data.synth.primitives import PrimitiveBatch
+from anovox_training.data.synth.street_furniture import (
+    barrier,
+    bench,
+    bike_rack,
+    bin_,
+    bollard,
+    bus_stop,
+    cone,
+    hydrant,
+    newspaper_box,
+    parcel_boxes,
+    planter,
+    recycling_boxes,
+    rubbish_bags,
+    sandwich_board,
+    utility_box,
+)
+from anovox_training.data.synth.vehicles import bicycle, bus, car, motorcycle, scooter, truck
 
 __all__ = [
     'Model',
     'barrier',
     'bench',
     'bicycle',
+    'bike_rack',
     'bin_',
     'bollard',
     'building',
     'bus',
+    'bus_stop',
     'bush',
     'car',
     'cone',
     'fence',
     'guard_rail',
+    'hedge',
     'hydrant',
     'make_model',
     'model_of_batch',
     'motorcycle',
+    'newspaper_box',
+    'parcel_boxes',
     'pedestrian',
+    'planter',
+    'recycling_boxes',
+    'rubbish_bags',
+    'sandwich_board',
+    'scooter',
     'street_lamp',
     'traffic_light',
     'traffic_sign',
     'tree',
     'truck',
+    'utility_box',
+    'utility_pole',
     'wall',
 ]
 
 _ID = LABEL_IDS
-_TYRE = (0.06, 0.06, 0.06)
-_GLASS = (0.10, 0.13, 0.16)
-
-
-@dataclass
-class Model:
-    """A built object.
-
-    Attributes:
-        name: Template name ('car', 'pedestrian', 'home/sofa', ...).
-        parts: Primitives in the object frame.
-        size_m: (3,) footprint length (x), width (y) and height (z).
-    """
-
-    name: str
-    parts: PrimitiveBatch
-    size_m: np.ndarray
-
-
-def make_model(name: str, parts: Parts) -> Model:
-    """The Model of built ``parts``; its size is taken from the parts' bounding boxes."""
-    return model_of_batch(name, parts.build())
-
-
-def model_of_batch(name: str, batch: PrimitiveBatch) -> Model:
-    """The Model of primitives in an object frame: footprint extent about the origin, height above the ground."""
-    corners = batch.corners().reshape(-1, 3)
-    size = np.array(
-        [
-            2 * np.abs(corners[:, 0]).max(),
-            2 * np.abs(corners[:, 1]).max(),
-            max(corners[:, 2].max(), 0.0),
-        ]
-    )
-    return Model(name, batch, size)
-
-
-def _wheels(p: Parts, xs: list[float], half_track: float, radius: float, width: float) -> None:
-    for x in xs:
-        for side in (-1, 1):
-            p.cylinder((x, side * half_track, radius), radius, width, axis='y', color=_TYRE, material=M.RUBBER)
-
-
-def car(rng: np.random.Generator) -> Model:
-    """A passenger car (sedan, hatchback, SUV or van body)."""
-    style = rng.choice(['sedan', 'hatch', 'suv', 'van'], p=[0.4, 0.25, 0.25, 0.1])
-    length = {'sedan': 4.6, 'hatch': 4.0, 'suv': 4.7, 'van': 5.0}[style] * rng.uniform(0.92, 1.08)
-    width = rng.uniform(1.72, 1.98)
-    clearance = 0.18 if style in ('sedan', 'hatch') else 0.26
-    body_h = {'sedan': 0.62, 'hatch': 0.66, 'suv': 0.8, 'van': 1.05}[style] * rng.uniform(0.93, 1.07)
-    cabin_h = {'sedan': 0.55, 'hatch': 0.6, 'suv': 0.65, 'van': 0.8}[style] * rng.uniform(0.9, 1.1)
-    paint = M.sample_color(rng, 'paint')
-    p = Parts(_ID['car'], M.CAR_PAINT, paint)
-    radius = rng.uniform(0.3, 0.37)
-    p.box((0, 0, clearance + body_h / 2), (length, width, body_h))
-    cabin_len = length * {'sedan': 0.5, 'hatch': 0.6, 'suv': 0.62, 'van': 0.78}[style]
-    cabin_x = -length * {'sedan': 0.06, 'hatch': 0.1, 'suv': 0.08, 'van': 0.04}[style]
-    z0 = clearance + body_h
-    p.box((cabin_x, 0, z0 + cabin_h / 2), (cabin_len, width - 0.12, cabin_h), color=_GLASS, material=M.GLASS)
-    p.box((cabin_x, 0, z0 + cabin_h - 0.04), (cabin_len * 0.92, width - 0.1, 0.1))
-    p.box((length / 2 - 0.02, 0, z0 - 0.15), (0.06, width * 0.85, 0.12), color=(0.9, 0.9, 0.85), material=M.PLASTIC)
-    p.box((-length / 2 + 0.02, 0, z0 - 0.15), (0.06, width * 0.85, 0.1), color=(0.6, 0.05, 0.05), material=M.PLASTIC)
-    _wheels(p, [length / 2 - 0.85, -length / 2 + 0.85], width / 2 - 0.14, radius, 0.22)
-    return make_model(f'car/{style}', p)
-
-
-def truck(rng: np.random.Generator) -> Model:
-    """A truck: cab and cargo box on six wheels."""
-    cargo_len = rng.uniform(4.5, 8.0)
-    cab_len = rng.uniform(1.8, 2.3)
-    width = rng.uniform(2.3, 2.55)
-    height = rng.uniform(3.0, 3.9)
-    paint = M.sample_color(rng, 'paint')
-    p = Parts(_ID['truck'], M.CAR_PAINT, paint)
-    total = cargo_len + cab_len + 0.2
-    x_cab = total / 2 - cab_len / 2
-    cab_h = rng.uniform(2.5, 2.9)
-    p.box((x_cab, 0, 0.55 + (cab_h - 0.55) / 2), (cab_len, width, cab_h - 0.55))
-    p.box((total / 2 - 0.05, 0, cab_h - 0.6), (0.1, width - 0.2, 0.8), color=_GLASS, material=M.GLASS)
-    cargo_colour = M.sample_color(rng, 'paint') if rng.random() < 0.6 else paint
-    x_cargo = -total / 2 + cargo_len / 2
-    p.box((x_cargo, 0, 0.9 + (height - 0.9) / 2), (cargo_len, width, height - 0.9), color=cargo_colour)
-    p.box((x_cargo, 0, 0.7), (cargo_len, width - 0.6, 0.3), color=(0.15, 0.15, 0.15), material=M.METAL)
-    _wheels(p, [x_cab, x_cargo - cargo_len / 2 + 1.2, x_cargo - cargo_len / 2 + 2.3], width / 2 - 0.2, 0.5, 0.35)
-    return make_model('truck', p)
-
-
-def bus(rng: np.random.Generator) -> Model:
-    """A city bus with a window band."""
-    length = rng.uniform(10.0, 12.5)
-    width = 2.55
-    height = rng.uniform(3.0, 3.3)
-    paint = M.sample_color(rng, 'paint')
-    p = Parts(_ID['bus'], M.CAR_PAINT, paint)
-    p.box((0, 0, 0.35 + (height - 0.35) / 2), (length, width, height - 0.35))
-    p.box((0.1, 0, 1.95), (length - 0.6, width + 0.03, 1.1), color=_GLASS, material=M.GLASS)
-    p.box((length / 2 + 0.01, 0, 1.9), (0.04, width - 0.2, 1.4), color=_GLASS, material=M.GLASS)
-    _wheels(p, [length / 2 - 2.5, -length / 2 + 2.8], width / 2 - 0.25, 0.5, 0.35)
-    return make_model('bus', p)
 
 
 def pedestrian(rng: np.random.Generator, child: bool = False) -> Model:
@@ -167,44 +99,6 @@ def pedestrian(rng: np.random.Generator, child: bool = False) -> Model:
     if rng.random() < 0.3:
         p.box((-0.2 * s, 0, hip + 0.35 * s), (0.15 * s, 0.3 * s, 0.4 * s), color=M.sample_color(rng, 'cloth'))
     return make_model('pedestrian', p)
-
-
-def bicycle(rng: np.random.Generator) -> Model:
-    """A cyclist: bicycle (19) and rider (13)."""
-    p = Parts(_ID['bicycle'], M.METAL, M.sample_color(rng, 'paint'))
-    r = rng.uniform(0.32, 0.36)
-    for x in (-0.55, 0.55):
-        p.cylinder((x, 0, r), r, 0.05, axis='y', color=_TYRE, material=M.RUBBER)
-    p.segment((-0.55, 0, r), (-0.1, 0, r + 0.45), 0.025)
-    p.segment((0.55, 0, r), (0.4, 0, r + 0.55), 0.025)
-    p.segment((-0.1, 0, r + 0.45), (0.4, 0, r + 0.5), 0.03)
-    p.segment((-0.1, 0, r), (-0.1, 0, r + 0.45), 0.025)
-    rider = M.sample_color(rng, 'cloth')
-    skin = M.sample_color(rng, 'skin', jitter=0.03)
-    seat_z = r + 0.5
-    for side in (-1, 1):
-        p.segment((0.0, side * 0.1, r + 0.05), (-0.1, side * 0.1, seat_z), 0.065, color=rider, label=_ID['rider'])
-    p.ellipsoid((0.0, 0, seat_z + 0.35), (0.14, 0.2, 0.34), rpy=(0, 0.35, 0), color=rider, label=_ID['rider'])
-    p.segment((0.1, 0.2, seat_z + 0.55), (0.4, 0.2, r + 0.55), 0.045, color=rider, label=_ID['rider'])
-    p.segment((0.1, -0.2, seat_z + 0.55), (0.4, -0.2, r + 0.55), 0.045, color=rider, label=_ID['rider'])
-    p.ellipsoid((0.2, 0, seat_z + 0.82), (0.1, 0.09, 0.12), color=skin, material=M.SKIN, label=_ID['rider'])
-    return make_model('bicycle', p)
-
-
-def motorcycle(rng: np.random.Generator) -> Model:
-    """A motorcyclist: motorcycle (18) and rider (13)."""
-    p = Parts(_ID['motorcycle'], M.CAR_PAINT, M.sample_color(rng, 'paint'))
-    r = 0.32
-    for x in (-0.72, 0.72):
-        p.cylinder((x, 0, r), r, 0.14, axis='y', color=_TYRE, material=M.RUBBER)
-    p.ellipsoid((0.0, 0, 0.72), (0.75, 0.2, 0.22))
-    p.box((-0.15, 0, 0.5), (0.6, 0.3, 0.3), color=(0.3, 0.3, 0.3), material=M.METAL)
-    rider = M.sample_color(rng, 'cloth')
-    p.ellipsoid((-0.15, 0, 1.25), (0.16, 0.21, 0.33), rpy=(0, 0.3, 0), color=rider, label=_ID['rider'])
-    for side in (-1, 1):
-        p.segment((0.25, side * 0.2, 0.5), (-0.2, side * 0.15, 0.9), 0.07, color=rider, label=_ID['rider'])
-    p.ellipsoid((0.0, 0, 1.68), (0.14, 0.13, 0.15), color=M.sample_color(rng, 'paint'), label=_ID['rider'])
-    return make_model('motorcycle', p)
 
 
 def tree(rng: np.random.Generator) -> Model:
@@ -232,17 +126,34 @@ def tree(rng: np.random.Generator) -> Model:
 
 
 def bush(rng: np.random.Generator) -> Model:
-    """A bush or hedge segment."""
+    """A bush: one to three rounded shrubs (vegetation, 9), or a short hedge segment."""
+    if rng.random() < 0.3:
+        return hedge(rng, rng.uniform(2.0, 8.0))
     green = np.array([0.16, 0.3, 0.1]) * rng.uniform(0.7, 1.3)
     p = Parts(_ID['vegetation'], M.FOLIAGE, green)
-    if rng.random() < 0.5:
-        length, h = rng.uniform(2, 8), rng.uniform(0.6, 1.6)
-        p.box((0, 0, h / 2), (length, rng.uniform(0.6, 1.2), h))
-    else:
-        for _ in range(int(rng.integers(1, 4))):
-            r = rng.uniform(0.4, 1.0)
-            p.ellipsoid((rng.normal(0, 0.4), rng.normal(0, 0.4), r * 0.7), (r, r * rng.uniform(0.8, 1.2), r * 0.8))
+    for _ in range(int(rng.integers(1, 4))):
+        r = rng.uniform(0.4, 1.0)
+        p.ellipsoid((rng.normal(0, 0.4), rng.normal(0, 0.4), r * 0.7), (r, r * rng.uniform(0.8, 1.2), r * 0.8))
     return make_model('bush', p)
+
+
+def hedge(rng: np.random.Generator, length: float) -> Model:
+    """A hedge along x (vegetation, 9): clipped flat, rounded on top, or loose and uneven."""
+    green = np.array([0.15, 0.3, 0.1]) * rng.uniform(0.65, 1.3)
+    p = Parts(_ID['vegetation'], M.FOLIAGE, green)
+    h, w = rng.uniform(0.6, 2.2), rng.uniform(0.5, 1.3)
+    style = str(rng.choice(['clipped', 'rounded', 'loose']))
+    if style == 'clipped':
+        p.box((0, 0, h / 2), (length, w, h))
+    elif style == 'rounded':
+        p.box((0, 0, h * 0.4), (length, w, h * 0.8))
+        p.cylinder((0, 0, h * 0.8), (w / 2, h * 0.2), length, axis='x')
+    else:
+        n = max(2, int(length / 0.9))
+        for x in np.linspace(-length / 2 + 0.4, length / 2 - 0.4, n):
+            r = np.array([0.6, w / 2, h / 2]) * rng.uniform(0.8, 1.2, 3)
+            p.ellipsoid((x, rng.normal(0, 0.08), r[2]), r)
+    return make_model(f'hedge/{style}', p)
 
 
 def street_lamp(rng: np.random.Generator) -> Model:
@@ -255,6 +166,24 @@ def street_lamp(rng: np.random.Generator) -> Model:
     p.box((0, arm / 2, h - 0.1), (0.08, arm, 0.08))
     p.box((0, arm, h - 0.2), (0.5, 0.3, 0.15), color=(0.8, 0.8, 0.75))
     return make_model('street_lamp', p)
+
+
+def utility_pole(rng: np.random.Generator) -> Model:
+    """A pole (6) of any height: a short post, a wooden utility pole with a cross-arm, or a tall mast."""
+    style = str(rng.choice(['post', 'utility', 'mast'], p=[0.35, 0.45, 0.2]))
+    h = {'post': rng.uniform(1.5, 3.5), 'utility': rng.uniform(6.0, 11.0), 'mast': rng.uniform(10.0, 16.0)}[style]
+    grey = np.array([0.42, 0.42, 0.44]) * rng.uniform(0.6, 1.3)
+    wood = np.array([0.35, 0.26, 0.18]) * rng.uniform(0.7, 1.2)
+    p = Parts(_ID['pole'], M.WOOD if style == 'utility' else M.METAL, wood if style == 'utility' else grey)
+    radius = {'post': rng.uniform(0.03, 0.06), 'utility': rng.uniform(0.12, 0.18), 'mast': rng.uniform(0.15, 0.25)}[
+        style
+    ]
+    p.cylinder((0, 0, h / 2), radius, h, taper=0.8 if style != 'post' else 1.0)
+    if style == 'utility':
+        p.box((0, 0, h - 0.4), (0.1, rng.uniform(1.2, 2.2), 0.1))
+    elif style == 'mast' and rng.random() < 0.5:
+        p.box((0, 0, h), (0.6, 0.6, 0.4), color=(0.8, 0.8, 0.75))
+    return make_model(f'pole/{style}', p)
 
 
 def traffic_sign(rng: np.random.Generator) -> Model:
@@ -286,72 +215,6 @@ def traffic_light(rng: np.random.Generator) -> Model:
     return make_model('traffic_light', p)
 
 
-def cone(rng: np.random.Generator) -> Model:
-    """A traffic cone on a square base (static, 20)."""
-    h = rng.uniform(0.45, 0.95)
-    colour = M.sample_color(rng, 'signal', jitter=0.03)
-    p = Parts(_ID['static'], M.PLASTIC, colour)
-    p.box((0, 0, 0.02), (h * 0.6, h * 0.6, 0.04), color=(0.1, 0.1, 0.1))
-    p.cylinder((0, 0, 0.04 + h / 2), h * 0.22, h, taper=0.15)
-    return make_model('cone', p)
-
-
-def barrier(rng: np.random.Generator) -> Model:
-    """A road barrier: plastic or concrete (static, 20)."""
-    p = Parts(_ID['static'], M.PLASTIC, M.sample_color(rng, 'signal'))
-    length = rng.uniform(1.2, 3.0)
-    if rng.random() < 0.5:
-        p.box((0, 0, 0.4), (length, 0.5, 0.8), color=(0.65, 0.65, 0.62), material=M.CONCRETE)
-        p.box((0, 0, 0.1), (length, 0.7, 0.2), color=(0.65, 0.65, 0.62), material=M.CONCRETE)
-    else:
-        h = rng.uniform(0.8, 1.1)
-        p.box((0, 0, h - 0.15), (length, 0.08, 0.25), material=M.RETRO)
-        for x in (-length / 2 + 0.1, length / 2 - 0.1):
-            p.box((x, 0, h / 2), (0.08, 0.5, h), color=(0.9, 0.9, 0.9))
-    return make_model('barrier', p)
-
-
-def bin_(rng: np.random.Generator) -> Model:
-    """A waste bin (dynamic, 21)."""
-    colour = M.sample_color(rng, 'paint') * 0.5 + np.array([0.1, 0.3, 0.15], np.float32) * 0.5
-    p = Parts(_ID['dynamic'], M.PLASTIC, colour)
-    if rng.random() < 0.5:
-        h = rng.uniform(0.9, 1.3)
-        p.box((0, 0, h / 2), (rng.uniform(0.6, 1.2), rng.uniform(0.6, 0.9), h))
-    else:
-        h = rng.uniform(0.7, 1.0)
-        p.cylinder((0, 0, h / 2), rng.uniform(0.25, 0.35), h)
-    return make_model('bin', p)
-
-
-def bench(rng: np.random.Generator) -> Model:
-    """A bench (static, 20)."""
-    p = Parts(_ID['static'], M.WOOD, np.array([0.45, 0.3, 0.18]) * rng.uniform(0.7, 1.3))
-    length = rng.uniform(1.5, 2.2)
-    p.box((0, 0, 0.45), (length, 0.45, 0.06))
-    p.box((0, -0.2, 0.75), (length, 0.05, 0.35), rpy=(0.15, 0, 0))
-    for x in (-length / 2 + 0.15, length / 2 - 0.15):
-        p.box((x, 0, 0.22), (0.06, 0.45, 0.44), color=(0.2, 0.2, 0.2), material=M.METAL)
-    return make_model('bench', p)
-
-
-def hydrant(rng: np.random.Generator) -> Model:
-    """A fire hydrant (static, 20)."""
-    p = Parts(_ID['static'], M.METAL, M.sample_color(rng, 'signal'))
-    p.cylinder((0, 0, 0.3), 0.12, 0.6)
-    p.ellipsoid((0, 0, 0.6), (0.13, 0.13, 0.1))
-    p.cylinder((0, 0, 0.4), 0.05, 0.4, axis='y')
-    return make_model('hydrant', p)
-
-
-def bollard(rng: np.random.Generator) -> Model:
-    """A bollard (static, 20)."""
-    p = Parts(_ID['static'], M.METAL, M.sample_color(rng, 'building'))
-    h = rng.uniform(0.7, 1.1)
-    p.cylinder((0, 0, h / 2), rng.uniform(0.06, 0.12), h)
-    return make_model('bollard', p)
-
-
 def building(rng: np.random.Generator, length: float, depth: float) -> Model:
     """A building block of ``length`` along x and ``depth`` along y (facade at y = -depth/2)."""
     height = float(rng.choice([rng.uniform(4, 9), rng.uniform(9, 20), rng.uniform(20, 40)], p=[0.35, 0.45, 0.2]))
@@ -366,23 +229,46 @@ def building(rng: np.random.Generator, length: float, depth: float) -> Model:
 
 
 def wall(rng: np.random.Generator, length: float) -> Model:
-    """A wall segment along x (4)."""
-    h = rng.uniform(0.6, 2.6)
+    """A wall segment along x (4): plain, capped, or with pillars; knee-high to above head height."""
+    h = rng.uniform(0.4, 2.8)
+    thick = rng.uniform(0.2, 0.45)
     p = Parts(_ID['wall'], M.CONCRETE, M.sample_color(rng, 'building'))
-    p.box((0, 0, h / 2), (length, rng.uniform(0.2, 0.4), h))
-    return make_model('wall', p)
+    style = str(rng.choice(['plain', 'capped', 'pillars']))
+    p.box((0, 0, h / 2), (length, thick, h))
+    if style == 'capped':
+        p.box((0, 0, h + 0.04), (length, thick + 0.08, 0.08), color=M.sample_color(rng, 'building'))
+    elif style == 'pillars':
+        for x in np.arange(-length / 2, length / 2 + 0.01, max(1.5, length / max(1, round(length / 3.0)))):
+            p.box((x, 0, (h + 0.2) / 2), (thick + 0.15, thick + 0.15, h + 0.2))
+    return make_model(f'wall/{style}', p)
 
 
 def fence(rng: np.random.Generator, length: float) -> Model:
-    """A fence segment along x (5): panel and posts."""
-    h = rng.uniform(1.0, 2.0)
+    """A fence segment along x (5): solid panels, pickets, wire mesh or metal railings, on posts."""
+    h = rng.uniform(0.8, 2.2)
+    style = str(rng.choice(['panel', 'picket', 'mesh', 'railing']))
     colour = M.sample_color(rng, 'nature') if rng.random() < 0.5 else M.sample_color(rng, 'building')
-    p = Parts(_ID['fence'], M.WOOD, colour)
-    p.box((0, 0, h / 2 + 0.1), (length, 0.05, h - 0.2))
-    posts = max(2, int(length / 3) + 1)
+    material = M.METAL if style in ('mesh', 'railing') else M.WOOD
+    p = Parts(_ID['fence'], material, colour)
+    posts = max(2, int(length / 2.5) + 1)
     for x in np.linspace(-length / 2, length / 2, posts):
         p.box((x, 0, h / 2), (0.1, 0.1, h))
-    return make_model('fence', p)
+    if style == 'panel':
+        p.box((0, 0, h / 2 + 0.05), (length, 0.04, h - 0.1))
+    elif style == 'picket':
+        for z in (h * 0.3, h * 0.75):
+            p.box((0, 0, z), (length, 0.03, 0.08))
+        for x in np.arange(-length / 2 + 0.1, length / 2, 0.18):
+            p.box((x, 0.03, h * 0.45), (0.08, 0.02, h * 0.9))
+    elif style == 'mesh':
+        # Wire mesh: a thin, partly see-through sheet is beyond the primitives; a dark thin panel stands in.
+        p.box((0, 0, h / 2), (length, 0.01, h), color=np.asarray(colour) * 0.5)
+    else:
+        for z in (0.1, h - 0.05):
+            p.box((0, 0, z), (length, 0.04, 0.04))
+        for x in np.arange(-length / 2 + 0.08, length / 2, 0.15):
+            p.box((x, 0, h / 2), (0.02, 0.02, h))
+    return make_model(f'fence/{style}', p)
 
 
 def guard_rail(rng: np.random.Generator, length: float) -> Model:

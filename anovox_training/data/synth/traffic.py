@@ -1,4 +1,4 @@
-"""Moving road users: vehicles in every lane, cyclists, pedestrians on sidewalks and crossings.
+"""Moving road users: vehicles in every lane, cyclists and scooter riders, pedestrians on sidewalks and crossings.
 
 Every candidate is checked over all frames against the ego, the registered
 obstacles (anomalies, clutter, parked cars) and the movers accepted before it,
@@ -20,7 +20,7 @@ __all__ = ['mover_boxes', 'place_traffic']
 
 _EGO_HALF = np.array([2.4, 1.0])
 _PERSON_HALF = np.array([0.3, 0.3])
-_VEHICLES = {'car': O.car, 'truck': O.truck, 'bus': O.bus, 'motorcycle': O.motorcycle}
+_VEHICLES = {'car': O.car, 'truck': O.truck, 'bus': O.bus, 'motorcycle': O.motorcycle, 'scooter': O.scooter}
 
 
 def mover_boxes(track: Track, half_xy: np.ndarray) -> np.ndarray:
@@ -74,7 +74,7 @@ def place_traffic(b: WorldBuilder, x_lo: float, x_hi: float, ego: EgoPath, ego_l
         if lane == ego_lane:
             speed = max(speed, ego_speed + 2.0)
         for _ in range(int(rng.poisson(3.0))):
-            kind = str(rng.choice(list(_VEHICLES), p=[0.75, 0.1, 0.07, 0.08]))
+            kind = str(rng.choice(list(_VEHICLES), p=[0.72, 0.1, 0.07, 0.07, 0.04]))
             model = _VEHICLES[kind](rng)
             x0 = rng.uniform(x_lo, x_hi)
             if lane == ego_lane and x0 < 15.0:
@@ -82,8 +82,8 @@ def place_traffic(b: WorldBuilder, x_lo: float, x_hi: float, ego: EgoPath, ego_l
             y = road.lane_center_y(lane) + rng.normal(0, 0.15)
             track = linear_track(f, np.array([x0, y, 0.0]), np.array([direction * speed, 0.0, 0.0]))
             _accept(b, model.name, model, track, ego_box, margin=1.0)
-    for _ in range(int(rng.poisson(1.5))):
-        model = O.bicycle(rng)
+    for _ in range(int(rng.poisson(2.0))):
+        model = O.bicycle(rng) if rng.random() < 0.75 else O.scooter(rng)
         direction = float(rng.choice([-1.0, 1.0]))
         y = -direction * (road.lanes_half_width_m - 0.7)
         start = np.array([rng.uniform(x_lo, x_hi), y, 0.0])
