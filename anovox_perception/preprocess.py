@@ -375,19 +375,24 @@ def points_to_bev(points: np.ndarray, spec: InputSpec) -> np.ndarray:
         inside = axis_inside if inside is None else np.logical_and(inside, axis_inside, out=inside)
     if not inside.any():
         return bev
-    # Boolean-mask gathers: cheaper than np.flatnonzero plus integer gathers at these sizes.
-    ix, iy, iz = (
-        coordinate[inside].astype(np.intp) + int(offset)
-        for coordinate, offset in zip(coordinates, offsets, strict=True)
-    )
     n_cols = nx * ny
-    column = ix
-    column *= ny
-    column += iy
+    # Flat column and voxel indices of every point, then one boolean-mask gather of each:
+    # cheaper than gathering the three coordinates. Points outside cast to garbage here
+    # (NaN, inf, huge values) and are never gathered.
+    with np.errstate(invalid='ignore'):
+        ix, iy, iz = (coordinate.astype(np.intp) for coordinate in coordinates)
+    column_all = ix
+    column_all += int(offsets[0])
+    column_all *= ny
+    column_all += iy
+    column_all += int(offsets[1])
+    voxel_all = iz
+    voxel_all += int(offsets[2])
+    voxel_all *= n_cols
+    voxel_all += column_all
+    column = column_all[inside]
     # Height slices: scatter ones at iz * n_cols + column (duplicates just write 1 again).
-    iz *= n_cols
-    iz += column
-    bev.reshape(-1)[iz] = 1.0
+    bev.reshape(-1)[voxel_all[inside]] = 1.0
     count = np.bincount(column, minlength=n_cols).astype(np.float64)
     occupied = count > 0
     bev[nz] = (np.log1p(count) / _LOG_DENSITY_SCALE).reshape(nx, ny)
