@@ -411,7 +411,7 @@ def ros_argv(argv: Sequence[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def _stop_signals_ignored() -> Iterator[None]:
+def _stop_signals_ignored(restore: bool = True) -> Iterator[None]:
     """Ignore further SIGINT / SIGTERM while the node shuts down.
 
     The first signal already stopped the executor; a second Ctrl-C (or a launch
@@ -419,6 +419,11 @@ def _stop_signals_ignored() -> Iterator[None]:
     KeyboardInterrupt there: a traceback, a negative exit status and a worker left
     running. Shutdown is bounded (the worker join has a timeout), so nothing needs
     to interrupt it. Signal handlers can only be set from the main thread.
+
+    Args:
+        restore: Put the previous handlers back afterwards. A process that exits next
+            keeps ignoring: Python's teardown resets SIGINT to the default action, so a
+            signal then would still end the process with -2.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -430,13 +435,14 @@ def _stop_signals_ignored() -> Iterator[None]:
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if restore:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
-def _shut_down(node: DetectorNode | None) -> None:
+def _shut_down(node: DetectorNode | None, exiting: bool) -> None:
     """Destroy the node (worker joined, backend released) and shut rclpy down, uninterruptibly."""
-    with _stop_signals_ignored():
+    with _stop_signals_ignored(restore=not exiting):
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
@@ -448,7 +454,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     SIGINT and SIGTERM stop it with status 0 (once or repeatedly, while it starts,
     spins or shuts down); a configuration or model it cannot use exits with 2 and
     one ``cannot start:`` line.
+
+    Args:
+        argv: Command line; None (the console script, ``python -m``) reads ``sys.argv`` and
+            treats the call as the whole process: stop signals stay ignored from shutdown
+            until it exits. With an explicit ``argv`` the signal handlers are restored.
     """
+    exiting = argv is None
     args = ros_argv(sys.argv if argv is None else argv)
     rclpy.init(args=args)
     node = None
@@ -470,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # constructor (or before the executor spun), whose next rcl call then fails. A normal stop.
         rclpy.logging.get_logger(NODE_NAME).info('stopped while starting')
     finally:
-        _shut_down(node)
+        _shut_down(node, exiting)
     return status
 
 

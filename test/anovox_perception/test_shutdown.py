@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,27 @@ def test_stop_signals_end_the_node_with_status_0_and_no_traceback(scenario, mode
     assert result['status'] == 0
     assert not result['worker_alive'], 'the inference worker was joined'
     assert result['inference_entered'] == scenario.endswith('during_inference')
+
+
+def test_two_real_sigints_in_quick_succession_end_the_process_with_status_0(model_path):
+    # The second signal lands while the node shuts down or Python tears down (the process
+    # used to die of it with -2 there); either way the exit status must be 0.
+    cmd = [sys.executable, '-m', 'anovox_perception.node', '--ros-args', '-p', f'model_path:={model_path}']
+    proc = subprocess.Popen(cmd, env=ros_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "model 'fake_tiny'" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.03)
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+        output = ''.join(lines) + rest
+        assert proc.returncode == 0, output
+        assert 'Traceback' not in output, output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
