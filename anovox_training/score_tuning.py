@@ -14,10 +14,11 @@ from passes of the network over the validation frames:
 3. ``score_smoothing`` = the largest window whose Anomalies_Only AP is within
    :data:`AP_TOLERANCE` of the best, scored exactly as exported with the chosen
    weight and temperature (a second pass: smoothing needs the neighbours on the
-   grid). Among windows validation cannot tell apart, the larger one: on the
-   80-scenario validation split the categories held out of training gained with
+   grid). Among windows validation cannot tell apart, the larger one: on an
+   80-scenario validation split the categories never seen in training gained with
    the window up to 7-9 cells while the training categories lost
-   (``models/README.md``), and unseen objects are what the detector is for.
+   (``models/README.md``), and unseen objects are what the detector is for;
+   validation's category is one training never sees.
 
 Re-tune trained checkpoints (e.g. after a new score option) from the command line:
 
