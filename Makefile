@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench model clean
+.PHONY: setup demo test lint bench stress model clean
 
 setup: $(STAMP)
 
@@ -28,8 +28,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m anovox_perception.bench --out bench_out
 
+# Overload and fault scenarios against the node, longer than the tests (about 3 minutes).
+stress: $(STAMP)
+	$(BIN)/python -m anovox_perception.stress --out stress_out
+
 model: $(STAMP)
 	$(BIN)/python -m anovox_training.make_model
 
 clean:
-	rm -rf build install log bench_out demo_out .pytest_cache
+	rm -rf build install log bench_out demo_out stress_out .pytest_cache
