@@ -143,7 +143,7 @@ class DetectorNode(Node):
             self._now_ns,
             intensity_used=self._detector.spec.lidar_intensity == 'use',
         )
-        # Monotonic arrival of the last cloud / image (start time until one comes), for the liveness check.
+        # Monotonic arrival of the last usable cloud / image (start time until one comes), for the liveness check.
         self._last_cloud_s = self._last_image_s = time.monotonic()
         self._sync_lock = threading.Lock()
         self._sync_counts_seen: dict[str, int] = {}
@@ -175,15 +175,12 @@ class DetectorNode(Node):
         return self.get_clock().now().nanoseconds
 
     def _on_points(self, msg: PointCloud2) -> None:
-        self._last_cloud_s = time.monotonic()
         self._feed(self._intake.cloud, msg, 'points')
 
     def _on_image(self, msg: Image) -> None:
-        self._last_image_s = time.monotonic()
         self._feed(self._intake.image, msg, 'image')
 
     def _on_compressed(self, msg: CompressedImage) -> None:
-        self._last_image_s = time.monotonic()
         self._feed(self._intake.compressed_image, msg, 'image')
 
     def _feed(self, intake: Callable[[Any], StampedMsg | None], msg: Any, topic: str) -> None:
@@ -191,10 +188,13 @@ class DetectorNode(Node):
             stamped = intake(msg)
             if stamped is None:
                 return
+            # Liveness counts usable messages only: a sensor sending garbage is as good as silent.
             sync = self._current_sync()
             if topic == 'points':
+                self._last_cloud_s = time.monotonic()
                 sync.add_points(stamped)
             else:
+                self._last_image_s = time.monotonic()
                 sync.add_image(stamped)
         except Exception as err:  # a defect, not bad input: still the node must keep running
             self._intake.bad_input(topic, err)

@@ -323,7 +323,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         'diagnostics.input_timeout_s',
         2.0,
-        'Seconds without a point cloud after which diagnostics report ERROR (LiDAR stopped), and without a camera image WARN; 0 disables.',
+        'Seconds without a point cloud after which diagnostics report ERROR (LiDAR stopped), '
+        'and without a camera image WARN; 0 disables.',
         minimum=0.0,
         maximum=3600.0,
     ),

@@ -116,8 +116,8 @@ class Liveness:
     """How long the inputs have been silent, for `assess`.
 
     Attributes:
-        since_cloud_s: Seconds since the last point cloud (since start when none came yet).
-        since_image_s: Seconds since the last camera image (since start when none came yet).
+        since_cloud_s: Seconds since the last usable point cloud (since start when none came yet).
+        since_image_s: Seconds since the last usable camera image (since start when none came yet).
         timeout_s: Silence after which a topic counts as stopped; 0 disables the check.
         on_missing_camera: What clouds do without a camera (``lidar_only`` or ``skip``), for the message.
     """
@@ -215,11 +215,12 @@ def assess(
     lidar_stopped = liveness is not None and liveness.timeout_s > 0 and liveness.since_cloud_s >= liveness.timeout_s
     if lidar_stopped:
         errors.append(
-            f'no point cloud for {liveness.since_cloud_s:.1f} s (LiDAR stopped? timeout {liveness.timeout_s:g} s)'
+            f'no usable point cloud for {liveness.since_cloud_s:.1f} s '
+            f'(LiDAR stopped? timeout {liveness.timeout_s:g} s)'
         )
     elif liveness is not None and liveness.timeout_s > 0 and liveness.since_image_s >= liveness.timeout_s:
         fallback = 'clouds run LiDAR-only' if liveness.on_missing_camera == 'lidar_only' else 'clouds are skipped'
-        warnings.append(f'no camera image for {liveness.since_image_s:.1f} s: {fallback}')
+        warnings.append(f'no usable camera image for {liveness.since_image_s:.1f} s: {fallback}')
     if not clouds:
         if not lidar_stopped:
             warnings.append('no point clouds received')

@@ -302,8 +302,8 @@ def scenario_camera_stops(model: str, duration_s: float, domain: int) -> StressR
         rig.cloud(stamp_ns)
 
     _pace(rate, duration_s, step)
-    warned = any('no camera image' in message for _, _, message in rig.levels)
-    recovered = 'no camera image' not in rig.diagnose()[1]
+    warned = any('no usable camera image' in message for _, _, message in rig.levels)
+    recovered = 'no usable camera image' not in rig.diagnose()[1]
     from anovox_perception import pipeline_stats as ps
 
     lidar_only = rig.node._stats.total(ps.LIDAR_ONLY)

@@ -107,7 +107,7 @@ def test_a_silent_lidar_is_an_error_after_the_input_timeout(clock):
     assert ps.assess(snap, 10.0, 250.0, liveness=before) == (ps.WARN, 'no point clouds received')
     stopped = ps.Liveness(since_cloud_s=2.5, since_image_s=0.1, timeout_s=2.0)
     level, message = ps.assess(snap, 10.0, 250.0, liveness=stopped)
-    assert level == ps.ERROR and message == 'no point cloud for 2.5 s (LiDAR stopped? timeout 2 s)'
+    assert level == ps.ERROR and message == 'no usable point cloud for 2.5 s (LiDAR stopped? timeout 2 s)'
     off = ps.Liveness(since_cloud_s=99.0, since_image_s=99.0, timeout_s=0.0)
     assert ps.assess(snap, 10.0, 250.0, liveness=off)[0] == ps.WARN
 
@@ -117,6 +117,6 @@ def test_a_silent_camera_warns_and_says_what_clouds_do_without_it(clock, mode, t
     stats = ps.PipelineStats(clock=clock)
     snap = healthy_period(stats, clock)
     silent = ps.Liveness(since_cloud_s=0.1, since_image_s=3.0, timeout_s=2.0, on_missing_camera=mode)
-    assert ps.assess(snap, 10.0, 250.0, liveness=silent) == (ps.WARN, f'no camera image for 3.0 s: {text}')
+    assert ps.assess(snap, 10.0, 250.0, liveness=silent) == (ps.WARN, f'no usable camera image for 3.0 s: {text}')
     back = ps.Liveness(since_cloud_s=0.1, since_image_s=0.1, timeout_s=2.0, on_missing_camera=mode)
     assert ps.assess(snap, 10.0, 250.0, liveness=back) == (ps.OK, 'running')
