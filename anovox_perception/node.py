@@ -40,6 +40,7 @@ from visualization_msgs.msg import MarkerArray
 
 from anovox_perception import msg_codec
 from anovox_perception import pipeline_stats as ps
+from anovox_perception.allocator import retain_freed_memory
 from anovox_perception.detector import Detector, DetectorConfig, FrameResult
 from anovox_perception.errors import AnovoxError, ConfigError, DecodeError
 from anovox_perception.handoff import LatestSlot
@@ -462,6 +463,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     exiting = argv is None
     args = ros_argv(sys.argv if argv is None else argv)
+    if exiting:
+        retain_freed_memory()  # process-wide: per-frame arrays reuse pages instead of faulting (allocator.py)
     rclpy.init(args=args)
     node = None
     status = 0
