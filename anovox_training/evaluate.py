@@ -357,8 +357,10 @@ def markdown_table(report: dict[str, Any], thresholds: dict[str, float]) -> str:
     if any('by_group' in v for v in variants.values()):
         tables.insert(1, 'by_group')
     for table in tables:
-        lines += ['', f'{table.replace("_", " ").capitalize()} (AP / AUROC / FPR95):', '']
         keys = sorted({k for v in variants.values() for k in v.get(table, {})})
+        if not keys:
+            continue
+        lines += ['', f'{table.replace("_", " ").capitalize()} (AP / AUROC / FPR95):', '']
         lines.append('| Variant | ' + ' | '.join(keys) + ' |')
         lines.append('|---|' + '---|' * len(keys))
         for name, variant in variants.items():
@@ -368,8 +370,10 @@ def markdown_table(report: dict[str, Any], thresholds: dict[str, float]) -> str:
                 row.append('-' if m is None else f'{_fmt(m["AP"])} / {_fmt(m["AUROC"])} / {_fmt(m["FPR95"])}')
             lines.append(f'| {name} | ' + ' | '.join(row) + ' |')
     for table in ('by_category', 'by_size'):
-        lines += ['', f'Object recall {table.replace("_", " ")} (detected / objects):', '']
         keys = sorted({k for v in variants.values() for k in v['objects'][table]})
+        if not keys:
+            continue
+        lines += ['', f'Object recall {table.replace("_", " ")} (detected / objects):', '']
         lines.append('| Variant | ' + ' | '.join(keys) + ' |')
         lines.append('|---|' + '---|' * len(keys))
         for name, variant in variants.items():

@@ -33,6 +33,7 @@ specificity are those of the rounded scores) for constant memory and O(N) adds.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,9 +57,10 @@ F1_THRESHOLDS = np.round(0.25 + 0.05 * np.arange(10), 2)
 METRIC_KEYS = ('AUROC', 'AP', 'FPR95', 'F1', 'PPV', 'specificity', 'voxels')
 _TARGET_TPR = 0.95
 _MAX_CURVE_POINTS = 2000
-# Raw scores buffered before they are folded into the sorted table (at least; the
-# buffer may grow to the table's size, so folding costs O(N log N) overall).
-_MIN_PENDING = 1 << 20
+# Raw scores buffered before they are folded into the sorted tables (at least; the
+# buffer may grow to a quarter of the tables, so folding costs O(N log N) overall).
+_MIN_PENDING = 1 << 18
+_INT32_MAX = np.iinfo(np.int32).max
 
 
 @dataclass(frozen=True)
@@ -71,36 +73,27 @@ class Curves:
     precision: np.ndarray
 
 
-def _count_above(values: np.ndarray, counts: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Counts with value > t for each threshold t (``values`` ascending float64)."""
-    first = np.searchsorted(values, thresholds, side='right')
-    suffix = np.concatenate([np.cumsum(counts[::-1])[::-1], [0]]).astype(np.float64)
-    return suffix[first]
+def _at_or_above(counts: np.ndarray) -> np.ndarray:
+    """Float64 totals of ``counts`` at or above each position (for ascending values): a reversed cumsum."""
+    return np.cumsum(counts[::-1], dtype=np.float64)[::-1]
 
 
-def _fpr95_index(values: np.ndarray, pos: np.ndarray) -> int | None:
+def _above(values: np.ndarray, at_or_above: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Counts with value > t for each threshold t (``values`` ascending float64, totals from :func:`_at_or_above`)."""
+    if len(values) == 0:
+        return np.zeros(len(thresholds))
+    first = np.searchsorted(values, thresholds, side='right')  # the first value above t
+    return np.where(first < len(values), at_or_above[np.minimum(first, len(values) - 1)], 0.0)
+
+
+def _fpr95_index(values: np.ndarray, pos_at_or_above: np.ndarray, n_pos: float) -> int | None:
     """Index into :data:`FPR_THRESHOLDS` of the first threshold where TPR >= 0.95; None if none is."""
-    hit = np.flatnonzero(_count_above(values, pos, FPR_THRESHOLDS) / float(pos.sum()) >= _TARGET_TPR)
+    hit = np.flatnonzero(_above(values, pos_at_or_above, FPR_THRESHOLDS) / n_pos >= _TARGET_TPR)
     return int(hit[0]) if len(hit) else None
 
 
-def _specificity(values: np.ndarray, pos: np.ndarray, neg: np.ndarray, n_pos: float, n_neg: float) -> float:
-    """AnoVox's specificity: TN / (TN + FP) at the precision-recall break-even score (module docstring)."""
-    if n_neg == 0:
-        return math.nan
-    # At or above each distinct score (ascending), computed as scikit-learn's
-    # precision_recall_curve does, so ties in |precision - recall| resolve the same way.
-    tp_at_or_above = np.cumsum(pos[::-1].astype(np.float64))[::-1]
-    fp_at_or_above = np.cumsum(neg[::-1].astype(np.float64))[::-1]
-    precision = tp_at_or_above / (tp_at_or_above + fp_at_or_above)
-    recall = tp_at_or_above / n_pos if n_pos > 0 else np.ones_like(precision)
-    best = int(np.argmin(np.abs(precision - recall)))  # the first minimum: the lowest score
-    false_positives = fp_at_or_above[best] - float(neg[best])  # strictly above t*
-    return float((n_neg - false_positives) / n_neg)
-
-
 def _grouped_metrics(values: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> dict[str, float]:
-    """Metrics from per-distinct-score counts.
+    """Metrics from per-distinct-score counts (every score holds at least one count).
 
     Args:
         values: Ascending distinct score values (float64).
@@ -109,36 +102,39 @@ def _grouped_metrics(values: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> di
     """
     n_pos = float(pos.sum())
     n_neg = float(neg.sum())
-    out: dict[str, float] = {'voxels': int(n_pos + n_neg)}
-    # Descending cumulative counts: tps[i] = positives with score >= values_desc[i].
-    tps = np.cumsum(pos[::-1].astype(np.float64))
-    fps = np.cumsum(neg[::-1].astype(np.float64))
+    out: dict[str, float] = {'voxels': int(n_pos + n_neg), 'AP': 0.0, 'AUROC': math.nan, 'FPR95': math.nan}
+    out['specificity'] = math.nan
+    if len(values) == 0:
+        return {**out, 'F1': 0.0, 'PPV': 0.0}
+    # Positives / negatives scoring >= each value: the precision-recall and ROC curves' points.
+    tp_at = _at_or_above(pos)
+    fp_at = _at_or_above(neg)
+    # Computed as scikit-learn's precision_recall_curve does, so ties in |P - R| below resolve alike.
+    precision = tp_at / (tp_at + fp_at)
     if n_pos > 0:
-        precision = tps / np.maximum(tps + fps, 1.0)
-        recall_steps = pos[::-1] / n_pos
-        out['AP'] = float(max(0.0, np.sum(recall_steps * precision)))
-    else:
-        out['AP'] = 0.0
+        out['AP'] = float(max(0.0, np.dot(pos, precision) / n_pos))  # sum of recall steps x precision
     if n_pos > 0 and n_neg > 0:
-        tpr = np.concatenate([[0.0], tps / n_pos])
-        fpr = np.concatenate([[0.0], fps / n_neg])
-        out['AUROC'] = float(np.trapezoid(tpr, fpr))
-        hit = _fpr95_index(values, pos)
-        out['FPR95'] = (
-            1.0 if hit is None else float(_count_above(values, neg, FPR_THRESHOLDS[hit : hit + 1])[0] / n_neg)
-        )
-    else:
-        out['AUROC'] = math.nan
-        out['FPR95'] = math.nan
-    tp = _count_above(values, pos, F1_THRESHOLDS)
-    fp = _count_above(values, neg, F1_THRESHOLDS)
+        # Trapezoids: each distinct score moves FPR by neg / n_neg at the mean of the TPRs
+        # above and at it, (2 tp_at - pos) / (2 n_pos); ties count one half, as roc_auc_score.
+        out['AUROC'] = float(np.dot(neg, 2.0 * tp_at - pos) / (2.0 * n_pos * n_neg))
+        hit = _fpr95_index(values, tp_at, n_pos)
+        false_positives = 0.0 if hit is None else _above(values, fp_at, FPR_THRESHOLDS[hit : hit + 1])[0]
+        out['FPR95'] = 1.0 if hit is None else float(false_positives / n_neg)
+    tp = _above(values, tp_at, F1_THRESHOLDS)
+    fp = _above(values, fp_at, F1_THRESHOLDS)
     fn = n_pos - tp
     ppv = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
     f1_den = 2 * tp + fp + fn
     f1 = np.divide(2 * tp, f1_den, out=np.zeros_like(tp), where=f1_den > 0)
     out['F1'] = float(f1.mean())
     out['PPV'] = float(ppv.mean())
-    out['specificity'] = _specificity(values, pos, neg, n_pos, n_neg) if len(values) else math.nan
+    if n_neg > 0:
+        # AnoVox's specificity: the lowest score t* with the smallest |precision - recall|
+        # (recall 1 without positives, as scikit-learn), then TN / (TN + FP) at score > t*.
+        recall = tp_at / n_pos if n_pos > 0 else np.ones_like(precision)
+        best = int(np.argmin(np.abs(precision - recall)))  # the first minimum: the lowest score
+        false_positives = fp_at[best] - float(neg[best])
+        out['specificity'] = float((n_neg - false_positives) / n_neg)
     return {key: out[key] for key in METRIC_KEYS}
 
 
@@ -176,34 +172,48 @@ def _check_inputs(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
     return s + s.dtype.type(0.0), y.astype(bool)
 
 
+def _narrow(counts: np.ndarray) -> np.ndarray:
+    """int32 counts while they fit (half the memory of int64), int64 beyond."""
+    return counts.astype(np.int32) if counts.size == 0 or counts.max() <= _INT32_MAX else counts.astype(np.int64)
+
+
 def _distinct(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct values of an ascending array and how often each occurs."""
     if sorted_values.size == 0:
-        return sorted_values, np.zeros(0, dtype=np.int64)
+        return sorted_values, np.zeros(0, dtype=np.int32)
     starts = np.flatnonzero(np.concatenate([[True], sorted_values[1:] != sorted_values[:-1]]))
-    return sorted_values[starts], np.diff(np.append(starts, sorted_values.size)).astype(np.int64)
+    return sorted_values[starts], _narrow(np.diff(np.append(starts, sorted_values.size)))
 
 
-def _merge_tables(
-    tables: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Union of (ascending distinct values, positives, negatives) tables, counts added."""
-    values = np.unique(np.concatenate([t[0] for t in tables]))
-    pos = np.zeros(len(values), dtype=np.int64)
-    neg = np.zeros(len(values), dtype=np.int64)
-    for v, p, n in tables:
-        at = np.searchsorted(values, v)  # strictly increasing: no index repeats within a table
-        pos[at] += p
-        neg[at] += n
-    return values, pos, neg
+def _merge_runs(
+    values_a: np.ndarray, counts_a: np.ndarray, values_b: np.ndarray, counts_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Union of two ascending arrays of distinct values, with the counts of common values added.
+
+    Linear in the larger array (inserting the smaller one), so folding a batch into a
+    large table costs little more than copying it.
+    """
+    if len(values_b) > len(values_a):
+        values_a, counts_a, values_b, counts_b = values_b, counts_b, values_a, counts_a
+    dtype = np.result_type(values_a, values_b)  # float32 only while both are
+    values_a, values_b = values_a.astype(dtype, copy=False), values_b.astype(dtype, copy=False)
+    at = np.searchsorted(values_a, values_b)
+    common = np.zeros(len(values_b), dtype=bool)
+    inside = at < len(values_a)
+    common[inside] = values_a[at[inside]] == values_b[inside]
+    counts = counts_a.astype(np.int64)
+    counts[at[common]] += counts_b[common]  # distinct values: no index repeats
+    new = ~common
+    values = np.insert(values_a, at[new], values_b[new])
+    return values, _narrow(np.insert(counts, at[new], counts_b[new]))
 
 
-class _CountsBase:
+class _CountsBase(ABC):
     """Metrics of an accumulator that can give its (values, positives, negatives) table."""
 
+    @abstractmethod
     def _table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Ascending distinct float64 scores with nonzero counts, positives and negatives per score."""
-        raise NotImplementedError
 
     @property
     def positives(self) -> int:
@@ -215,8 +225,7 @@ class _CountsBase:
 
     @property
     def voxels(self) -> int:
-        _, pos, neg = self._table()
-        return int(pos.sum() + neg.sum())
+        return self.positives + self.negatives
 
     def metrics(self) -> dict[str, float]:
         """The AnoVox metrics of everything accumulated (:data:`METRIC_KEYS`, see module docstring)."""
@@ -226,7 +235,7 @@ class _CountsBase:
         """(positives, negatives) with ``score > threshold``."""
         values, pos, neg = self._table()
         t = np.array([threshold], dtype=np.float64)
-        return int(_count_above(values, pos, t)[0]), int(_count_above(values, neg, t)[0])
+        return int(_above(values, _at_or_above(pos), t)[0]), int(_above(values, _at_or_above(neg), t)[0])
 
     def fpr95_threshold(self) -> float | None:
         """The threshold FPR95 is read at: the first t in 1.00, 0.99, ..., 0.00 where TPR >= 0.95.
@@ -236,7 +245,7 @@ class _CountsBase:
         values, pos, _ = self._table()
         if pos.sum() == 0:
             return None
-        hit = _fpr95_index(values, pos)
+        hit = _fpr95_index(values, _at_or_above(pos), float(pos.sum()))
         return None if hit is None else float(FPR_THRESHOLDS[hit])
 
     def curves(self) -> Curves:
@@ -249,14 +258,16 @@ class ScoreCounts(_CountsBase):
     """Exact streaming accumulator: positives and negatives per distinct score value.
 
     Scores are kept at their exact value (float32 when every score given is a float32
-    value, as model outputs are; float64 otherwise). Adds are buffered and folded into
-    the sorted table in large batches, so N scores cost O(N log N) in all.
+    value, as model outputs are; float64 otherwise), positives and negatives in two
+    sorted tables of distinct values with their counts. Adds are buffered and folded
+    into the tables in batches of at least a quarter of the table, so N scores cost
+    O(N log N) in all and memory stays near 8 bytes per distinct score and class.
     """
 
     def __init__(self) -> None:
-        self._values = np.zeros(0, dtype=np.float32)
-        self._pos = np.zeros(0, dtype=np.int64)
-        self._neg = np.zeros(0, dtype=np.int64)
+        empty_values, empty_counts = np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int32)
+        self._pos = (empty_values, empty_counts)
+        self._neg = (empty_values, empty_counts)
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending_size = 0
 
@@ -271,7 +282,7 @@ class ScoreCounts(_CountsBase):
             return
         self._pending.append((s, y))
         self._pending_size += s.size
-        if self._pending_size >= max(_MIN_PENDING, len(self._values)):
+        if self._pending_size >= max(_MIN_PENDING, len(self._pos[0]) + len(self._neg[0])):
             self._fold()
 
     def merge(self, other: ScoreCounts) -> None:
@@ -285,31 +296,40 @@ class ScoreCounts(_CountsBase):
             raise ConfigError(msg)
         self._fold()
         other._fold()
-        self._values, self._pos, self._neg = _merge_tables(
-            [(self._values, self._pos, self._neg), (other._values, other._pos, other._neg)]
-        )
+        self._pos = _merge_runs(*self._pos, *other._pos)
+        self._neg = _merge_runs(*self._neg, *other._neg)
 
     def _fold(self) -> None:
-        """Fold the buffered scores into the sorted table."""
+        """Fold the buffered scores into the sorted tables."""
         if not self._pending:
             return
         scores = np.concatenate([s for s, _ in self._pending])
         labels = np.concatenate([y for _, y in self._pending])
         self._pending, self._pending_size = [], 0
-        pos_values, pos_counts = _distinct(np.sort(scores[labels]))
-        neg_values, neg_counts = _distinct(np.sort(scores[~labels]))
-        self._values, self._pos, self._neg = _merge_tables(
-            [
-                (self._values, self._pos, self._neg),
-                (pos_values, pos_counts, np.zeros_like(pos_counts)),
-                (neg_values, np.zeros_like(neg_counts), neg_counts),
-            ]
-        )
+        self._pos = _merge_runs(*self._pos, *_distinct(np.sort(scores[labels])))
+        self._neg = _merge_runs(*self._neg, *_distinct(np.sort(scores[~labels])))
+
+    @property
+    def positives(self) -> int:
+        self._fold()
+        return int(self._pos[1].sum())
+
+    @property
+    def negatives(self) -> int:
+        self._fold()
+        return int(self._neg[1].sum())
 
     def _table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # Built on demand, not kept: it takes three times the memory of the two tables.
         self._fold()
-        # float64 before any comparison with the (float64) thresholds.
-        return self._values.astype(np.float64), self._pos, self._neg
+        (pos_values, pos_counts), (neg_values, neg_counts) = self._pos, self._neg
+        values, _ = _merge_runs(pos_values, np.zeros(len(pos_values), np.int32), neg_values, neg_counts)
+        values = values.astype(np.float64)  # float64 before any comparison with the (float64) thresholds
+        pos = np.zeros(len(values), dtype=np.int64)
+        neg = np.zeros(len(values), dtype=np.int64)
+        pos[np.searchsorted(values, pos_values.astype(np.float64))] = pos_counts
+        neg[np.searchsorted(values, neg_values.astype(np.float64))] = neg_counts
+        return values, pos, neg
 
 
 class BinnedScoreCounts(_CountsBase):

@@ -36,6 +36,7 @@ _NODE_DEFAULTS = defaults()
 _IGNORED_LUT = np.zeros(256, dtype=bool)
 _IGNORED_LUT[sorted(EVAL_IGNORED_LABELS)] = True
 _BUCKET_ORDER = (*SIZE_BUCKETS, 'unknown')
+_BUCKET_CODE = {name: k for k, name in enumerate(_BUCKET_ORDER)}
 
 
 def anomaly_instances(cells: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, int]:
@@ -164,16 +165,18 @@ class ObjectCounts:
         if n_instances == 0:
             return
         first = np.unique(instance_of_anomaly, return_index=True)[1]  # one voxel per instance, in id order
-        labels = gt_label[positive]
-        sizes = np.asarray(anomaly_size, dtype=object)
-        for k in range(n_instances):
-            member = instance_of_anomaly == k
-            # The size bucket most of the instance's voxels have (the smaller bucket on ties).
-            votes = Counter(sizes[member].tolist())
-            size = min(votes, key=lambda name: (-votes[name], _BUCKET_ORDER.index(name)))
-            key = (category_of_label(labels[first[k]]), size)
-            self.instances[key] += 1
-            self.detected[key] += int(detected[k])
+        n_buckets = len(_BUCKET_ORDER)
+        code = np.array([_BUCKET_CODE[name] for name in anomaly_size], dtype=np.int64)
+        votes = np.bincount(instance_of_anomaly * n_buckets + code, minlength=n_instances * n_buckets)
+        # The size bucket most of the instance's voxels have (argmax takes the first: the smaller on ties).
+        size = np.argmax(votes.reshape(n_instances, n_buckets), axis=1)
+        kind = gt_label[positive][first].astype(np.int64) * n_buckets + size  # (label, size) of each instance
+        kinds, which = np.unique(kind, return_inverse=True)
+        found = np.bincount(which, weights=detected, minlength=len(kinds))
+        for value, n, d in zip(kinds, np.bincount(which, minlength=len(kinds)), found, strict=True):
+            key = (category_of_label(value // n_buckets), _BUCKET_ORDER[value % n_buckets])
+            self.instances[key] += int(n)
+            self.detected[key] += int(d)
 
     def result(self) -> dict[str, Any]:
         """Recall, false alarms per frame and the counts behind them (JSON-ready)."""

@@ -113,8 +113,12 @@ def test_the_cli_writes_metrics_json_in_the_report_shape_with_table_and_plots(tm
     for name in ('metrics.md', 'roc.png', 'pr.png'):
         assert (out / name).stat().st_size > 0
     table = (out / 'metrics.md').read_text()
-    assert 'By group (AP / AUROC / FPR95):' in table and '| Variant | Mean category AP | AP small |' in table
-    assert 'Object recall by category (detected / objects):' in table
+    assert '| Variant | Mean category AP | AP small | Object recall | False alarms / frame |' in table
+    # Breakdowns appear when they have rows.
+    variants = report['variants'].values()
+    assert ('By group (AP / AUROC / FPR95):' in table) == any(v['by_group'] for v in variants)
+    has_objects = any(v['objects']['by_category'] for v in variants)
+    assert ('Object recall by category (detected / objects):' in table) == has_objects
     assert '| fusion | Anomalies_Only |' in capsys.readouterr().out
 
 

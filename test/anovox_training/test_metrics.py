@@ -342,3 +342,12 @@ def test_fpr95_threshold_is_none_without_positives():
     counts = ScoreCounts()
     counts.add(np.array([0.2, 0.9]), np.array([False, False]))
     assert counts.fpr95_threshold() is None
+
+
+def test_counts_beyond_the_int32_range_are_kept_in_int64(monkeypatch):
+    monkeypatch.setattr(metrics, '_INT32_MAX', 3)  # as if a single score held more than 2**31 voxels
+    scores = np.array([0.2] * 5 + [0.7] * 2 + [0.9] * 6 + [0.4])
+    labels = np.array([0] * 5 + [1] * 2 + [1] * 6 + [0])
+    counts = _in_chunks(scores, labels, [3, 9])
+    _assert_matches(counts.metrics(), _reference(scores, labels))
+    assert counts.count_above(0.8) == (6, 0) and counts.count_above(0.1) == (8, 6)
