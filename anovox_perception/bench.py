@@ -393,6 +393,10 @@ def e2e_rows(report: dict[str, Any], command: str) -> dict[str, dict[str, Any]]:
             'peak_rss_mib': report['peak_rss_mib'],
         },
         f'e2e_node_overhead_{hz:g}hz': {**nominal['node_overhead'], 'note': 'latency minus inference'},
+        f'e2e_node_overhead_without_sync_wait_{hz:g}hz': {
+            **nominal['node_overhead_without_sync_wait'],
+            'note': 'latency minus inference minus the wait for the nearest image (sync_wait)',
+        },
     }
     for stage, values in nominal['stages'].items():
         rows[f'e2e_{stage}_{hz:g}hz'] = dict(values)

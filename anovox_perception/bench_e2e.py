@@ -2,8 +2,9 @@
 
     python -m anovox_perception.bench_e2e BAG --out e2e.json [--model M.onnx] [--seconds 30]
 
-The node's path without the middleware: each message is decoded at its replay
-time by the codecs the node's callbacks use (``msg_codec``), fed to the
+The node's path without the middleware: each message is taken at its replay
+time by the node's :class:`~anovox_perception.intake.InputIntake` (decode and
+checks, as its subscription callbacks do), fed to the
 synchroniser the ``sync.*`` parameters build (polled every 20 ms, as the node's
 timer does), each pair is handed to one inference worker through the node's
 latest-only :class:`~anovox_perception.handoff.LatestSlot` (an unread pair that
@@ -27,6 +28,7 @@ this process's (it loads only what the node loads), so run it as its own process
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import sys
@@ -42,10 +44,12 @@ from std_msgs.msg import Header
 from anovox_perception import msg_codec
 from anovox_perception.allocator import retain_freed_memory
 from anovox_perception.bags import BagTopics, iter_bag_messages
-from anovox_perception.detector import CameraFrame, CloudFrame, Detector, DetectorConfig, FrameResult
+from anovox_perception.detector import Detector, DetectorConfig, FrameResult
 from anovox_perception.errors import AnovoxError, DataError
 from anovox_perception.handoff import LatestSlot
-from anovox_perception.sync import LidarDrivenSync, StampedMsg, SyncedPair, make_sync
+from anovox_perception.intake import InputIntake
+from anovox_perception.pipeline_stats import PipelineStats
+from anovox_perception.sync import LidarDrivenSync, SyncedPair, make_sync
 
 __all__ = ['ReplayMessage', 'RunResult', 'load_bag', 'main', 'replay_through_pipeline', 'run_report']
 
@@ -138,6 +142,9 @@ def replay_through_pipeline(
                 emitted_s.pop(dropped.points_stamp_ns, None)
 
     sync = make_sync(sync_parameters, callback=on_pair)
+    # The node's intake on the node's clock (wall time here: no /clock in this replay).
+    uses_intensity = detector.spec.lidar_intensity == 'use'
+    intake = InputIntake(PipelineStats(), lambda kind, text: None, time.time_ns, intensity_used=uses_intensity)
     start = time.monotonic()
     stop = threading.Event()
 
@@ -167,7 +174,7 @@ def replay_through_pipeline(
     def poll() -> None:
         while not stop.wait(_POLL_S):
             if isinstance(sync, LidarDrivenSync):
-                sync.poll(time.monotonic_ns())
+                sync.poll(time.time_ns())
 
     threads = [threading.Thread(target=work, daemon=True), threading.Thread(target=poll, daemon=True)]
     for thread in threads:
@@ -183,7 +190,7 @@ def replay_through_pipeline(
             wait = start + due_s - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-            _feed(sync, message, loop * period, result)
+            _feed(intake, sync, message, loop * period, result)
         else:
             loop += 1
             continue
@@ -196,20 +203,30 @@ def replay_through_pipeline(
     return result
 
 
-def _feed(sync: Any, message: ReplayMessage, shift_ns: int, result: RunResult) -> None:
-    """What a subscription callback does: decode, stamp, hand to the synchroniser (decode and sync timed)."""
+def _restamped(msg: Any, shift_ns: int) -> Any:
+    """``msg`` with its header stamp moved ``shift_ns`` later (a copy; the bag's message is kept)."""
+    if shift_ns == 0:
+        return msg
+    stamp = msg.header.stamp
+    stamp_ns = msg_codec.stamp_to_ns(stamp) + shift_ns
+    new_stamp = dataclasses.replace(stamp, sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+    return dataclasses.replace(msg, header=dataclasses.replace(msg.header, stamp=new_stamp))
+
+
+def _feed(intake: InputIntake, sync: Any, message: ReplayMessage, shift_ns: int, result: RunResult) -> None:
+    """What a subscription callback does: the node's intake (decode, checks), then the synchroniser; both timed."""
+    msg = _restamped(message.msg, shift_ns)
     t0 = time.perf_counter()
-    received_s = time.monotonic()
-    stamp_ns = msg_codec.stamp_to_ns(message.msg.header.stamp) + shift_ns
-    frame_id = str(message.msg.header.frame_id)
     if message.kind == 'points':
-        payload: Any = CloudFrame(msg_codec.pointcloud2_to_xyzi(message.msg).points, frame_id, received_s)
+        stamped = intake.cloud(msg)
         result.clouds_in += 1
     else:
-        payload = CameraFrame(msg_codec.image_to_rgb(message.msg), frame_id)
+        stamped = intake.image(msg)
         result.images_in += 1
-    stamped = StampedMsg(stamp_ns, payload, received_ns=time.monotonic_ns())
     t1 = time.perf_counter()
+    if stamped is None:
+        result.errors += 1
+        return
     (sync.add_points if message.kind == 'points' else sync.add_image)(stamped)
     result.add_stage(f'decode_{message.kind}', (t1 - t0) * 1e3)
     result.add_stage('sync', (time.perf_counter() - t1) * 1e3)
@@ -226,7 +243,10 @@ def run_report(run: RunResult, bag_hz: float) -> dict[str, Any]:
     """Latency, node overhead (latency minus inference), drops, stage times and 10 s windows of one run."""
     latency = np.asarray(run.latency_ms)
     inference = np.asarray(run.stages_ms.get('inference', []))
+    sync_wait = np.asarray(run.stages_ms.get('sync_wait', []))
     overhead = latency - inference if latency.size == inference.size else np.zeros(0)
+    # What the node's own work adds: the wait for the nearest image is the sync policy's (bounded by sync.timeout_s).
+    compute = overhead - sync_wait if overhead.size == sync_wait.size else np.zeros(0)
     done = np.asarray(run.done_s)
     windows = []
     for start in np.arange(0.0, run.duration_s, _WINDOW_S):
@@ -247,6 +267,7 @@ def run_report(run: RunResult, bag_hz: float) -> dict[str, Any]:
         'errors': run.errors,
         'latency': _percentiles(latency.tolist()),
         'node_overhead': _percentiles(overhead.tolist()),
+        'node_overhead_without_sync_wait': _percentiles(compute.tolist()),
         'latency_growth_ms': None if growth is None else round(growth, 2),
         'stages': {name: _percentiles(values) for name, values in sorted(run.stages_ms.items())},
         'windows': windows,

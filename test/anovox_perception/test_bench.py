@@ -130,6 +130,7 @@ def test_e2e_rows_carry_latency_overhead_stages_and_overload_windows() -> None:
         'drop_rate': 0.0,
         'latency': {'p50_ms': 90.0, 'p99_ms': 120.0},
         'node_overhead': {'p50_ms': 12.0, 'p99_ms': 20.0},
+        'node_overhead_without_sync_wait': {'p50_ms': 8.0, 'p99_ms': 10.0},
         'stages': {'inference': {'p50_ms': 70.0, 'p99_ms': 90.0}},
         'windows': [{'from_s': 0.0, 'p50_ms': 90.0, 'p99_ms': 120.0, 'frames': 50}],
     }
@@ -139,6 +140,7 @@ def test_e2e_rows_carry_latency_overhead_stages_and_overload_windows() -> None:
     assert list(rows) == [
         'e2e_latency_10hz',
         'e2e_node_overhead_10hz',
+        'e2e_node_overhead_without_sync_wait_10hz',
         'e2e_inference_10hz',
         'e2e_latency_overload_70hz',
     ]
