@@ -301,9 +301,15 @@ def intersect_ground(
     t = np.full(np.shape(dx), np.inf)
     t_road = t
     with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
-        dxx, dyy = dx * dx, dy * dy
-        for region, (a0, c1, c2, d1, d2) in enumerate(quadrics.tolist()):
-            t_hit = _enter_quadric(ox, oy, oz, dx, dy, dz, dxx, dyy, (a0, c1, c2, d1, d2))
+        # The x terms are the same in every region (one profile along x): computed once.
+        _, c1, c2, _, _ = quadrics[0].tolist()
+        a_x = c2 * (dx * dx) if c2 else None
+        b_x = (c1 + 2.0 * c2 * ox) * dx - dz if c1 or c2 else -dz
+        for region, (a0, _, _, d1, d2) in enumerate(quadrics.tolist()):
+            a = a_x if not d2 else (d2 * (dy * dy) if a_x is None else a_x + d2 * (dy * dy))
+            b = b_x + (d1 + 2.0 * d2 * oy) * dy if d1 or d2 else b_x
+            c = a0 + c1 * ox + c2 * ox * ox + d1 * oy + d2 * oy * oy - oz
+            t_hit = _enter_quadric(a, b, c, np.shape(dx))
             y_hit = oy + t_hit * dy
             inside = np.abs(y_hit) < w if region == 0 else (y_hit >= w if region == 1 else y_hit <= -w)
             t_hit = np.where(inside, t_hit, np.inf)
@@ -325,31 +331,20 @@ def intersect_ground(
     return GroundHits(t=t, on_road=on_road, kerb_side=kerb_side)
 
 
-def _enter_quadric(
-    ox: float,
-    oy: float,
-    oz: float,
-    dx: np.ndarray,
-    dy: np.ndarray,
-    dz: np.ndarray,
-    dxx: np.ndarray,
-    dyy: np.ndarray,
-    coeffs: tuple[float, float, float, float, float],
-) -> np.ndarray:
-    """Smallest ``t > 0`` where rays enter the height field ``z = a0 + c1 x + c2 x^2 + d1 y + d2 y^2`` (inf: none)."""
-    a0, c1, c2, d1, d2 = coeffs
-    a = c2 * dxx + d2 * dyy
-    b = (c1 + 2.0 * c2 * ox) * dx + (d1 + 2.0 * d2 * oy) * dy - dz
-    c = a0 + c1 * ox + c2 * ox * ox + d1 * oy + d2 * oy * oy - oz
-    if c2 == 0.0 and d2 == 0.0:
+def _enter_quadric(a: np.ndarray | None, b: np.ndarray, c: float, shape: tuple[int, ...]) -> np.ndarray:
+    """Smallest ``t > 0`` where ``a t^2 + b t + c`` (ground height minus ray height) turns positive; inf: never.
+
+    ``a`` None means 0 (a plane along every ray).
+    """
+    if a is None:
         # A plane: one root, entered where the ray descends relative to it.
         root = -c / b
         return np.where((b > 0) & (root > _T_MIN), root, np.inf)
     disc = b * b - 4.0 * a * c
     sq = np.sqrt(np.maximum(disc, 0.0))
     # Numerically stable roots: q / a and c / q.
-    q = -0.5 * (b + np.where(b >= 0, sq, -sq))
-    best = np.full(np.shape(dx), np.inf)
+    q = -0.5 * (b + np.copysign(sq, b))
+    best = np.full(shape, np.inf)
     for root in (q / a, c / q):
         ok = (disc >= 0) & (root > _T_MIN) & (2.0 * a * root + b > 0) & (root < best)
         best = np.where(ok, root, best)
