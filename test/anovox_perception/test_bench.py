@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fake_onnx_model import write_fake_model
+from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
 from anovox_perception import bench, msg_codec
@@ -161,3 +162,41 @@ def test_round_robin_times_every_stage_each_round() -> None:
 def test_bad_arguments_fail_with_a_message(capsys: pytest.CaptureFixture) -> None:
     assert bench.main(['--iterations', '0']) == 1
     assert '--iterations, --reference-rounds and --threads must be >= 1' in capsys.readouterr().err
+
+
+def _organised_cloud(points: np.ndarray, order: tuple[str, ...], pad_bytes: int) -> PointCloud2:
+    """An organised (4 x N/4) float32 cloud with its fields at 4-byte slots in ``order`` and padded rows."""
+    height, width = 4, points.shape[0] // 4
+    point_step = 4 * len(order) + 2
+    row_step = width * point_step + pad_bytes
+    data = np.zeros((height, row_step), dtype=np.uint8)
+    columns = dict(zip(('x', 'y', 'z', 'intensity'), points.T, strict=True))
+    for slot, name in enumerate(order):
+        values = np.ascontiguousarray(columns[name].reshape(height, width), dtype='<f4')
+        view = data[:, : width * point_step].reshape(height, width, point_step)
+        view[:, :, 4 * slot : 4 * slot + 4] = values.view(np.uint8).reshape(height, width, 4)
+    fields = [PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1) for i, n in enumerate(order)]
+    return PointCloud2(
+        header=Header(),
+        height=height,
+        width=width,
+        fields=fields,
+        is_bigendian=False,
+        point_step=point_step,
+        row_step=row_step,
+        data=data.tobytes(),
+        is_dense=False,
+    )
+
+
+def test_packed_decode_of_an_organised_cloud_with_padded_rows_equals_the_general_path() -> None:
+    rng = np.random.default_rng(2)
+    points = rng.normal(size=(40, 4)).astype(np.float32)
+    points[[3, 17], 0] = np.nan
+    points[5, 2] = np.inf
+    points[[8, 30], 3] = np.nan  # bad intensities become 0, the points stay
+    packed = msg_codec.pointcloud2_to_xyzi(_organised_cloud(points, ('x', 'y', 'z', 'intensity'), pad_bytes=6))
+    general = msg_codec.pointcloud2_to_xyzi(_organised_cloud(points, ('intensity', 'x', 'y', 'z'), pad_bytes=6))
+    np.testing.assert_array_equal(packed.points, general.points)
+    assert packed.points.shape == (37, 4) and packed.nonfinite_points == general.nonfinite_points == 3
+    assert packed.total_points == 40 and packed.has_intensity and not np.isnan(packed.points).any()
