@@ -74,7 +74,10 @@ class Curves:
 
 
 def _at_or_above(counts: np.ndarray) -> np.ndarray:
-    """Float64 totals of ``counts`` at or above each position (for ascending values): a reversed cumsum."""
+    """Float64 totals of ``counts`` at or above each position (for ascending values): a reversed cumsum.
+
+    Counts are integers below 2**53, so every total is exact.
+    """
     return np.cumsum(counts[::-1], dtype=np.float64)[::-1]
 
 
@@ -106,17 +109,22 @@ def _grouped_metrics(values: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> di
     out['specificity'] = math.nan
     if len(values) == 0:
         return {**out, 'F1': 0.0, 'PPV': 0.0}
+    # Whole-table arrays are few and reused in place: a split's tables hold millions of scores.
     # Positives / negatives scoring >= each value: the precision-recall and ROC curves' points.
     tp_at = _at_or_above(pos)
     fp_at = _at_or_above(neg)
     # Computed as scikit-learn's precision_recall_curve does, so ties in |P - R| below resolve alike.
-    precision = tp_at / (tp_at + fp_at)
+    precision = np.add(tp_at, fp_at)
+    np.divide(tp_at, precision, out=precision)
+    work = np.empty_like(precision)
     if n_pos > 0:
         out['AP'] = float(max(0.0, np.dot(pos, precision) / n_pos))  # sum of recall steps x precision
     if n_pos > 0 and n_neg > 0:
         # Trapezoids: each distinct score moves FPR by neg / n_neg at the mean of the TPRs
         # above and at it, (2 tp_at - pos) / (2 n_pos); ties count one half, as roc_auc_score.
-        out['AUROC'] = float(np.dot(neg, 2.0 * tp_at - pos) / (2.0 * n_pos * n_neg))
+        np.multiply(tp_at, 2.0, out=work)
+        work -= pos
+        out['AUROC'] = float(np.dot(neg, work) / (2.0 * n_pos * n_neg))
         hit = _fpr95_index(values, tp_at, n_pos)
         false_positives = 0.0 if hit is None else _above(values, fp_at, FPR_THRESHOLDS[hit : hit + 1])[0]
         out['FPR95'] = 1.0 if hit is None else float(false_positives / n_neg)
@@ -131,8 +139,12 @@ def _grouped_metrics(values: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> di
     if n_neg > 0:
         # AnoVox's specificity: the lowest score t* with the smallest |precision - recall|
         # (recall 1 without positives, as scikit-learn), then TN / (TN + FP) at score > t*.
-        recall = tp_at / n_pos if n_pos > 0 else np.ones_like(precision)
-        best = int(np.argmin(np.abs(precision - recall)))  # the first minimum: the lowest score
+        if n_pos > 0:
+            np.divide(tp_at, n_pos, out=work)  # recall
+        else:
+            work.fill(1.0)
+        np.subtract(precision, work, out=work)
+        best = int(np.argmin(np.abs(work, out=work)))  # the first minimum: the lowest score
         false_positives = fp_at[best] - float(neg[best])
         out['specificity'] = float((n_neg - false_positives) / n_neg)
     return {key: out[key] for key in METRIC_KEYS}
@@ -323,12 +335,19 @@ class ScoreCounts(_CountsBase):
         # Built on demand, not kept: it takes three times the memory of the two tables.
         self._fold()
         (pos_values, pos_counts), (neg_values, neg_counts) = self._pos, self._neg
-        values, _ = _merge_runs(pos_values, np.zeros(len(pos_values), np.int32), neg_values, neg_counts)
-        values = values.astype(np.float64)  # float64 before any comparison with the (float64) thresholds
-        pos = np.zeros(len(values), dtype=np.int64)
-        neg = np.zeros(len(values), dtype=np.int64)
-        pos[np.searchsorted(values, pos_values.astype(np.float64))] = pos_counts
-        neg[np.searchsorted(values, neg_values.astype(np.float64))] = neg_counts
+        dtype = np.result_type(pos_values, neg_values)
+        pos_values, neg_values = pos_values.astype(dtype, copy=False), neg_values.astype(dtype, copy=False)
+        # Insert the positives' scores that no negative has into the negatives' (usually the larger table).
+        at = np.searchsorted(neg_values, pos_values)
+        new = np.ones(len(pos_values), dtype=bool)
+        inside = at < len(neg_values)
+        new[inside] = neg_values[at[inside]] != pos_values[inside]
+        # float64 before any comparison with the (float64) thresholds.
+        values = np.insert(neg_values, at[new], pos_values[new]).astype(np.float64)
+        neg = np.insert(neg_counts.astype(np.float64), at[new], 0.0)
+        pos = np.zeros(len(values))
+        # Each positive's score lands at its insertion point, shifted by the new scores inserted before it.
+        pos[at + np.cumsum(new) - new] = pos_counts
         return values, pos, neg
 
 

@@ -351,3 +351,15 @@ def test_counts_beyond_the_int32_range_are_kept_in_int64(monkeypatch):
     counts = _in_chunks(scores, labels, [3, 9])
     _assert_matches(counts.metrics(), _reference(scores, labels))
     assert counts.count_above(0.8) == (6, 0) and counts.count_above(0.1) == (8, 6)
+
+
+def test_float32_and_float64_batches_pool_into_one_exact_table():
+    rng = np.random.default_rng(9)
+    labels = rng.random(600) < 0.3
+    scores32 = rng.random(400).astype(np.float32)
+    scores64 = np.r_[rng.random(100), scores32[:100].astype(np.float64) + 1e-12]  # not float32 values
+    counts = ScoreCounts()
+    counts.add(scores32, labels[:400])
+    counts.add(scores64, labels[400:])
+    expected = _reference(np.r_[scores32.astype(np.float64), scores64], labels)
+    _assert_matches(counts.metrics(), expected)
