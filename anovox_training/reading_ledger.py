@@ -71,12 +71,13 @@ def file_sha256(path: Path) -> str:
 
 
 def headline(report: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
-    """The pooled Anomalies_Only figures of every variant of an evaluation report (None: undefined)."""
-    keys = ('AUROC', 'AP', 'FPR95', 'mean_category_AP')
+    """Every variant's pooled Anomalies_Only figures, mean category AP and small-object AP (None: undefined)."""
     out: dict[str, dict[str, float | None]] = {}
     for variant, block in report.get('variants', {}).items():
         pooled = block.get('Anomalies_Only', {})
-        out[variant] = {k: None if pooled[k] is None else float(pooled[k]) for k in keys if k in pooled}
+        figures = {k: pooled[k] for k in ('AUROC', 'AP', 'FPR95') if k in pooled}
+        figures |= {k: block[k] for k in ('mean_category_ap', 'ap_small') if k in block}
+        out[variant] = {k: None if v is None else float(v) for k, v in figures.items()}
     return out
 
 

@@ -117,6 +117,7 @@ class FrameRenderer:
         # Row-major (rays, 3) copies for gathering hit rays.
         self._camera_rays = np.ascontiguousarray(self._camera_dirs.reshape(3, -1).T)
         self._lidar_rays = np.ascontiguousarray(self._lidar_dirs.reshape(3, -1).T)
+        self._lidar_in_view = rig.lidar.in_view(self._lidar_rays)
         self._ego_from_lidar = rig.lidar_mount.ego_from_sensor()
         self._ego_from_camera = rig.camera_mount.ego_from_sensor()
         self._lidar_from_camera = rig.lidar_from_camera
@@ -170,8 +171,8 @@ class FrameRenderer:
 
         _, lid = self._cast(self._lidar_dirs, rig.lidar.rects, prims, pose)
         lap('lidar_cast')
-        # Channel-major order, as CARLA returns points; only hits within range.
-        keep = np.flatnonzero(lid.t <= rig.lidar.range_m)
+        # Channel-major order, as CARLA returns points; only hits within range and the horizontal view.
+        keep = np.flatnonzero((lid.t <= rig.lidar.range_m) & self._lidar_in_view[lid.ray])
         keep = keep[np.argsort(lid.ray.take(keep), kind='stable')]
         rng_t = lid.t.take(keep)
         dirs = np.take(self._lidar_rays, lid.ray.take(keep), axis=0)

@@ -124,9 +124,13 @@ class LidarRig:
         beam_elevations_deg: Elevation of every beam, top first, for uneven layouts (HDL-64E: two blocks
             with different spacing); empty: ``channels`` beams spread evenly over the field of view.
         response: Which rays return and what intensity they carry (lidar_returns.py).
+        azimuth_fov_deg: Horizontal field of view the delivered cloud covers, centred on the x axis (CARLA's
+            ``horizontal_fov``); below 360 for pipelines that deliver only the camera's view, like KITTI's
+            reduced clouds, so a detector sees clouds that end at the edge of the image.
 
     Raises:
-        ValueError: When ``beam_elevations_deg`` disagrees with ``channels`` or the field of view.
+        ValueError: When ``beam_elevations_deg`` disagrees with ``channels`` or the field of view, or
+            ``azimuth_fov_deg`` is not in (0, 360].
     """
 
     channels: int = 64
@@ -137,8 +141,12 @@ class LidarRig:
     noise_stddev_m: float = 0.1
     beam_elevations_deg: tuple[float, ...] = ()
     response: LidarResponse = LidarResponse()
+    azimuth_fov_deg: float = 360.0
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.azimuth_fov_deg <= 360.0:
+            msg = f'LidarRig: azimuth_fov_deg must be in (0, 360], got {self.azimuth_fov_deg}'
+            raise ValueError(msg)
         el = self.beam_elevations_deg
         if el and (
             len(el) != self.channels
@@ -170,6 +178,13 @@ class LidarRig:
     def azimuths_rad(self) -> np.ndarray:
         """(azimuth_steps,) ray azimuths, counter-clockwise from the x axis."""
         return np.arange(self.azimuth_steps) * (2 * math.pi / self.azimuth_steps)
+
+    def in_view(self, dirs: np.ndarray) -> np.ndarray:
+        """(N,) bool: which of the (N, 3) LiDAR-frame directions lie inside ``azimuth_fov_deg``."""
+        if self.azimuth_fov_deg >= 360.0:
+            return np.ones(len(dirs), bool)
+        azimuth = np.degrees(np.abs(np.arctan2(dirs[:, 1], dirs[:, 0])))
+        return azimuth <= self.azimuth_fov_deg / 2
 
     def body_dirs(self) -> np.ndarray:
         """(3, channels, azimuth_steps) unit ray directions in the LiDAR frame."""

@@ -17,7 +17,8 @@ else changes. Ranges are uniform unless noted. The default distribution:
   0.2 reflector head-on) and colour darkens reflectivity (weight 0-0.8);
   intensity scale 0.6-2 (log-uniform), gamma 0.6-1.5, noise 0-0.04, and in
   20 % of scenarios an intensity that carries nothing (constant 0-1 or uniform
-  noise, half each).
+  noise, half each); in 15 % of scenarios the delivered cloud covers only the
+  camera's horizontal view plus 0-10 deg either side (KITTI's reduced clouds).
 - Camera: image shapes (`CAMERA_SHAPES`) AnoVox's 3:2 at 80-100 deg, KITTI's
   1242:375 at 75-90 deg, 16:9 at 60-100 deg and 4:3 at 55-90 deg (horizontal
   FOV), drawn 0.3 / 0.3 / 0.25 / 0.15, with about the configured pixel count
@@ -128,6 +129,10 @@ class RigVariation:
     intensity_gamma: tuple[float, float] = (0.6, 1.5)
     intensity_noise: tuple[float, float] = (0.0, 0.04)
     uninformative_intensity_share: float = 0.2
+    # Share of scenarios whose cloud covers only the camera's horizontal view plus a margin (KITTI's
+    # reduced clouds), so clouds that end at the image's edge are normal input.
+    camera_view_cloud_share: float = 0.15
+    camera_view_margin_deg: tuple[float, float] = (0.0, 10.0)
     # Camera.
     camera_shape_weights: tuple[tuple[str, float], ...] = (
         ('anovox', 0.3),
@@ -260,6 +265,12 @@ def draw_rig(variation: RigVariation, base: SensorRig, rng: np.random.Generator)
         location=(round(offset[0], 3), round(offset[1], 3), round(height + offset[2], 3)),
         rotation=(0.0, round(_uniform(rng, v.camera_pitch_deg), 2), round(_uniform(rng, v.camera_yaw_deg), 2)),
     )
+    # Drawn last, so the draws above keep their values.
+    if rng.random() < v.camera_view_cloud_share:
+        cam = camera.camera
+        hfov = math.degrees(2 * math.atan(cam.width / (2 * cam.fx)))
+        view = min(360.0, round(hfov + 2 * _uniform(rng, v.camera_view_margin_deg), 2))
+        lidar = dataclasses.replace(lidar, azimuth_fov_deg=view)
     return SensorRig(camera=camera, lidar=lidar, camera_mount=camera_mount, lidar_mount=lidar_mount)
 
 

@@ -135,6 +135,8 @@ def _lidar_extras(lidar: LidarRig, semantic: bool) -> dict[str, object]:
     extras: dict[str, object] = {}
     if lidar.beam_elevations_deg:
         extras['beam_elevations'] = [float(e) for e in lidar.beam_elevations_deg]
+    if lidar.azimuth_fov_deg < 360.0:
+        extras['horizontal_fov'] = float(lidar.azimuth_fov_deg)
     response = lidar.response
     if not semantic and response != LidarResponse():
         extras.update(

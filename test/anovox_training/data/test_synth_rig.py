@@ -195,3 +195,33 @@ def test_the_ego_rides_on_the_shaped_road_with_the_lidar_at_its_mount_height():
         lidar = world.world_from_lidar(k, rig.lidar_mount.ego_from_sensor())
         height = rig.lidar_mount.location[2]
         assert np.dot(lidar[:3, 3] - ego[:3, 3], ego[:3, 2]) == pytest.approx(height, abs=1e-9)
+
+
+def test_some_scenarios_deliver_only_the_cameras_view_like_kittis_reduced_clouds():
+    cfg, views = _config(width=384, height=256), []
+    for i in range(120):
+        rig = cfg.rig(i)
+        if rig.lidar.azimuth_fov_deg < 360.0:
+            cam = rig.camera.camera
+            hfov = np.degrees(2 * np.arctan(cam.width / (2 * cam.fx)))
+            assert hfov - 1e-6 <= rig.lidar.azimuth_fov_deg <= hfov + 20.0 + 0.01
+            views.append(rig.lidar.azimuth_fov_deg)
+    assert 5 <= len(views) <= 35  # about 15 % of 120
+    lidar = LidarRig(azimuth_fov_deg=90.0)
+    dirs = np.array([[1.0, 0.0, 0.0], [1.0, 0.99, 0.0], [1.0, 1.01, 0.0], [-1.0, 0.0, 0.0]])
+    assert lidar.in_view(dirs).tolist() == [True, True, False, False]
+    assert LidarRig().in_view(dirs).all()
+    with pytest.raises(ValueError, match='azimuth_fov_deg'):
+        LidarRig(azimuth_fov_deg=0.0)
+
+
+def test_a_camera_view_cloud_holds_no_point_outside_its_view(tmp_path):
+    from anovox_training.data.synth.generate import generate
+
+    cfg = _config(out=tmp_path, width=96, height=64, frames=1, lidar_azimuth_steps=256)
+    index = next(i for i in range(200) if cfg.rig(i).lidar.azimuth_fov_deg < 360.0)
+    rig = cfg.rig(index)
+    generate(dataclasses.replace(cfg, start_index=index))
+    cloud = np.load(next(tmp_path.glob('Scenario_*/LIDAR*/*.npy')))
+    azimuth = np.degrees(np.abs(np.arctan2(-cloud[:, 1], cloud[:, 0])))
+    assert len(cloud) > 0 and azimuth.max() <= rig.lidar.azimuth_fov_deg / 2 + 1.0
