@@ -289,11 +289,20 @@ def read_test_split_once(
 def check_real(onnx: Path, report: dict[str, Any]) -> dict[str, Any]:
     """Step 5: the exported model on the real frames in ``real/`` at the test split's FPR95 threshold.
 
-    An evaluation only: nothing is chosen on these frames.
+    An evaluation only: nothing is chosen on these frames. When the test split
+    defines no FPR95 threshold (it reached no 95 % TPR), the markers and occupied
+    voxels are still recorded and the share above it is None, with the reason.
     """
     from anovox_training.real_check import check_real_frames, fpr95_threshold, real_metrics
 
-    return real_metrics(check_real_frames(onnx, REAL_FRAMES, fpr95_threshold(report), render=False))
+    try:
+        threshold, reason = fpr95_threshold(report), ''
+    except DataError as err:
+        threshold, reason = 1.0, str(err)
+    figures = real_metrics(check_real_frames(onnx, REAL_FRAMES, threshold, render=False))
+    if reason:
+        figures = {name: {**f, 'share_above_fpr95_threshold': None, 'note': reason} for name, f in figures.items()}
+    return figures
 
 
 def selection_record(checkpoints: dict[str, Path]) -> dict[str, Any]:

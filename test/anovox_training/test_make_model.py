@@ -27,7 +27,10 @@ def test_quick_make_model_trains_evaluates_and_exports_every_artifact(tmp_path, 
     # The exported model checked on the real frame (an evaluation; nothing is chosen on it).
     real = report['real']['kitti_000008']
     assert set(real) >= {'markers', 'share_above_fpr95_threshold', 'occupied_voxels'}
-    assert real['markers'] >= 0 and 0.0 <= real['share_above_fpr95_threshold'] <= 1.0
+    share = real['share_above_fpr95_threshold']
+    assert real['markers'] >= 0 and real['occupied_voxels'] >= 0
+    # The quick test split holds too few anomaly voxels for an FPR95 threshold: the share is undefined, and says why.
+    assert (share is None and 'threshold' in real['note']) or 0.0 <= share <= 1.0
     # Which inputs chose what: validation for every choice, the test split read once and recorded.
     for variant in ('fusion', 'lidar', 'camera'):
         chosen = report['selection'][variant]
