@@ -333,11 +333,14 @@ class Bench:
         for name in runnable:
             if name != 'inference_torch_cpu':
                 compare(rows, name, 'inference_torch_cpu')
+        fp32_ap = accuracy.get('fp32', {}).get('AP')
         for key, metrics in accuracy.items():
             row = rows.get(f'inference_ort_cpu_{key}') if key != 'fp32' else rows[REFERENCE_VARIANT]
             if row is not None:
                 row['validation'] = metrics
                 row['validation_command'] = quantize_command
+                if key != 'fp32' and metrics.get('AP') is not None and fp32_ap is not None:
+                    row['validation_ap_change'] = round(metrics['AP'] - fp32_ap, 4)  # same frames, same threshold
         self.notes['inference_parity_max_abs_diff'] = parity
         self.add('inference', {v.name: rows[v.name] for v in variants}, load)
 
@@ -422,6 +425,8 @@ def format_table(rows: Sequence[dict[str, Any]], header: str) -> str:
             v = row['validation']
             scores = ' '.join(f'{k} {"n/a" if v[k] is None else format(v[k], ".3f")}' for k in ('AP', 'AUROC', 'FPR95'))
             note += f'; validation {scores} ({v["frames"]} frames)'
+            if 'validation_ap_change' in row:
+                note += f', AP {row["validation_ap_change"]:+.4f} vs FP32'
         p50 = '-' if row['p50_ms'] is None else f'{row["p50_ms"]:.3f}'
         p99 = '-' if row['p99_ms'] is None else f'{row["p99_ms"]:.3f}'
         lines.append(f'{row["name"]:<44}{p50:>11}{p99:>11}  {note}')
