@@ -1,15 +1,15 @@
-"""Build and read the messages of an AnoVox bag with the rosbags typestore (no rclpy).
+"""numpy arrays -> rosbags messages for AnoVox bags (no rclpy), and the TF transform of a bag.
 
 The objects built here are rosbags dataclasses with the same field names as
 rclpy messages, so code that reads attributes (``msg.header.stamp.sec``,
-``msg.fields``, ``msg.data``) works on both. Everything is serialised as CDR,
-which is what rclpy publishers accept as raw bytes.
+``msg.fields``, ``msg.data``) works on both; ``msg_decode`` reads them back.
+Layouts and their checks come from ``msg_layout``, shared with the rclpy
+encoder (``msg_encode``). Everything is serialised as CDR, which is what rclpy
+publishers accept as raw bytes. rosbags is imported on first use, not with
+this module.
 
-Ground-truth voxel clouds (``sensor_msgs/PointCloud2``): one point per AnoVox
-voxel with fields ``x, y, z`` (float32, voxel centre in the LiDAR frame, m) and
-``label`` (uint16) at offsets 0, 4, 8, 12, ``point_step`` 16 (two bytes of
-padding). Every centre is a multiple of 0.25 m inside +-250 m, so float32 holds
-it exactly and the AnoVox index is recovered without rounding error.
+Ground-truth voxel clouds (``sensor_msgs/PointCloud2``) hold one point per AnoVox
+voxel in the layout of :data:`~anovox_perception.msg_layout.VOXEL_DTYPE`.
 """
 
 from __future__ import annotations
@@ -19,54 +19,31 @@ from typing import Any
 import numpy as np
 
 from anovox_perception.errors import DecodeError, GeometryError
-from anovox_perception.geometry import (
-    CameraModel,
-    anovox_voxel_center,
-    anovox_voxel_index,
-    invert_transform,
-    make_transform,
-)
+from anovox_perception.geometry import CameraModel, anovox_voxel_center, invert_transform, make_transform
+from anovox_perception.msg_layout import POINT_DTYPE, VOXEL_DTYPE, cloud_payload, image_payload
+from anovox_perception.stamps import sec_nanosec
 
 __all__ = [
-    'IMAGE_TYPE',
     'CAMERA_INFO_TYPE',
+    'IMAGE_TYPE',
     'POINTCLOUD2_TYPE',
     'TF_TYPE',
-    'VOXEL_DTYPE',
-    'POINT_DTYPE',
+    'camera_info_message',
     'get_bag_typestore',
-    'stamp_to_ns',
     'header',
     'image_message',
-    'camera_info_message',
-    'points_message',
-    'voxels_message',
-    'tf_static_message',
-    'voxels_from_message',
-    'camera_from_info',
-    'transform_from_tf',
-    'quaternion_from_matrix',
     'matrix_from_quaternion',
+    'points_message',
+    'quaternion_from_matrix',
+    'tf_static_message',
+    'transform_from_tf',
+    'voxels_message',
 ]
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 POINTCLOUD2_TYPE = 'sensor_msgs/msg/PointCloud2'
 TF_TYPE = 'tf2_msgs/msg/TFMessage'
-
-# sensor_msgs/PointField datatype ids.
-_FLOAT32 = 7
-_UINT16 = 4
-
-POINT_DTYPE = np.dtype({'names': ['x', 'y', 'z', 'intensity'], 'formats': ['<f4'] * 4, 'offsets': [0, 4, 8, 12]})
-VOXEL_DTYPE = np.dtype(
-    {
-        'names': ['x', 'y', 'z', 'label'],
-        'formats': ['<f4', '<f4', '<f4', '<u2'],
-        'offsets': [0, 4, 8, 12],
-        'itemsize': 16,
-    }
-)
 
 _TYPESTORE: Any = None
 
@@ -85,15 +62,9 @@ def get_bag_typestore() -> Any:
     return _TYPESTORE
 
 
-def stamp_to_ns(stamp: Any) -> int:
-    """Nanoseconds of a ``builtin_interfaces/Time`` (rosbags or rclpy object)."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 def _time(stamp_ns: int) -> Any:
-    time_cls = get_bag_typestore().types['builtin_interfaces/msg/Time']
-    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
-    return time_cls(sec=sec, nanosec=nanosec)
+    sec, nanosec = sec_nanosec(stamp_ns)
+    return get_bag_typestore().types['builtin_interfaces/msg/Time'](sec=sec, nanosec=nanosec)
 
 
 def header(stamp_ns: int, frame_id: str) -> Any:
@@ -108,19 +79,15 @@ def image_message(rgb: np.ndarray, stamp_ns: int, frame_id: str) -> Any:
     Raises:
         DecodeError: ``rgb`` is not an (H, W, 3) uint8 array.
     """
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        msg = f'image_message: expected an (H, W, 3) uint8 array, got {rgb.shape} {rgb.dtype}'
-        raise DecodeError(msg)
-    height, width = rgb.shape[:2]
-    image_cls = get_bag_typestore().types[IMAGE_TYPE]
-    return image_cls(
+    payload = image_payload(rgb, 'rgb8')
+    return get_bag_typestore().types[IMAGE_TYPE](
         header=header(stamp_ns, frame_id),
-        height=height,
-        width=width,
-        encoding='rgb8',
+        height=payload.height,
+        width=payload.width,
+        encoding=payload.encoding,
         is_bigendian=0,
-        step=3 * width,
-        data=np.ascontiguousarray(rgb).reshape(-1),
+        step=payload.step,
+        data=payload.data,
     )
 
 
@@ -146,20 +113,20 @@ def camera_info_message(camera: CameraModel, stamp_ns: int, frame_id: str) -> An
     )
 
 
-def _cloud(records: np.ndarray, stamp_ns: int, frame_id: str, fields: list[tuple[str, int, int]]) -> Any:
+def _cloud(records: np.ndarray, stamp_ns: int, frame_id: str) -> Any:
     types = get_bag_typestore().types
     field_cls = types['sensor_msgs/msg/PointField']
-    xyz = np.stack([records['x'], records['y'], records['z']], axis=1) if len(records) else np.zeros((0, 3))
+    payload = cloud_payload(records)
     return types[POINTCLOUD2_TYPE](
         header=header(stamp_ns, frame_id),
         height=1,
-        width=len(records),
-        fields=[field_cls(name=name, offset=offset, datatype=datatype, count=1) for name, offset, datatype in fields],
+        width=payload.width,
+        fields=[field_cls(name=name, offset=offset, datatype=dt, count=1) for name, offset, dt in payload.fields],
         is_bigendian=False,
-        point_step=records.dtype.itemsize,
-        row_step=records.dtype.itemsize * len(records),
-        data=np.frombuffer(records.tobytes(), dtype=np.uint8),
-        is_dense=bool(np.isfinite(xyz).all()),
+        point_step=payload.point_step,
+        row_step=payload.row_step,
+        data=payload.data,
+        is_dense=payload.is_dense,
     )
 
 
@@ -175,8 +142,7 @@ def points_message(points: np.ndarray, stamp_ns: int, frame_id: str) -> Any:
     records = np.empty(len(points), dtype=POINT_DTYPE)
     for column, name in enumerate(POINT_DTYPE.names):
         records[name] = points[:, column]
-    fields = [(name, POINT_DTYPE.fields[name][1], _FLOAT32) for name in POINT_DTYPE.names]
-    return _cloud(records, stamp_ns, frame_id, fields)
+    return _cloud(records, stamp_ns, frame_id)
 
 
 def voxels_message(voxels: np.ndarray, stamp_ns: int, frame_id: str) -> Any:
@@ -195,37 +161,7 @@ def voxels_message(voxels: np.ndarray, stamp_ns: int, frame_id: str) -> Any:
     records = np.zeros(len(voxels), dtype=VOXEL_DTYPE)
     records['x'], records['y'], records['z'] = centres[:, 0], centres[:, 1], centres[:, 2]
     records['label'] = voxels[:, 3]
-    fields = [('x', 0, _FLOAT32), ('y', 4, _FLOAT32), ('z', 8, _FLOAT32), ('label', 12, _UINT16)]
-    return _cloud(records, stamp_ns, frame_id, fields)
-
-
-def voxels_from_message(msg: Any) -> np.ndarray:
-    """AnoVox voxels (M, 4) uint16 ``[ix, iy, iz, label]`` of a ground-truth voxel cloud.
-
-    Accepts the layout :func:`voxels_message` writes (rosbags or rclpy message).
-
-    Raises:
-        DecodeError: the cloud does not have that layout or its data is truncated.
-    """
-    layout = [(f.name, int(f.offset), int(f.datatype), int(f.count)) for f in msg.fields]
-    expected = [('x', 0, _FLOAT32, 1), ('y', 4, _FLOAT32, 1), ('z', 8, _FLOAT32, 1), ('label', 12, _UINT16, 1)]
-    if layout != expected or int(msg.point_step) != VOXEL_DTYPE.itemsize or bool(msg.is_bigendian):
-        msg_text = (
-            f'voxels_from_message: expected little-endian fields {expected} with point_step '
-            f'{VOXEL_DTYPE.itemsize}, got {layout} with point_step {msg.point_step}'
-        )
-        raise DecodeError(msg_text)
-    count = int(msg.width) * int(msg.height)
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    if data.size < count * VOXEL_DTYPE.itemsize:
-        msg_text = f'voxels_from_message: data holds {data.size} bytes, {count} voxels need {count * 16}'
-        raise DecodeError(msg_text)
-    records = data[: count * VOXEL_DTYPE.itemsize].view(VOXEL_DTYPE)
-    xyz = np.stack([records['x'], records['y'], records['z']], axis=1).astype(np.float64)
-    out = np.empty((count, 4), dtype=np.uint16)
-    out[:, :3] = anovox_voxel_index(xyz)
-    out[:, 3] = records['label']
-    return out
+    return _cloud(records, stamp_ns, frame_id)
 
 
 def quaternion_from_matrix(rotation: np.ndarray) -> np.ndarray:
@@ -313,8 +249,3 @@ def transform_from_tf(msg: Any, lidar_frame: str, camera_frame: str) -> np.ndarr
     pairs = [(s.header.frame_id, s.child_frame_id) for s in msg.transforms]
     msg_text = f'transform_from_tf: no {lidar_frame!r} -> {camera_frame!r} transform; message holds {pairs}'
     raise DecodeError(msg_text)
-
-
-def camera_from_info(msg: Any) -> CameraModel:
-    """The pinhole :class:`CameraModel` of a ``sensor_msgs/CameraInfo`` (distortion ignored)."""
-    return CameraModel.from_matrix(np.asarray(msg.k, dtype=np.float64), int(msg.width), int(msg.height))

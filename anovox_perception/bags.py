@@ -29,6 +29,7 @@ import numpy as np
 from anovox_perception import bag_messages as bm
 from anovox_perception.errors import ConfigError, DataError
 from anovox_perception.geometry import CameraModel
+from anovox_perception.stamps import NS_PER_MS, seconds_to_ns
 
 __all__ = [
     'STORAGES',
@@ -45,8 +46,6 @@ __all__ = [
 ]
 
 STORAGES = ('mcap', 'sqlite3')
-_NS_PER_S = 1_000_000_000
-_NS_PER_MS = 1_000_000
 _CUSTOM_PREFIX = 'anovox.'
 
 
@@ -104,7 +103,7 @@ class BagTiming:
     def max_shift_ns(self) -> int:
         """Largest distance between a frame's time and any of its messages' log times."""
         camera = abs(self.camera_offset_ms) + self.camera_jitter_ms
-        return math.ceil((max(camera, self.lidar_jitter_ms) + self.receive_delay_ms) * _NS_PER_MS) + 1
+        return math.ceil((max(camera, self.lidar_jitter_ms) + self.receive_delay_ms) * NS_PER_MS) + 1
 
 
 @dataclass
@@ -293,9 +292,9 @@ def write_bag(
     topics = topics or BagTopics()
     timing = timing or BagTiming()
     rng = np.random.default_rng(timing.seed)
-    start_ns = round(timing.start_time_s * _NS_PER_S)
-    delay_ns = round(timing.receive_delay_ms * _NS_PER_MS)
-    max_jitter_ns = max(timing.camera_jitter_ms, timing.lidar_jitter_ms) * _NS_PER_MS
+    start_ns = seconds_to_ns(timing.start_time_s)
+    delay_ns = round(timing.receive_delay_ms * NS_PER_MS)
+    max_jitter_ns = max(timing.camera_jitter_ms, timing.lidar_jitter_ms) * NS_PER_MS
 
     plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
     writer = Writer(out, version=Writer.VERSION_LATEST, storage_plugin=plugin)
@@ -320,7 +319,7 @@ def write_bag(
         previous_ns: int | None = None
         for frame in frames:
             _check_frame(frame, camera, scenario)
-            frame_ns = start_ns + round(frame.time_s * _NS_PER_S)
+            frame_ns = start_ns + seconds_to_ns(frame.time_s)
             if previous_ns is not None:
                 gap_ns = frame_ns - previous_ns
                 if gap_ns <= 0:
@@ -328,8 +327,8 @@ def write_bag(
                     raise DataError(msg)
                 if 2 * max_jitter_ns >= gap_ns:
                     msg = (
-                        f'write_bag: jitter {max_jitter_ns / _NS_PER_MS} ms is too large for frames '
-                        f'{gap_ns / _NS_PER_MS} ms apart (scenario {scenario!r}, frame {frame.frame_id}); '
+                        f'write_bag: jitter {max_jitter_ns / NS_PER_MS} ms is too large for frames '
+                        f'{gap_ns / NS_PER_MS} ms apart (scenario {scenario!r}, frame {frame.frame_id}); '
                         'keep it below half the frame period'
                     )
                     raise ConfigError(msg)
@@ -338,9 +337,9 @@ def write_bag(
             # shift the random stream of the following frames.
             camera_jitter, lidar_jitter = rng.uniform(-1.0, 1.0, size=2)
             camera_ns = frame_ns + round(
-                (timing.camera_offset_ms + camera_jitter * timing.camera_jitter_ms) * _NS_PER_MS
+                (timing.camera_offset_ms + camera_jitter * timing.camera_jitter_ms) * NS_PER_MS
             )
-            lidar_ns = frame_ns + round(lidar_jitter * timing.lidar_jitter_ms * _NS_PER_MS)
+            lidar_ns = frame_ns + round(lidar_jitter * timing.lidar_jitter_ms * NS_PER_MS)
             frame_ids.append(int(frame.frame_id))
             if frame.rgb is not None:
                 ordered.push(

@@ -1,7 +1,7 @@
 """What arrives on the node's inputs: decoded, checked and counted before the synchroniser.
 
 The node's subscription callbacks are one line each: they hand the message to
-`InputIntake`, which decodes it (msg_codec), refuses what the pipeline cannot
+`InputIntake`, which decodes it (msg_decode), refuses what the pipeline cannot
 use (a throttled warning naming the field, a ``bad_input.<kind>`` counter),
 notes what is odd but usable (stamps that repeat, go backwards or lie in the
 future, a cloud without intensity, a CameraInfo whose size is not the
@@ -18,16 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from anovox_perception import msg_codec
+from anovox_perception import msg_decode
 from anovox_perception import pipeline_stats as ps
 from anovox_perception.detector import CameraFrame, CloudFrame
 from anovox_perception.errors import AnovoxError, DecodeError
 from anovox_perception.geometry import CameraModel
+from anovox_perception.stamps import NS_PER_S, ns_to_seconds
 from anovox_perception.sync import StampedMsg
 
 __all__ = ['InputIntake', 'IntakeLimits', 'Warn']
-
-_NS_PER_S = 1_000_000_000
 
 #: ``warn(kind, text)``: log ``text``, throttled per ``kind``.
 Warn = Callable[[str, str], None]
@@ -53,7 +52,7 @@ class IntakeLimits:
 
 
 def _stamp_ns(msg: Any) -> int:
-    return msg_codec.stamp_to_ns(msg.header.stamp)
+    return msg_decode.stamp_to_ns(msg.header.stamp)
 
 
 def _where(msg: Any) -> str:
@@ -98,7 +97,7 @@ class InputIntake:
         self._stats.count(ps.CLOUDS_IN)
         try:
             self._check_size('PointCloud2', msg, self.limits.max_cloud_points, 'points')
-            cloud = msg_codec.pointcloud2_to_xyzi(msg)
+            cloud = msg_decode.pointcloud2_to_xyzi(msg)
             if cloud.points.shape[0] == 0:
                 what = (
                     'empty (width * height = 0)'
@@ -121,7 +120,7 @@ class InputIntake:
                     f'{cloud.total_points} points have a non-finite x, y or z (dropped)',
                 )
         if not cloud.has_intensity and self.intensity_used:
-            known = ', '.join(msg_codec.INTENSITY_FIELDS)
+            known = ', '.join(msg_decode.INTENSITY_FIELDS)
             self._note(
                 'no_intensity',
                 f'PointCloud2 {_where(msg)} has no intensity field (looked for {known}; fields are '
@@ -135,7 +134,7 @@ class InputIntake:
         self._stats.count(ps.IMAGES_IN)
         try:
             self._check_size('Image', msg, self.limits.max_image_pixels, 'pixels')
-            rgb = msg_codec.image_to_rgb(msg)
+            rgb = msg_decode.image_to_rgb(msg)
             stamp_ns = self._check_stamp('image', msg)
         except Exception as err:  # nothing a publisher sends may stop the node
             self.bad_input('image', err)
@@ -146,7 +145,7 @@ class InputIntake:
         """A ``sensor_msgs/CompressedImage`` -> the synchroniser's message, or None when refused."""
         self._stats.count(ps.IMAGES_IN)
         try:
-            rgb = msg_codec.compressed_to_rgb(msg)
+            rgb = msg_decode.compressed_to_rgb(msg)
             if rgb.shape[0] * rgb.shape[1] > self.limits.max_image_pixels:
                 msg_ = f'CompressedImage: {rgb.shape[1]} x {rgb.shape[0]} pixels exceed {self.limits.max_image_pixels}'
                 raise DecodeError(msg_)
@@ -160,7 +159,7 @@ class InputIntake:
         """A ``sensor_msgs/CameraInfo`` -> its pinhole model, or None when refused."""
         self._stats.count(ps.CAMERA_INFO_IN)
         try:
-            camera = msg_codec.camera_info_to_model(msg)
+            camera = msg_decode.camera_info_to_model(msg)
         except Exception as err:  # nothing a publisher sends may stop the node
             self.bad_input('camera_info', err)
             return None
@@ -205,24 +204,24 @@ class InputIntake:
     def _check_stamp(self, topic: str, msg: Any) -> int:
         """The header stamp (ns); repeated, backward and far-future stamps are noted, not refused."""
         stamp = msg.header.stamp
-        if not (0 <= int(stamp.nanosec) < _NS_PER_S):
+        if not (0 <= int(stamp.nanosec) < NS_PER_S):
             msg_ = f'header.stamp.nanosec={int(stamp.nanosec)} is outside [0, 1e9)'
             raise DecodeError(msg_)
         stamp_ns = _stamp_ns(msg)
         with self._lock:
             previous = self._last_stamp_ns.get(topic)
             self._last_stamp_ns[topic] = stamp_ns
-        where = f'{topic} header.stamp {stamp_ns / _NS_PER_S:.6f} s'
+        where = f'{topic} header.stamp {ns_to_seconds(stamp_ns):.6f} s'
         if previous is not None and stamp_ns == previous:
             self._note(f'stamp_repeated.{topic}', f'{where} repeats the previous one')
         elif previous is not None and stamp_ns < previous:
-            back_s = (previous - stamp_ns) / _NS_PER_S
+            back_s = ns_to_seconds(previous - stamp_ns)
             if back_s > self.limits.jump_tolerance_s:
                 text = f'{where} jumped back {back_s:.3f} s (bag loop or restart): synchroniser reset'
                 self._note(f'stamp_jump_back.{topic}', text)
             else:
                 self._note(f'stamp_out_of_order.{topic}', f'{where} is {back_s * 1e3:.1f} ms before the previous one')
-        ahead_s = (stamp_ns - self._now_ns()) / _NS_PER_S
+        ahead_s = ns_to_seconds(stamp_ns - self._now_ns())
         if ahead_s > self.limits.future_tolerance_s:
             text = f'{where} is {ahead_s:.0f} s ahead of the node clock (clocks not synchronised? use_sim_time?)'
             self._note(f'stamp_future.{topic}', text)

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import rclpy
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
@@ -35,7 +34,6 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
-from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from anovox_perception import msg_codec
@@ -70,7 +68,6 @@ OUTPUT_SCORE_GRID = '~/output/score_grid'
 OUTPUT_VOXEL_SCORES = '~/output/voxel_scores'
 OUTPUT_MARKERS = '~/output/markers'
 
-_NS_PER_S = 1_000_000_000
 # Outputs: reliable so recorders and RViz get every frame; shallow so a slow subscriber cannot hold memory.
 _OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 # Shutdown waits this long for a frame in inference (SIGINT/SIGTERM must end the node within 2 s).
@@ -106,14 +103,6 @@ def declare_detector_parameters(node: Node) -> dict[str, ParamValue]:
         node.declare_parameter(spec.name, default, _descriptor(spec))
     values = {spec.name: _plain(node.get_parameter(spec.name).value) for spec in PARAMETERS}
     return validate_values(values, where=f'node {node.get_fully_qualified_name()} parameters')
-
-
-def _stamp_ns(stamp: Time) -> int:
-    return int(stamp.sec) * _NS_PER_S + int(stamp.nanosec)
-
-
-def _header(stamp_ns: int, frame_id: str) -> Header:
-    return Header(stamp=Time(sec=stamp_ns // _NS_PER_S, nanosec=stamp_ns % _NS_PER_S), frame_id=frame_id)
 
 
 class DetectorNode(Node):
@@ -256,7 +245,7 @@ class DetectorNode(Node):
 
     def _publish(self, result: FrameResult) -> None:
         t0 = time.perf_counter()
-        header = _header(result.stamp_ns, result.frame_id)
+        header = msg_codec.header(result.stamp_ns, result.frame_id)
         try:
             self._pub_grid.publish(msg_codec.make_occupancy_grid(result.score_grid, result.grid, header))
             self._pub_voxels.publish(msg_codec.xyzi_to_pointcloud2(result.voxel_scores, header, 'score'))

@@ -1,7 +1,7 @@
 """Run a bag through the detector without a middleware: the node's pipeline, message by message.
 
 The bag's camera and LiDAR messages are decoded with the same codecs as the
-node (``msg_codec`` reads rosbags objects as well as rclpy ones), synchronised
+node (``msg_decode`` reads rosbags objects as well as rclpy ones), synchronised
 by the same synchroniser built from the same ``sync.*`` parameters, and
 processed by the same :class:`~anovox_perception.detector.Detector`. Messages
 are fed in the bag's log-time order with the log time as their receive time,
@@ -30,12 +30,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from anovox_perception import msg_codec
-from anovox_perception.bag_messages import stamp_to_ns, voxels_from_message
+from anovox_perception import msg_decode
 from anovox_perception.bags import BagMessage, BagTopics, iter_bag_messages, read_bag_metadata
 from anovox_perception.detector import CameraFrame, CloudFrame, Detector, DetectorConfig, FrameResult
 from anovox_perception.errors import AnovoxError, ConfigError, DataError, DecodeError
 from anovox_perception.parameters import defaults, load_params_file
+from anovox_perception.stamps import stamp_to_ns
 from anovox_perception.sync import LidarDrivenSync, StampedMsg, SyncedPair, make_sync
 
 __all__ = ['OfflineFrame', 'OfflineStats', 'main', 'run_offline']
@@ -90,7 +90,7 @@ class _Pipeline:
         if message.topic == topics.points:
             self.stats.clouds += 1
             try:
-                cloud = msg_codec.pointcloud2_to_xyzi(msg)
+                cloud = msg_decode.pointcloud2_to_xyzi(msg)
             except DecodeError as err:
                 self.stats.bad('points', err)
             else:
@@ -102,7 +102,7 @@ class _Pipeline:
             self.stats.images += 1
             try:
                 compressed = message.msgtype == _COMPRESSED_TYPE
-                rgb = msg_codec.compressed_to_rgb(msg) if compressed else msg_codec.image_to_rgb(msg)
+                rgb = msg_decode.compressed_to_rgb(msg) if compressed else msg_decode.image_to_rgb(msg)
             except DecodeError as err:
                 self.stats.bad('image', err)
             else:
@@ -110,12 +110,12 @@ class _Pipeline:
                 pairs += self.sync.add_image(StampedMsg(stamp_to_ns(msg.header.stamp), payload, message.log_time_ns))
         elif message.topic == topics.camera_info:
             try:
-                self.detector.set_camera_info(msg_codec.camera_info_to_model(msg))
+                self.detector.set_camera_info(msg_decode.camera_info_to_model(msg))
             except DecodeError as err:
                 self.stats.bad('camera_info', err)
         elif message.topic == topics.voxels:
             try:
-                self.ground_truth[stamp_to_ns(msg.header.stamp)] = voxels_from_message(msg)
+                self.ground_truth[stamp_to_ns(msg.header.stamp)] = msg_decode.voxels_from_message(msg)
             except DecodeError as err:
                 self.stats.bad('ground_truth', err)
         if isinstance(self.sync, LidarDrivenSync):

@@ -31,6 +31,7 @@ from typing import Any
 
 from anovox_perception.bags import BagMessage, BagMetadata, iter_bag_messages, read_bag_metadata
 from anovox_perception.errors import AnovoxError, ConfigError
+from anovox_perception.stamps import NS_PER_S, sec_nanosec, seconds_to_ns
 
 __all__ = [
     'PlaybackStats',
@@ -44,7 +45,6 @@ __all__ = [
     'main',
 ]
 
-_NS_PER_S = 1_000_000_000
 _QOS_MODES = ('bag', 'reliable', 'sensor')
 
 
@@ -204,11 +204,11 @@ class Pacer:
     def now_bag_ns(self) -> int:
         """The bag time that corresponds to the current wall time (the start time during the delay)."""
         elapsed_s = max(self._clock() - self._wall_start, 0.0)
-        return self._bag_start_ns + round(elapsed_s * self._rate * _NS_PER_S)
+        return self._bag_start_ns + seconds_to_ns(elapsed_s * self._rate)
 
     def wait_until(self, log_time_ns: int, tick_s: float | None, on_tick: Callable[[int], None] | None) -> bool:
         """Sleep until ``log_time_ns`` is due, calling ``on_tick(bag_ns)`` every ``tick_s``; False if stopped."""
-        due = self._wall_start + (log_time_ns - self._bag_start_ns) / (self._rate * _NS_PER_S)
+        due = self._wall_start + (log_time_ns - self._bag_start_ns) / (self._rate * NS_PER_S)
         while not self._stop.is_set():
             remaining = due - self._clock()
             if remaining <= 0:
@@ -293,11 +293,11 @@ class BagPlayer:
         from rosgraph_msgs.msg import Clock
 
         msg = Clock()
-        msg.clock.sec, msg.clock.nanosec = divmod(bag_ns, _NS_PER_S)
+        msg.clock.sec, msg.clock.nanosec = sec_nanosec(bag_ns)
         self._clock_pub.publish(msg)
 
     def _play_once(self, stop: threading.Event, delay_s: float) -> bool:
-        start_ns = self._meta.start_ns + round(self._options.start_offset_s * _NS_PER_S)
+        start_ns = self._meta.start_ns + seconds_to_ns(self._options.start_offset_s)
         pacer = Pacer(start_ns, self._options.rate, stop, self._clock, delay_s)
         tick_s = 1.0 / self._options.clock_hz if self._clock_pub is not None else None
         on_tick = self._publish_clock if self._clock_pub is not None else None

@@ -33,9 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from anovox_perception.stamps import NS_PER_S
+
 __all__ = ['SCENARIOS', 'StressRow', 'get_args_parser', 'main', 'run_stress']
 
-_NS_PER_S = 1_000_000_000
 _MB = 1024 * 1024
 
 
@@ -222,7 +223,7 @@ def _pace(rate_hz: float, duration_s: float, step: Callable[[int, int], None]) -
         if due - start > duration_s:
             return
         time.sleep(max(0.0, due - time.monotonic()))
-        step(i, int(due * _NS_PER_S))
+        step(i, int(due * NS_PER_S))
         i += 1
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from anovox_perception.errors import ConfigError
 from anovox_perception.parameters import defaults, validate_values
+from anovox_perception.stamps import NS_PER_S, seconds_to_ns
 
 __all__ = [
     'ApproximateSync',
@@ -41,7 +42,6 @@ __all__ = [
 ]
 
 ON_MISSING_CAMERA = ('lidar_only', 'skip')
-_NS_PER_S = 1_000_000_000
 _SYNC_PREFIX = 'sync.'
 
 
@@ -83,7 +83,7 @@ def _seconds_to_ns(name: str, value: float, allow_none: bool = False) -> int | N
         msg = f'{name} must be a finite number of seconds >= 0, got {value}'
         raise ConfigError(msg)
     # Truncation, as rclpy's Duration(seconds=...) does.
-    return int(value * _NS_PER_S)
+    return int(value * NS_PER_S)
 
 
 class _SyncBase:
@@ -215,7 +215,7 @@ class LidarDrivenSync(_SyncBase):
         if not math.isfinite(offset):
             msg = f'camera_offset_s must be finite, got {camera_offset_s}'
             raise ConfigError(msg)
-        self.camera_offset_ns = round(offset * _NS_PER_S)
+        self.camera_offset_ns = seconds_to_ns(offset)
         if on_missing_camera not in ON_MISSING_CAMERA:
             msg = f'on_missing_camera must be one of {ON_MISSING_CAMERA}, got {on_missing_camera!r}'
             raise ConfigError(msg)

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from anovox_perception import msg_codec
+from anovox_perception import msg_decode
 from anovox_perception.bags import BagTiming, BagTopics, iter_bag_messages, read_bag_metadata
 from anovox_perception.detector import model_search_dirs, resolve_model_path
 from anovox_perception.errors import AnovoxError, ConfigError
@@ -103,7 +103,7 @@ def _images_by_stamp(bag: Path, topic: str) -> dict[int, np.ndarray]:
     out = {}
     for message in iter_bag_messages(bag, topics=[topic]):
         msg = message.decode()
-        out[msg_codec.stamp_to_ns(msg.header.stamp)] = msg_codec.image_to_rgb(msg, copy=True)
+        out[msg_decode.stamp_to_ns(msg.header.stamp)] = msg_decode.image_to_rgb(msg, copy=True)
     return out
 
 

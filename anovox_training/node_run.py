@@ -26,8 +26,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from anovox_perception import msg_codec
-from anovox_perception.bag_messages import voxels_from_message
+from anovox_perception import msg_decode
 from anovox_perception.bags import BagSummary, BagTiming, BagTopics, iter_bag_messages, write_bag
 from anovox_perception.errors import AnovoxError, DataError
 from anovox_perception.parameters import NODE_NAME
@@ -48,7 +47,6 @@ __all__ = [
     'write_scenario_bag',
 ]
 
-_NS_PER_S = 1_000_000_000
 _PROFILE_NAME = 'fastdds_large_data.xml'
 # The source tree's config/ first, then where pip / colcon install the package's data files.
 FASTDDS_PROFILE = next(
@@ -300,16 +298,16 @@ def read_node_outputs(recorded_bag: str | Path, points_topic: str = BagTopics().
             continue
         msg = message.decode()
         if message.topic == points_topic:
-            cloud_seen_ns.setdefault(msg_codec.stamp_to_ns(msg.header.stamp), message.log_time_ns)
+            cloud_seen_ns.setdefault(msg_decode.stamp_to_ns(msg.header.stamp), message.log_time_ns)
         elif message.topic == topics['voxel_scores']:
-            stamp = msg_codec.stamp_to_ns(msg.header.stamp)
-            entry(stamp, str(msg.header.frame_id)).voxel_scores = msg_codec.pointcloud2_to_xyzi(
+            stamp = msg_decode.stamp_to_ns(msg.header.stamp)
+            entry(stamp, str(msg.header.frame_id)).voxel_scores = msg_decode.pointcloud2_to_xyzi(
                 msg, intensity_field='score'
             ).points
             voxels_seen_ns[stamp] = message.log_time_ns
         elif message.topic == topics['score_grid']:
             info = msg.info
-            out = entry(msg_codec.stamp_to_ns(msg.header.stamp), str(msg.header.frame_id))
+            out = entry(msg_decode.stamp_to_ns(msg.header.stamp), str(msg.header.frame_id))
             out.score_grid = np.asarray(msg.data, dtype=np.int8).reshape(int(info.height), int(info.width))
             out.grid_origin_m = (float(info.origin.position.x), float(info.origin.position.y))
             out.grid_resolution_m = float(info.resolution)
@@ -317,10 +315,10 @@ def read_node_outputs(recorded_bag: str | Path, points_topic: str = BagTopics().
             for marker in msg.markers:
                 if int(marker.action) != 0:  # only ADD draws something
                     continue
-                stamp = msg_codec.stamp_to_ns(marker.header.stamp)
-                if marker.ns == msg_codec.MARKER_NAMESPACES['text']:
+                stamp = msg_decode.stamp_to_ns(marker.header.stamp)
+                if marker.ns == msg_decode.MARKER_NAMESPACES['text']:
                     texts[(stamp, int(marker.id))] = str(marker.text)
-                elif marker.ns == msg_codec.MARKER_NAMESPACES['box']:
+                elif marker.ns == msg_decode.MARKER_NAMESPACES['box']:
                     p, size = marker.pose.position, marker.scale
                     boxes.setdefault(stamp, []).append(((p.x, p.y, p.z), (size.x, size.y, size.z), int(marker.id)))
     if not frames:
@@ -341,7 +339,7 @@ def read_ground_truth(bag: str | Path, topics: BagTopics | None = None) -> dict[
     out = {}
     for message in iter_bag_messages(bag, topics=[topics.voxels]):
         msg = message.decode()
-        out[msg_codec.stamp_to_ns(msg.header.stamp)] = voxels_from_message(msg)
+        out[msg_decode.stamp_to_ns(msg.header.stamp)] = msg_decode.voxels_from_message(msg)
     return out
 
 

@@ -6,9 +6,9 @@ import uuid
 
 import numpy as np
 
-from anovox_perception.bag_messages import stamp_to_ns
 from anovox_perception.bags import BagFrame, BagTiming, BagTopics, iter_bag_messages, write_bag
 from anovox_perception.geometry import CameraModel, camera_from_lidar
+from anovox_perception.stamps import stamp_to_ns
 
 
 def make_bag(path, frames: int = 5, topics: BagTopics | None = None) -> BagTopics:

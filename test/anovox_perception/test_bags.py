@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from anovox_perception import bag_messages as bm
+from anovox_perception import msg_decode
 from anovox_perception.bags import (
     BagFrame,
     BagTiming,
@@ -16,6 +17,8 @@ from anovox_perception.bags import (
 )
 from anovox_perception.errors import ConfigError, DataError, DecodeError, GeometryError
 from anovox_perception.geometry import CameraModel, camera_from_lidar, carla_mount_to_body, rotation_from_rpy
+from anovox_perception.msg_layout import POINT_DTYPE
+from anovox_perception.stamps import stamp_to_ns
 
 WIDTH, HEIGHT = 96, 64
 PERIOD_S = 0.1
@@ -81,13 +84,13 @@ def test_bag_round_trip_returns_every_frame_unchanged(tmp_path, storage):
             'camera',
         )
         np.testing.assert_array_equal(img.data.reshape(HEIGHT, WIDTH, 3), frame.rgb)
-        assert bm.camera_from_info(info.decode()) == camera
+        assert msg_decode.camera_info_to_model(info.decode()) == camera
         pc = cloud.decode()
         assert pc.header.frame_id == 'lidar'
-        records = np.frombuffer(pc.data.tobytes(), dtype=bm.POINT_DTYPE)
+        records = np.frombuffer(pc.data.tobytes(), dtype=POINT_DTYPE)
         got = np.column_stack([records[name] for name in ('x', 'y', 'z', 'intensity')])
         np.testing.assert_array_equal(got, frame.points)
-        np.testing.assert_array_equal(bm.voxels_from_message(voxels.decode()), frame.voxels)
+        np.testing.assert_array_equal(msg_decode.voxels_from_message(voxels.decode()), frame.voxels)
         assert voxels.decode().header.stamp == pc.header.stamp
     (tf,) = messages[topics.tf_static]
     np.testing.assert_allclose(bm.transform_from_tf(tf.decode(), 'lidar', 'camera'), t_cam_lidar, atol=1e-12)
@@ -125,7 +128,7 @@ def test_stamps_follow_frame_time_plus_offset_and_bounded_seeded_jitter(tmp_path
         (BagTopics().points, summary.lidar_stamps_ns),
         (BagTopics().image, summary.camera_stamps_ns),
     ):
-        stamps = [bm.stamp_to_ns(m.decode().header.stamp) for m in messages[topic]]
+        stamps = [stamp_to_ns(m.decode().header.stamp) for m in messages[topic]]
         assert stamps == expected
         assert [m.log_time_ns for m in messages[topic]] == [s + 4_000_000 for s in expected]
     log_times = [m.log_time_ns for m in iter_bag_messages(tmp_path / 'bag')]
@@ -169,7 +172,7 @@ def test_bags_written_here_decode_with_rclpy_serialization(tmp_path):
     img = serialization.deserialize_message(messages[BagTopics().image][0].rawdata, Image)
     np.testing.assert_array_equal(np.frombuffer(bytes(img.data), np.uint8).reshape(HEIGHT, WIDTH, 3), frame.rgb)
     cloud = serialization.deserialize_message(messages[BagTopics().voxels][0].rawdata, PointCloud2)
-    np.testing.assert_array_equal(bm.voxels_from_message(cloud), frame.voxels)
+    np.testing.assert_array_equal(msg_decode.voxels_from_message(cloud), frame.voxels)
 
 
 def test_jitter_of_half_the_frame_period_is_rejected(tmp_path):
@@ -218,7 +221,7 @@ def test_reading_a_missing_bag_or_topic_names_the_problem(tmp_path):
 def test_voxel_decoder_rejects_clouds_of_another_layout():
     cloud = bm.points_message(np.zeros((3, 4), np.float32), 0, 'lidar')
     with pytest.raises(DecodeError, match='expected little-endian fields'):
-        bm.voxels_from_message(cloud)
+        msg_decode.voxels_from_message(cloud)
 
 
 def test_voxel_clouds_outside_the_uint16_range_are_rejected():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from anovox_perception import bag_messages as bm
-from anovox_perception import msg_codec
+from anovox_perception import msg_decode
 from anovox_perception.bags import BagTopics, iter_bag_messages, read_bag_metadata
 from anovox_perception.detector import DetectorConfig
 from anovox_perception.errors import ConfigError
@@ -35,12 +35,12 @@ def test_bag_holds_cloud_with_intensity_rgb8_image_camera_info_and_the_transform
     assert summary.message_counts == {topics.image: 1, topics.camera_info: 1, topics.points: 1, topics.voxels: 0,
                                       topics.tf_static: 1}  # fmt: skip
     decoded = {m.topic: m.decode() for m in iter_bag_messages(summary.path)}
-    cloud = msg_codec.pointcloud2_to_xyzi(decoded[topics.points])
+    cloud = msg_decode.pointcloud2_to_xyzi(decoded[topics.points])
     np.testing.assert_array_equal(cloud.points, frame.points)
     image = decoded[topics.image]
     assert image.encoding == 'rgb8'
-    np.testing.assert_array_equal(msg_codec.image_to_rgb(image), frame.rgb)
-    assert bm.camera_from_info(decoded[topics.camera_info]) == frame.camera
+    np.testing.assert_array_equal(msg_decode.image_to_rgb(image), frame.rgb)
+    assert msg_decode.camera_info_to_model(decoded[topics.camera_info]) == frame.camera
     transform = bm.transform_from_tf(decoded[topics.tf_static], topics.lidar_frame, topics.camera_frame)
     # A quaternion is a perfect rotation; KITTI's matrices are orthonormal to float32 precision only.
     np.testing.assert_allclose(transform, frame.T_cam_lidar, atol=1e-6)

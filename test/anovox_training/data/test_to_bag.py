@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from handmade_scenarios import CAMERA_FOLDERS_B, write_layout_b
 
-from anovox_perception import bag_messages as bm
+from anovox_perception import msg_decode
 from anovox_perception.bags import BagTiming, BagTopics, iter_bag_messages, read_bag_metadata
 from anovox_perception.errors import ConfigError
 from anovox_perception.geometry import OPTICAL_FROM_BODY, make_transform
+from anovox_perception.msg_layout import POINT_DTYPE
 from anovox_training.data.to_bag import main, scenario_to_bag
 
 START_NS = 1_700_000_000 * 1_000_000_000
@@ -33,10 +34,10 @@ def test_scenario_bag_holds_the_readers_arrays_in_the_lidar_frame(tmp_path, stor
         truth.frames.values(), messages[topics.image], messages[topics.points], messages[topics.voxels], strict=True
     ):
         np.testing.assert_array_equal(np.asarray(image.data).reshape(frame.rgb.shape), frame.rgb)
-        records = np.frombuffer(np.asarray(cloud.data).tobytes(), dtype=bm.POINT_DTYPE)
+        records = np.frombuffer(np.asarray(cloud.data).tobytes(), dtype=POINT_DTYPE)
         xyzi = np.column_stack([records[n] for n in ('x', 'y', 'z', 'intensity')])
         np.testing.assert_array_equal(xyzi, frame.points)  # y flipped back to REP-103 by the reader
-        np.testing.assert_array_equal(bm.voxels_from_message(voxels), frame.voxels)
+        np.testing.assert_array_equal(msg_decode.voxels_from_message(voxels), frame.voxels)
     meta = read_bag_metadata(tmp_path / 'bag')
     assert meta.scenario == 'Scenario_b'
     assert meta.frame_ids == [100, 101, 102]
