@@ -53,6 +53,7 @@ import anovox_perception
 from anovox_perception.allocator import retain_freed_memory
 from anovox_perception.backends.torch import program_path_for
 from anovox_perception.errors import AnovoxError, BackendError
+from anovox_perception.package_data import model_search_dirs
 
 __all__ = [
     'SECTIONS',
@@ -65,10 +66,7 @@ __all__ = [
     'torch_model_for',
 ]
 
-SHIPPED_MODEL_DIRS = (
-    Path(__file__).resolve().parents[1] / 'models',  # source checkout / editable install
-    Path(sys.prefix) / 'share' / 'anovox_perception' / 'models',  # pip install of the data files
-)
+SHIPPED_MODEL_DIRS = tuple(model_search_dirs())
 SECTIONS = ('lidar', 'image', 'sync', 'pipeline', 'inference', 'e2e')
 # The validation split `make model` uses (DATA_PLAN 'val'): the INT8 AP cost is measured on it.
 VALIDATION_SPLIT = ('--split', 'val', '--scenarios', '20', '--frames', '10', '--seed', '101', '--width', '384')

@@ -11,7 +11,6 @@ cannot drift from training. No rclpy here.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ import numpy as np
 from anovox_perception.errors import ConfigError, DecodeError, ModelCardError
 from anovox_perception.geometry import CameraModel, GridSpec
 from anovox_perception.model_card import ModelCard, load_card
+from anovox_perception.package_data import model_search_dirs, resolve_model_path
 from anovox_perception.parameters import defaults, validate_values
 from anovox_perception.postprocess import Component, find_components, score_grid, voxel_scores
 from anovox_perception.preprocess import build_inputs
@@ -41,7 +41,6 @@ __all__ = [
     'resolve_model_path',
 ]
 
-PACKAGE = 'anovox_perception'
 OUTPUT_NAMES = ('occupancy', 'anomaly')
 _DEFAULTS = defaults()
 
@@ -219,59 +218,6 @@ def card_occupancy_threshold(card: ModelCard) -> float:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0:
             return float(value)
     return 0.5
-
-
-def model_search_dirs() -> list[Path]:
-    """Where an empty ``model_path`` looks for the shipped model, in order.
-
-    The source checkout's ``models/`` comes first (an editable install runs the working tree,
-    whose model may be newer than an installed copy), then the ROS 2 package share, then the
-    data files of a pip install.
-    """
-    dirs = []
-    source = Path(__file__).resolve().parents[1] / 'models'
-    if (source.parent / 'package.xml').is_file():
-        dirs.append(source)
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        dirs.append(Path(get_package_share_directory(PACKAGE)) / 'models')
-    # No ament_index wheel, no AMENT_PREFIX_PATH (OSError), or the package is not in the index (LookupError).
-    except (ImportError, OSError, LookupError):
-        pass
-    dirs.append(Path(sys.prefix) / 'share' / PACKAGE / 'models')
-    unique: list[Path] = []
-    for d in dirs:
-        if d not in unique:
-            unique.append(d)
-    return unique
-
-
-def resolve_model_path(model_path: str) -> Path:
-    """The ONNX file ``model_path`` names, or the one shipped model when it is empty.
-
-    Raises:
-        ConfigError: The file does not exist, or no (or more than one) shipped model is found.
-    """
-    if model_path:
-        path = Path(model_path).expanduser()
-        if not path.is_file():
-            msg = f'model_path {model_path!r}: no such file (resolved to {path.resolve()})'
-            raise ConfigError(msg)
-        return path
-    for directory in model_search_dirs():
-        found = sorted(directory.glob('*.onnx'))
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            msg = f'model_path is empty and {directory} holds several models {[p.name for p in found]}; set model_path'
-            raise ConfigError(msg)
-    searched = ', '.join(str(d) for d in model_search_dirs())
-    msg = (
-        f'model_path is empty and no shipped model was found (searched {searched}); '
-        'train and export one with `make model`, or set model_path to an exported .onnx'
-    )
-    raise ConfigError(msg)
 
 
 def _points_array(payload: Any) -> tuple[np.ndarray, str, float | None]:

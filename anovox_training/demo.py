@@ -34,9 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from anovox_perception import msg_decode
+from anovox_perception import msg_decode, package_data
 from anovox_perception.bags import BagTiming, BagTopics, iter_bag_messages, read_bag_metadata
-from anovox_perception.detector import model_search_dirs, resolve_model_path
 from anovox_perception.errors import AnovoxError, ConfigError
 from anovox_perception.model_card import load_card
 from anovox_training.demo_render import render_frame, write_gif
@@ -168,11 +167,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(msg)
     t = _step('looking for the trained model')
     try:
-        model = resolve_model_path(args.model).resolve()
+        model = package_data.resolve_model_path(args.model).resolve()
     except ConfigError as err:
         if args.model:
             raise
-        searched = ', '.join(str(d) for d in model_search_dirs())
+        searched = ', '.join(str(d) for d in package_data.model_search_dirs())
         msg = (
             f'no trained model to run (looked for exactly one *.onnx in {searched}). Make one with `make model` '
             '(generates the synthetic data, trains, evaluates and exports models/<name>.onnx), '

@@ -29,6 +29,7 @@ import numpy as np
 from anovox_perception import msg_decode
 from anovox_perception.bags import BagSummary, BagTiming, BagTopics, iter_bag_messages, write_bag
 from anovox_perception.errors import AnovoxError, DataError
+from anovox_perception.package_data import find_data_file
 from anovox_perception.parameters import NODE_NAME
 from anovox_training.data.reader import ScenarioReader
 from anovox_training.data.to_bag import scenario_frames
@@ -48,18 +49,8 @@ __all__ = [
 ]
 
 _PROFILE_NAME = 'fastdds_large_data.xml'
-# The source tree's config/ first, then where pip / colcon install the package's data files.
-FASTDDS_PROFILE = next(
-    (
-        path
-        for path in (
-            Path(__file__).resolve().parents[1] / 'config' / _PROFILE_NAME,
-            Path(sys.prefix) / 'share' / 'anovox_perception' / 'config' / _PROFILE_NAME,
-        )
-        if path.is_file()
-    ),
-    Path(__file__).resolve().parents[1] / 'config' / _PROFILE_NAME,
-)
+# From the package's config/ (source tree first, then where colcon / pip install the data files); None if absent.
+FASTDDS_PROFILE = find_data_file('config', _PROFILE_NAME)
 
 
 class NodeRunError(AnovoxError, RuntimeError):
@@ -140,7 +131,7 @@ def _env(domain_id: int) -> dict[str, str]:
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     env['PYTHONUNBUFFERED'] = '1'
     # Clouds and images exceed Fast DDS's default shared-memory segment; see the profile's comment.
-    if FASTDDS_PROFILE.is_file():
+    if FASTDDS_PROFILE is not None:
         env.setdefault('FASTDDS_DEFAULT_PROFILES_FILE', str(FASTDDS_PROFILE))
     return env
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fake_onnx_model import CAMERA, SMALL_SPEC, expected_outputs, write_fake_model
 
-import anovox_perception.detector as detector_module
+import anovox_perception.package_data as package_data
 from anovox_perception.detector import (
     CameraFrame,
     CloudFrame,
@@ -201,7 +201,7 @@ def test_empty_model_path_finds_the_single_shipped_model(tmp_path, monkeypatch, 
     empty, shipped = tmp_path / 'empty', tmp_path / 'shipped'
     empty.mkdir()
     shipped.mkdir()
-    monkeypatch.setattr(detector_module, 'model_search_dirs', lambda: [empty, shipped])
+    monkeypatch.setattr(package_data, 'model_search_dirs', lambda: [empty, shipped])
     with pytest.raises(ConfigError, match='no shipped model was found .*make model'):
         resolve_model_path('')
     (shipped / 'a.onnx').write_bytes(model_path.read_bytes())

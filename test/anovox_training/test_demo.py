@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import anovox_perception.detector as detector_module
+import anovox_perception.package_data as package_data
 from anovox_perception.geometry import CameraModel, GridSpec, anovox_voxel_center
 from anovox_perception.postprocess import voxel_scores
 from anovox_training import demo
@@ -21,7 +21,7 @@ GRID = GridSpec(x_min_m=-4.0, x_max_m=12.0, y_min_m=-8.0, y_max_m=8.0, z_min_m=-
 
 
 def test_the_demo_without_a_trained_model_says_how_to_make_one(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(detector_module, 'model_search_dirs', lambda: [tmp_path / 'models'])
+    monkeypatch.setattr(package_data, 'model_search_dirs', lambda: [tmp_path / 'models'])
     assert demo.main(['--out', str(tmp_path / 'demo_out')]) == 2
     err = capsys.readouterr().err
     assert 'no trained model to run' in err and 'make model' in err
