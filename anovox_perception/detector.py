@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from anovox_perception.postprocess import Component, find_components, score_grid
 from anovox_perception.preprocess import build_inputs
 from anovox_perception.sync import SyncedPair
 from anovox_perception.tracker import MarkerSpec, MarkerTracker
+
+if TYPE_CHECKING:  # the backends package is imported when a backend is loaded, not with the core
+    from anovox_perception.backends.base import Backend
 
 __all__ = [
     'CameraFrame',
@@ -242,8 +245,8 @@ class Detector:
 
     Args:
         config: The configuration.
-        backend: An already loaded backend to use instead of loading one (tests, offline tools);
-            its card must be the model's.
+        backend: An already loaded :class:`~anovox_perception.backends.base.Backend` to use instead of
+            loading one (tests, offline tools); its card must be the model's.
 
     Raises:
         ConfigError: Bad configuration or no model.
@@ -251,7 +254,7 @@ class Detector:
         BackendError: The backend cannot load the model.
     """
 
-    def __init__(self, config: DetectorConfig, backend: Any | None = None) -> None:
+    def __init__(self, config: DetectorConfig, backend: Backend | None = None) -> None:
         self._config = config
         if backend is None:
             from anovox_perception.backends import BackendOptions, select_backend
@@ -267,7 +270,7 @@ class Detector:
         else:
             self.model_path = Path(config.model_path) if config.model_path else None
             self.backend_reason = 'backend given by the caller'
-        self.backend = backend
+        self.backend: Backend = backend
         card = getattr(backend, 'card', None)
         self.card: ModelCard = card if card is not None else load_card(self.model_path)
         missing = [n for n in OUTPUT_NAMES if n not in self.card.outputs]

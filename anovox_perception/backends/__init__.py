@@ -14,7 +14,6 @@ this package imports none of TensorRT, ONNX Runtime or torch.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from anovox_perception.backends import probe
 from anovox_perception.backends.base import Backend, BackendOptions, check_inputs
@@ -32,7 +31,6 @@ __all__ = [
     'TensorRTBackend',
     'TorchBackend',
     'check_inputs',
-    'load_backend',
     'select_backend',
 ]
 
@@ -96,9 +94,3 @@ def select_backend(name: str = 'auto') -> tuple[type[Backend], str]:
         return OnnxRuntimeBackend, reason
     msg = f'backend auto: no usable backend: TensorRT: {trt_why}; ONNX Runtime: {ort_why}; {_HINTS["onnxruntime"]}'
     raise BackendError(msg)
-
-
-def load_backend(name: str, model_path: str | Path, options: BackendOptions | None = None) -> Backend:
-    """Select a backend (:func:`select_backend`) and load ``model_path`` with it."""
-    backend_cls, _ = select_backend(name)
-    return backend_cls.load(model_path, options or BackendOptions())

@@ -45,8 +45,9 @@ class BackendOptions:
             see :func:`anovox_perception.backends.engine_cache.default_cache_dir`).
         verify_model: Check the ONNX file's graph hash against its card before
             loading (catches corrupt or modified files with a clear error).
-        model_factory: torch backend: ``factory(model_path) -> torch.nn.Module``
-            giving the eager model (e.g. from a training checkpoint). None =
+        model_factory: torch backend: ``factory(card) -> torch.nn.Module`` giving the
+            eager model of the loaded model's :class:`ModelCard` (e.g. from a training
+            checkpoint, ``anovox_training.export.checkpoint_model_factory``). None =
             load the ``<name>.pt2`` program the exporter writes beside the ONNX.
     """
 
@@ -62,7 +63,7 @@ class BackendOptions:
     workspace_mib: int = 1024
     engine_cache_dir: str | None = None
     verify_model: bool = True
-    model_factory: Callable[[Path], Any] | None = None
+    model_factory: Callable[[ModelCard], Any] | None = None
 
     def __post_init__(self) -> None:
         for name in ('intra_op_threads', 'inter_op_threads', 'device_id'):
