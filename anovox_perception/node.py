@@ -72,7 +72,8 @@ OUTPUT_MARKERS = '~/output/markers'
 _OUTPUT_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 # Shutdown waits this long for a frame in inference (SIGINT/SIGTERM must end the node within 2 s).
 _WORKER_JOIN_S = 1.5
-_SYNC_FIELDS = ('sync.slop_s', 'sync.camera_offset_s', 'sync.timeout_s', 'sync.reorder_s', 'sync.on_missing_camera')
+# Run-time sync parameters: a change rebuilds the synchroniser.
+_SYNC_FIELDS = tuple(spec.name for spec in PARAMETERS if spec.name.startswith('sync.') and not spec.read_only)
 
 
 def _descriptor(spec: Any) -> ParameterDescriptor:

@@ -237,6 +237,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         maximum=1.0,
     ),
     ParamSpec(
+        'sync.image_interval_lower_bound_s',
+        0.03,
+        'lidar_driven: smallest interval (s) between consecutive camera stamps, e.g. 0.9 / the highest camera '
+        'rate; a cloud is decided as soon as the next image cannot be nearer than the best one held. '
+        '0 = unknown (wait for a later image). A faster camera may lose its nearest pairing '
+        '(counted in sync.interval_bound_violations).',
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    ParamSpec(
         'sync.on_missing_camera',
         'lidar_only',
         'lidar_driven: what a cloud without an image does: lidar_only (run without the camera) or skip.',

@@ -3,8 +3,8 @@
 Two policies produce the same :class:`SyncedPair`:
 
 - :class:`LidarDrivenSync` (default): every cloud is processed; it takes the
-  nearest camera image within ``slop_s`` and, when none has arrived yet, waits a
-  bounded time for one before running LiDAR-only or skipping.
+  nearest camera image within ``slop_s``, waiting (a bounded time) while a nearer
+  image may still come, then runs LiDAR-only or skips when there is none.
 - :class:`ApproximateSync`: message_filters' Python ``ApproximateTimeSynchronizer``
   semantics for two topics (images and clouds).
 
@@ -146,22 +146,39 @@ class LidarDrivenSync(_SyncBase):
     that stamps 80 ms before the LiDAR has -0.08). An image's effective stamp is
     ``image stamp - camera_offset_s`` (camera time mapped onto LiDAR time) and is
     compared with the cloud's stamp.
-    Images may arrive out of stamp order by up to ``reorder_s`` (an image may
-    come after one stamped up to ``reorder_s`` later: delivery jitter, several
-    camera pipelines). So every image still to come has an effective stamp of at
-    least ``newest effective stamp - reorder_s``, and a cloud is decided as soon
-    as that bound rules out a nearer image than the best one buffered (or, when
-    none is within slop, any image within slop). Otherwise it waits until (a) a
-    later cloud arrives stamped ``timeout_s`` or more after it (message time,
-    works at any replay rate), or (b) :meth:`poll` is called with
-    ``now_ns >= received_ns + timeout_s`` (the consumer's clock, for when clouds
-    stop coming). It then takes the nearest image within slop found so far or,
-    if none, is emitted LiDAR-only (``on_missing_camera='lidar_only'``) or
-    dropped (``'skip'``). Images later out of order than ``reorder_s`` may be
-    missed; ``reorder_s=0`` trusts stamp order and decides soonest.
+    A cloud is decided as soon as no image still to come can be nearer than the
+    best one buffered (or, when none is within slop, can be within slop). What
+    may still come follows from two bounds:
+
+    - ``reorder_s``: images may arrive out of stamp order by up to this much (an
+      image may come after one stamped up to ``reorder_s`` later: delivery
+      jitter, several camera pipelines), so every image still to come has an
+      effective stamp of at least ``newest effective stamp - reorder_s``.
+    - ``image_interval_lower_bound_s`` (message_filters' ``inter_message_lower_bound``):
+      consecutive camera stamps are at least this far apart, so an image still
+      to come is at least this far from every buffered one; in particular the
+      next image after the newest is stamped ``newest + bound`` or later. With
+      a 10 Hz camera 20 ms early and a bound of 90 ms, a cloud is decided when it
+      arrives instead of when the next camera frame does. 0 = unknown.
+
+    Otherwise it waits until (a) a later cloud arrives stamped ``timeout_s`` or
+    more after it (message time, works at any replay rate), or (b) :meth:`poll`
+    is called with ``now_ns >= received_ns + timeout_s`` (the consumer's clock,
+    for when clouds stop coming). It then takes the nearest image within slop
+    found so far or, if none, is emitted LiDAR-only
+    (``on_missing_camera='lidar_only'``) or dropped (``'skip'``).
+
+    The cloud gets the nearest image within slop whenever the stream keeps both
+    bounds. An image later out of order than ``reorder_s``, or stamped closer than
+    the interval bound to another (a camera faster than the bound implies,
+    repeated stamps), may arrive after the decision: the cloud then keeps a
+    farther image (still within slop) or none. Images closer than the bound to a
+    buffered one are counted in ``interval_bound_violations``.
 
     Each cloud ends in exactly one of the counters ``paired``, ``lidar_only``,
-    ``skipped`` or ``dropped_on_reset``, or is still ``pending``. An image may
+    ``skipped`` or ``dropped_on_reset``, or is still ``pending``. A cloud nearer
+    to a buffered image than anything still to come (an exact match, or any
+    pair under a large enough interval bound) is decided on arrival. An image may
     serve several clouds. Equidistant images: the earlier wins; of images
     sharing a stamp, the last received before the decision.
     """
@@ -174,6 +191,7 @@ class LidarDrivenSync(_SyncBase):
         'skipped',
         'dropped_on_reset',
         'pending_overflow',
+        'interval_bound_violations',
         'resets',
     )
 
@@ -184,6 +202,7 @@ class LidarDrivenSync(_SyncBase):
         timeout_s: float = 0.1,
         on_missing_camera: str = 'lidar_only',
         reorder_s: float = 0.03,
+        image_interval_lower_bound_s: float = 0.03,
         max_images: int = 16,
         max_pending_clouds: int = 4,
         time_jump_tolerance_s: float | None = 1.0,
@@ -198,6 +217,8 @@ class LidarDrivenSync(_SyncBase):
             timeout_s: how long a cloud waits for a later image.
             on_missing_camera: ``'lidar_only'`` or ``'skip'``.
             reorder_s: how far out of stamp order images may arrive (s); 0 = in order.
+            image_interval_lower_bound_s: smallest interval between consecutive camera
+                stamps (s), e.g. 0.9 / the highest camera rate; 0 = unknown.
             max_images: images kept (oldest evicted first).
             max_pending_clouds: clouds waiting at once; beyond it the oldest is
                 decided at once with what is buffered (counted in ``pending_overflow``).
@@ -211,6 +232,7 @@ class LidarDrivenSync(_SyncBase):
         self.slop_ns = _seconds_to_ns('slop_s', slop_s)
         self.timeout_ns = _seconds_to_ns('timeout_s', timeout_s)
         self.reorder_ns = _seconds_to_ns('reorder_s', reorder_s)
+        self.interval_bound_ns = _seconds_to_ns('image_interval_lower_bound_s', image_interval_lower_bound_s)
         offset = float(camera_offset_s)
         if not math.isfinite(offset):
             msg = f'camera_offset_s must be finite, got {camera_offset_s}'
@@ -238,6 +260,8 @@ class LidarDrivenSync(_SyncBase):
             self._counts['images_in'] += 1
             eff = msg.stamp_ns - self.camera_offset_ns
             pos = bisect.bisect_right(self._image_eff_ns, eff)
+            if self._breaks_interval_bound_locked(eff, pos):
+                self._counts['interval_bound_violations'] += 1
             self._image_eff_ns.insert(pos, eff)
             self._images.insert(pos, msg)
             if len(self._images) > self.max_images:
@@ -292,23 +316,58 @@ class LidarDrivenSync(_SyncBase):
         self._pending = waiting
         return pairs
 
+    def _breaks_interval_bound_locked(self, eff_ns: int, pos: int) -> bool:
+        """Whether an image at ``eff_ns`` (insertion index ``pos``) is closer than the bound to a buffered one."""
+        bound, effs = self.interval_bound_ns, self._image_eff_ns
+        if bound == 0:
+            return False
+        return (pos > 0 and eff_ns - effs[pos - 1] < bound) or (pos < len(effs) and effs[pos] - eff_ns < bound)
+
     def _nearest_is_certain_locked(self, stamp_ns: int) -> bool:
         """Whether no image still to come can be nearer to ``stamp_ns`` than the best buffered one."""
         newest = self._latest_ns['image']
         if newest is None:
             return False
-        # Every image still to come has an effective stamp >= settled_ns (the reorder bound).
-        settled_ns = newest - self.camera_offset_ns - self.reorder_ns
-        _, delta = self._nearest_image_locked(stamp_ns)
-        if delta is None:
-            # Nothing within slop yet: an image at stamp + slop would still pair.
-            return settled_ns > stamp_ns + self.slop_ns
-        # A later image at the same distance loses to the buffered one (earlier wins, or same stamp).
-        return settled_ns >= stamp_ns + delta
+        # The effective stamps (integer ns) an image still to come could have and still win:
+        best = self._nearest_index_locked(stamp_ns)
+        if best is None:
+            # nothing within slop yet: any image within slop would pair;
+            first, last = stamp_ns - self.slop_ns, stamp_ns + self.slop_ns
+        else:
+            # a nearer one, or the earlier of two equidistant ones (a later one sharing the
+            # buffered stamp does not count: of equal stamps the last received before the decision wins).
+            best_eff = self._image_eff_ns[best]
+            delta = abs(best_eff - stamp_ns)
+            first = stamp_ns - delta if best_eff > stamp_ns else stamp_ns - delta + 1
+            last = stamp_ns + delta - 1
+        if first > last:
+            return True  # an exact match: nothing can be nearer
+        # Every image still to come has an effective stamp >= the reorder bound.
+        earliest = self._earliest_image_to_come_locked(max(first, newest - self.camera_offset_ns - self.reorder_ns))
+        return earliest > last
+
+    def _earliest_image_to_come_locked(self, from_ns: int) -> int:
+        """The earliest effective stamp >= ``from_ns`` an image still to come can have under the interval bound.
+
+        Every camera stamp is at least the bound away from every other, so a new image
+        lies outside the open interval (e - bound, e + bound) of each buffered image e.
+        Evicted images are not excluded, which can only make the answer earlier (safe).
+        """
+        bound, effs = self.interval_bound_ns, self._image_eff_ns
+        candidate = from_ns
+        if bound == 0:
+            return candidate
+        # Equal-length intervals sorted by centre: one pass pushes the candidate past each covering one.
+        for eff in effs[bisect.bisect_right(effs, candidate - bound) :]:
+            if eff - bound >= candidate:
+                break
+            candidate = eff + bound
+        return candidate
 
     def _decide_locked(self, cloud: StampedMsg) -> SyncedPair | None:
-        image, _ = self._nearest_image_locked(cloud.stamp_ns)
-        if image is not None:
+        best = self._nearest_index_locked(cloud.stamp_ns)
+        if best is not None:
+            image = self._images[best]
             self._counts['paired'] += 1
             return SyncedPair(cloud.stamp_ns, cloud.payload, image.payload, image.stamp_ns)
         if self.on_missing_camera == 'lidar_only':
@@ -317,8 +376,8 @@ class LidarDrivenSync(_SyncBase):
         self._counts['skipped'] += 1
         return None
 
-    def _nearest_image_locked(self, stamp_ns: int) -> tuple[StampedMsg | None, int | None]:
-        """The buffered image nearest ``stamp_ns`` within slop and its distance (ns), or (None, None)."""
+    def _nearest_index_locked(self, stamp_ns: int) -> int | None:
+        """Index of the buffered image nearest ``stamp_ns`` within slop, or None."""
         effs = self._image_eff_ns
         pos = bisect.bisect_left(effs, stamp_ns)
         # Only the last image before the stamp and the first stamp at or after it can
@@ -330,8 +389,8 @@ class LidarDrivenSync(_SyncBase):
         for i in candidates:
             delta = abs(effs[i] - stamp_ns)
             if delta <= self.slop_ns and (best_delta is None or delta < best_delta):
-                best, best_delta = self._images[i], delta
-        return best, best_delta
+                best, best_delta = i, delta
+        return best
 
     def _clear_locked(self) -> None:
         self._counts['dropped_on_reset'] += len(self._pending)
@@ -355,6 +414,9 @@ class ApproximateSync(_SyncBase):
     below ``slop`` forms a pair, both are removed, and older entries stay.
     Differences: the callback runs outside the lock, and a backward time jump
     resets (pass ``time_jump_tolerance_s=None`` to match exactly).
+    It pairs on arrival and never holds a pair back for a nearer message, so an
+    inter-message lower bound (which C++ ``ApproximateTime`` uses to end its wait
+    for a better set early) would change nothing here: the policy takes none.
 
     Counters: ``clouds_dropped`` / ``images_dropped`` count entries evicted,
     replaced or cleared, so ``clouds_in == paired + clouds_dropped + clouds_queued``.
@@ -458,5 +520,6 @@ def make_sync(
         timeout_s=values['sync.timeout_s'],
         on_missing_camera=values['sync.on_missing_camera'],
         reorder_s=values['sync.reorder_s'],
+        image_interval_lower_bound_s=values['sync.image_interval_lower_bound_s'],
         callback=callback,
     )

@@ -59,7 +59,7 @@ def test_lidar_sync_waits_for_a_later_image_that_may_be_nearer() -> None:
 
 
 def test_lidar_sync_keeps_the_earlier_image_when_the_later_one_is_farther() -> None:
-    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1, reorder_s=0.0)
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1, reorder_s=0.0, image_interval_lower_bound_s=0.0)
     sync.add_image(img(95))
     assert sync.add_points(cloud(100)) == []
     assert pairing(sync.add_image(img(130))) == [('cloud@100', 'img@95')]
@@ -113,7 +113,7 @@ def test_lidar_sync_poll_times_out_on_the_receive_clock() -> None:
 
 
 def test_lidar_sync_decides_the_oldest_cloud_when_too_many_are_pending() -> None:
-    sync = LidarDrivenSync(slop_s=0.05, timeout_s=1.0, max_pending_clouds=2)
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=1.0, image_interval_lower_bound_s=0.0, max_pending_clouds=2)
     sync.add_image(img(0))
     assert sync.add_points(cloud(10)) == []
     assert sync.add_points(cloud(20)) == []
@@ -149,7 +149,7 @@ def test_lidar_sync_resets_when_time_jumps_backwards() -> None:
 
 def test_lidar_sync_waits_for_an_out_of_order_image_that_may_be_nearer() -> None:
     # Jittered delivery: the image 11.5 ms after the cloud arrives after one 40 ms after it.
-    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1, reorder_s=0.03)
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1, reorder_s=0.03, image_interval_lower_bound_s=0.0)
     sync.add_image(img(12_268))
     assert sync.add_points(cloud(12_300)) == []
     assert sync.add_image(img(12_340)) == [], 'an image stamped 12.31 s or later may still come'
@@ -170,6 +170,52 @@ def test_lidar_sync_decides_without_an_image_once_none_within_slop_can_come() ->
     assert sync.add_points(cloud(100)) == []
     assert sync.add_image(img(150)) == [], 'an image at 120 ms may still come'
     assert pairing(sync.add_image(img(151))) == [('cloud@100', None)]
+
+
+def test_lidar_sync_pairs_on_arrival_when_the_interval_bound_rules_out_a_nearer_next_image() -> None:
+    # A 10 Hz camera 20 ms early: the next image is stamped 90 ms or more after the newest (at 180 or later).
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1, reorder_s=0.03, image_interval_lower_bound_s=0.09)
+    sync.add_image(img(80))
+    assert pairing(sync.add_points(cloud(100))) == [('cloud@100', 'img@80')]
+    unknown = LidarDrivenSync(slop_s=0.05, timeout_s=0.1, reorder_s=0.03, image_interval_lower_bound_s=0.0)
+    unknown.add_image(img(80))
+    assert unknown.add_points(cloud(100)) == [], 'without the bound an image at 80-120 ms may still come'
+    assert pairing(unknown.add_image(img(180))) == [('cloud@100', 'img@80')]
+
+
+def test_lidar_sync_waits_when_the_interval_bound_allows_a_nearer_next_image() -> None:
+    # 0.03 s allows a next image at 110 ms, 10 ms from the cloud: nearer than the one 20 ms before it.
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=0.1, reorder_s=0.0, image_interval_lower_bound_s=0.03)
+    sync.add_image(img(80))
+    assert sync.add_points(cloud(100)) == []
+    assert pairing(sync.add_image(img(110))) == [('cloud@100', 'img@110')]
+
+
+def test_lidar_sync_interval_bound_still_waits_for_an_out_of_order_image_between_buffered_ones() -> None:
+    # Images at 0 and 200 are in; one at 90-110 ms may still come out of order (reorder 150 ms).
+    sync = LidarDrivenSync(slop_s=0.1, timeout_s=1.0, reorder_s=0.15, image_interval_lower_bound_s=0.09)
+    sync.add_image(img(0))
+    sync.add_image(img(200))
+    assert sync.add_points(cloud(120)) == []
+    assert pairing(sync.add_image(img(100))) == [('cloud@120', 'img@100')]
+
+
+def test_lidar_sync_decides_an_exact_match_on_arrival_whatever_the_bounds() -> None:
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=1.0, reorder_s=0.5, image_interval_lower_bound_s=0.0)
+    sync.add_image(img(100))
+    assert pairing(sync.add_points(cloud(100))) == [('cloud@100', 'img@100')]
+
+
+def test_lidar_sync_counts_images_that_break_the_interval_bound_and_keeps_its_decision() -> None:
+    # A camera faster than the bound: the nearer image comes after the cloud was decided.
+    sync = LidarDrivenSync(slop_s=0.05, timeout_s=1.0, reorder_s=0.0, image_interval_lower_bound_s=0.09)
+    sync.add_image(img(0))
+    assert pairing(sync.add_points(cloud(40))) == [('cloud@40', 'img@0')], 'the next image was due at 90 ms'
+    assert sync.add_image(img(50)) == []
+    assert sync.counters()['interval_bound_violations'] == 1
+    sync.add_image(img(150))
+    sync.add_image(img(150))  # a repeated stamp breaks any bound > 0
+    assert sync.counters()['interval_bound_violations'] == 2
 
 
 def nearest_within_slop(images: list[tuple[int, int]], stamp: int, slop: int) -> int | None:
@@ -200,6 +246,7 @@ def test_lidar_sync_pairs_the_nearest_image_when_delivery_jitter_is_within_reord
         slop_s=slop_ms / 1000,
         timeout_s=5.0,  # only certainty decides: the check below is about pairing, not timeouts
         reorder_s=jitter_ms / 1000,
+        image_interval_lower_bound_s=0.0,  # camera rate unknown
         max_images=256,
         max_pending_clouds=256,
         time_jump_tolerance_s=None,
@@ -222,6 +269,152 @@ def test_lidar_sync_pairs_the_nearest_image_when_delivery_jitter_is_within_reord
         assert image == nearest_within_slop(every_image, stamp, slop_ms * MS), f'cloud at {stamp / MS} ms'
 
 
+def camera_stream(
+    rng, start_ms: int, intervals_ms: tuple[int, int], jitter_ms: int, end_ms: int = 1_000
+) -> list[tuple[int, float]]:
+    """(stamp_ms, arrival_ms) of a camera with stamp intervals drawn from ``intervals_ms`` (inclusive)."""
+    stamps = [start_ms]
+    while stamps[-1] < end_ms:
+        stamps.append(stamps[-1] + rng.randint(*intervals_ms))
+    # Each image arrives up to jitter_ms after its stamp: out of stamp order by at most jitter_ms.
+    return [(s, s + rng.uniform(0, jitter_ms)) for s in stamps]
+
+
+def certain_under_bounds(received_ms: list[int], cloud_ms: int, slop_ms: int, reorder_ms: int, bound_ms: int) -> bool:
+    """Brute force on the millisecond grid: no image still to come, keeping both bounds, could be nearer.
+
+    ``received_ms`` are effective stamps. Every boundary is a whole millisecond, so checking
+    whole milliseconds is exact.
+    """
+    if not received_ms:
+        return False
+    within = [(abs(e - cloud_ms), e) for e in received_ms if abs(e - cloud_ms) <= slop_ms]
+    if within:
+        delta, best = min(within)
+        wins = [f for f in range(cloud_ms - delta, cloud_ms + delta) if abs(f - cloud_ms) < delta or f < best]
+    else:
+        wins = list(range(cloud_ms - slop_ms, cloud_ms + slop_ms + 1))
+    earliest = max(received_ms) - reorder_ms
+    return not any(f >= earliest and all(abs(f - e) >= bound_ms for e in received_ms) for f in wins)
+
+
+def run_camera_and_lidar(
+    images: list[tuple[int, float]], clouds: list[int], offset_ms: int, **sync_args
+) -> tuple[list[tuple[float, int, int]], dict[int, tuple[int | None, int]], dict[str, int]]:
+    """Feed both streams in arrival order (clouds arrive at their stamps).
+
+    Returns:
+        The events (arrival_ms, kind 0 image / 1 cloud, image index or cloud stamp), each cloud's
+        (image index or None, index of the event that decided it), and the counters.
+    """
+    events = sorted([(a, 0, i) for i, (_, a) in enumerate(images)] + [(float(t), 1, t) for t in clouds])
+    sync = LidarDrivenSync(
+        camera_offset_s=offset_ms / 1000,
+        timeout_s=5.0,  # only certainty decides within the one-second stream
+        max_images=256,
+        max_pending_clouds=256,
+        time_jump_tolerance_s=None,
+        **sync_args,
+    )
+    decided: dict[int, tuple[int | None, int]] = {}
+    for k, (arrival, kind, key) in enumerate(events):
+        if kind == 0:
+            pairs = sync.add_image(StampedMsg(images[key][0] * MS, key, round(arrival * MS)))
+        else:
+            pairs = sync.add_points(StampedMsg(key * MS, key, round(arrival * MS)))
+        decided.update((pair.points, (pair.image, k)) for pair in pairs)
+    decided.update((pair.points, (pair.image, len(events))) for pair in sync.poll(now_ns=10**15))
+    assert set(decided) == set(clouds), 'every cloud is decided once'
+    return events, decided, sync.counters()
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    bound_ms=st.integers(10, 100),
+    extra_ms=st.integers(0, 60),
+    lidar_period_ms=st.integers(20, 120),
+    jitter_ms=st.integers(0, 40),
+    slop_ms=st.integers(1, 60),
+    offset_ms=st.integers(-50, 50),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_lidar_sync_with_a_kept_interval_bound_pairs_the_nearest_image_as_soon_as_it_is_certain(
+    bound_ms, extra_ms, lidar_period_ms, jitter_ms, slop_ms, offset_ms, seed
+) -> None:
+    import random
+
+    rng = random.Random(seed)
+    images = camera_stream(rng, rng.randint(0, 50), (bound_ms, bound_ms + extra_ms), jitter_ms)
+    clouds = list(range(7, 1_000, lidar_period_ms))
+    events, decided, counters = run_camera_and_lidar(
+        images,
+        clouds,
+        offset_ms,
+        slop_s=slop_ms / 1000,
+        reorder_s=jitter_ms / 1000,
+        image_interval_lower_bound_s=bound_ms / 1000,
+    )
+    effective = [(i, s - offset_ms) for i, (s, _) in enumerate(images)]
+    assert counters['interval_bound_violations'] == 0
+    for t in clouds:
+        image, decided_at = decided[t]
+        assert image == nearest_within_slop(effective, t, slop_ms), f'cloud at {t} ms'
+        # The first event after which the bounds rule out a nearer image (never: decided at the final poll).
+        received: list[int] = []
+        certain_at = len(events)
+        arrived_at = events.index((float(t), 1, t))
+        for k, (_, kind, key) in enumerate(events):
+            if kind == 0:
+                received.append(effective[key][1])
+            if k >= arrived_at and certain_under_bounds(received, t, slop_ms, jitter_ms, bound_ms):
+                certain_at = k
+                break
+        assert decided_at == certain_at, f'cloud at {t} ms decided at event {decided_at}, certain at {certain_at}'
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    bound_ms=st.integers(10, 100),
+    lidar_period_ms=st.integers(20, 120),
+    jitter_ms=st.integers(0, 40),
+    slop_ms=st.integers(1, 60),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_lidar_sync_with_a_broken_interval_bound_misses_only_images_that_break_it(
+    bound_ms, lidar_period_ms, jitter_ms, slop_ms, seed
+) -> None:
+    # Stamp intervals from 1 ms to twice the bound, so many images break it: what the sync promises then.
+    import random
+
+    rng = random.Random(seed)
+    images = camera_stream(rng, rng.randint(0, 50), (1, 2 * bound_ms), jitter_ms)
+    clouds = list(range(7, 1_000, lidar_period_ms))
+    events, decided, counters = run_camera_and_lidar(
+        images,
+        clouds,
+        0,
+        slop_s=slop_ms / 1000,
+        reorder_s=jitter_ms / 1000,
+        image_interval_lower_bound_s=bound_ms / 1000,
+    )
+    arrival_rank = {key: k for k, (_, kind, key) in enumerate(events) if kind == 0}
+    breaks = {
+        i
+        for i, (s, _) in enumerate(images)
+        if any(abs(s - images[j][0]) < bound_ms for j in arrival_rank if arrival_rank[j] < arrival_rank[i])
+    }
+    assert counters['interval_bound_violations'] == len(breaks)
+    every_image = [(i, s) for i, (s, _) in enumerate(images)]
+    for t in clouds:
+        image, decided_at = decided[t]
+        if image is not None:
+            assert abs(images[image][0] - t) <= slop_ms, 'never outside slop'
+        nearest = nearest_within_slop(every_image, t, slop_ms)
+        if image != nearest:
+            # The nearest image came after the decision, closer than the bound to an image before it.
+            assert arrival_rank[nearest] > decided_at and nearest in breaks, f'cloud at {t} ms'
+
+
 def test_lidar_sync_rejects_bad_configuration() -> None:
     with pytest.raises(ConfigError, match="on_missing_camera must be one of .*got 'drop'"):
         LidarDrivenSync(on_missing_camera='drop')
@@ -233,6 +426,8 @@ def test_lidar_sync_rejects_bad_configuration() -> None:
         LidarDrivenSync(camera_offset_s=float('nan'))
     with pytest.raises(ConfigError, match='reorder_s must be a finite number of seconds >= 0, got -0.01'):
         LidarDrivenSync(reorder_s=-0.01)
+    with pytest.raises(ConfigError, match='image_interval_lower_bound_s must be a finite number of seconds >= 0'):
+        LidarDrivenSync(image_interval_lower_bound_s=float('inf'))
 
 
 def run_in_thread(fn, timeout_s: float = 10.0) -> bool:
@@ -271,6 +466,10 @@ def test_sync_is_built_from_the_node_parameters() -> None:
     assert isinstance(make_sync({'sync.policy': 'approximate'}), ApproximateSync)
     with pytest.raises(ConfigError, match='sync.slop_s'):
         make_sync({'sync.slop_s': 5.0})
+    assert make_sync().interval_bound_ns == 30_000_000
+    assert make_sync({'sync.image_interval_lower_bound_s': 0.09}).interval_bound_ns == 90_000_000
+    with pytest.raises(ConfigError, match=r'sync\.image_interval_lower_bound_s: -0\.01 is below the minimum'):
+        make_sync({'sync.image_interval_lower_bound_s': -0.01})
 
 
 def test_built_sync_hands_its_pairs_to_the_callback() -> None:
