@@ -6,8 +6,9 @@ use (a throttled warning naming the field, a ``bad_input.<kind>`` counter),
 notes what is odd but usable (stamps that repeat, go backwards or lie in the
 future, a cloud without intensity, a CameraInfo whose size is not the
 images'), and returns a `StampedMsg` for the synchroniser or None. Nothing a
-publisher sends makes it raise. No rclpy here: tests and fuzzers drive it
-with plain messages.
+publisher sends makes it raise. The offline path (``offline.py``) feeds a bag's
+messages through it too, with the log time as the clock, so both count and
+refuse alike. No rclpy here: tests and fuzzers drive it with plain messages.
 """
 
 from __future__ import annotations

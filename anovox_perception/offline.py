@@ -1,14 +1,14 @@
 """Run a bag through the detector without a middleware: the node's pipeline, message by message.
 
-The bag's camera and LiDAR messages are decoded with the same codecs as the
-node (``msg_decode`` reads rosbags objects as well as rclpy ones), synchronised
-by the same synchroniser built from the same ``sync.*`` parameters, and
-processed by the same :class:`~anovox_perception.detector.Detector`. Messages
-are fed in the bag's log-time order with the log time as their receive time,
-and the LiDAR-driven synchroniser is polled on that clock, as the node's timer
-would poll it on a replay. Unlike the node, which keeps only the newest pair
-when inference lags, every synced pair is processed: evaluation sees every
-frame the synchroniser emits.
+The bag's camera and LiDAR messages go through the node's own
+:class:`~anovox_perception.intake.InputIntake` (the same decoding, checks, counters
+and warnings; ``msg_decode`` reads rosbags objects as well as rclpy ones), the
+same synchroniser built from the same ``sync.*`` parameters, and the same
+:class:`~anovox_perception.detector.Detector`. Messages are fed in the bag's
+log-time order with the log time as the receive clock, and the LiDAR-driven
+synchroniser is polled on that clock, as the node's timer would poll it on a
+replay. Unlike the node, which keeps only the newest pair when inference lags,
+every synced pair is processed: evaluation sees every frame the synchroniser emits.
 
 Each result comes with the ground-truth voxels the bag holds for the cloud's
 stamp (``None`` when it holds none), ready for evaluation.
@@ -31,12 +31,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from anovox_perception import msg_decode
+from anovox_perception import pipeline_stats as ps
 from anovox_perception.bags import BagMessage, BagTopics, iter_bag_messages, read_bag_metadata
-from anovox_perception.detector import CameraFrame, CloudFrame, Detector, DetectorConfig, FrameResult
+from anovox_perception.detector import Detector, DetectorConfig, FrameResult
 from anovox_perception.errors import AnovoxError, ConfigError, DataError, DecodeError
+from anovox_perception.intake import InputIntake, Warn
 from anovox_perception.parameters import defaults, load_params_file
 from anovox_perception.stamps import stamp_to_ns
-from anovox_perception.sync import LidarDrivenSync, StampedMsg, SyncedPair, make_sync
+from anovox_perception.sync import LidarDrivenSync, SyncedPair, make_sync
 
 __all__ = ['OfflineFrame', 'OfflineStats', 'main', 'run_offline']
 
@@ -57,27 +59,70 @@ class OfflineFrame(NamedTuple):
 
 @dataclass
 class OfflineStats:
-    """Counters of a run (filled while iterating)."""
+    """Counters of a run (filled while iterating), counted by the node's input intake.
+
+    Attributes:
+        clouds: Point clouds read.
+        images: Images (raw or compressed) read.
+        frames: Frames yielded.
+        lidar_only: Frames that ran without an image.
+        bad_input: Refused inputs by kind (``points``, ``image``, ``compressed_image``, ``camera_info``,
+            ``ground_truth``, ``frame``), as the node's ``bad_input.*`` counters.
+        input_notes: Usable but suspicious inputs (``no_intensity``, ``stamp_repeated.points``...), as the
+            node's ``input_note.*`` counters.
+        sync: The synchroniser's counters.
+    """
 
     clouds: int = 0
     images: int = 0
     frames: int = 0
     lidar_only: int = 0
     bad_input: dict[str, int] = field(default_factory=dict)
+    input_notes: dict[str, int] = field(default_factory=dict)
     sync: dict[str, int] = field(default_factory=dict)
 
-    def bad(self, kind: str, err: Exception) -> None:
-        self.bad_input[kind] = self.bad_input.get(kind, 0) + 1
-        _LOG.warning('skipped bad %s input: %s', kind, err)
+    def update(self, counters: ps.PipelineStats) -> None:
+        """Take the input counts from the intake's counters."""
+        totals = counters.snapshot().totals
+        self.clouds, self.images = totals.get(ps.CLOUDS_IN, 0), totals.get(ps.IMAGES_IN, 0)
+        self.bad_input = _with_prefix(totals, ps.BAD_INPUT_PREFIX)
+        self.input_notes = _with_prefix(totals, ps.INPUT_NOTE_PREFIX)
+
+
+def _with_prefix(totals: Mapping[str, int], prefix: str) -> dict[str, int]:
+    return {name[len(prefix) :]: n for name, n in totals.items() if name.startswith(prefix) and n}
+
+
+def _warn_once_per_kind() -> Warn:
+    """The intake's warning callback: the first warning of each kind is logged, later ones at debug level."""
+    seen: set[str] = set()
+
+    def warn(kind: str, text: str) -> None:
+        _LOG.log(logging.DEBUG if kind in seen else logging.WARNING, '%s', text)
+        seen.add(kind)
+
+    return warn
 
 
 class _Pipeline:
-    """Feeds decoded messages to the sync and the detector; holds results until their ground truth is read."""
+    """Feeds bag messages through the node's intake to the sync and the detector.
+
+    The intake decodes, checks and counts exactly as in the node; the bag's log time is its receive
+    clock. Results are held until their ground truth has been read.
+    """
 
     def __init__(self, detector: Detector, sync: Any, stats: OfflineStats) -> None:
         self.detector = detector
         self.sync = sync
         self.stats = stats
+        self.counters = ps.PipelineStats()
+        self.log_time_ns = 0  # the receive clock: the log time of the message being fed
+        self.intake = InputIntake(
+            self.counters,
+            _warn_once_per_kind(),
+            lambda: self.log_time_ns,
+            intensity_used=detector.spec.lidar_intensity == 'use',
+        )
         self.ground_truth: dict[int, np.ndarray] = {}
         self.cloud_log_ns: dict[int, int] = {}
         # Results wait here until the reader has passed their cloud's log time: the ground
@@ -85,52 +130,43 @@ class _Pipeline:
         self.ready: deque[FrameResult] = deque()
 
     def feed(self, message: BagMessage, topics: BagTopics) -> None:
+        self.log_time_ns = message.log_time_ns
         msg = message.decode()
         pairs: list[SyncedPair] = []
         if message.topic == topics.points:
-            self.stats.clouds += 1
-            try:
-                cloud = msg_decode.pointcloud2_to_xyzi(msg)
-            except DecodeError as err:
-                self.stats.bad('points', err)
-            else:
-                stamp = stamp_to_ns(msg.header.stamp)
-                self.cloud_log_ns[stamp] = message.log_time_ns
-                payload = CloudFrame(cloud.points, msg.header.frame_id)
-                pairs += self.sync.add_points(StampedMsg(stamp, payload, message.log_time_ns))
+            stamped = self.intake.cloud(msg)
+            if stamped is not None:
+                self.cloud_log_ns[stamped.stamp_ns] = message.log_time_ns
+                pairs += self.sync.add_points(stamped)
         elif message.topic == topics.image:
-            self.stats.images += 1
-            try:
-                compressed = message.msgtype == _COMPRESSED_TYPE
-                rgb = msg_decode.compressed_to_rgb(msg) if compressed else msg_decode.image_to_rgb(msg)
-            except DecodeError as err:
-                self.stats.bad('image', err)
-            else:
-                payload = CameraFrame(rgb, msg.header.frame_id)
-                pairs += self.sync.add_image(StampedMsg(stamp_to_ns(msg.header.stamp), payload, message.log_time_ns))
+            compressed = message.msgtype == _COMPRESSED_TYPE
+            stamped = self.intake.compressed_image(msg) if compressed else self.intake.image(msg)
+            if stamped is not None:
+                pairs += self.sync.add_image(stamped)
         elif message.topic == topics.camera_info:
-            try:
-                self.detector.set_camera_info(msg_decode.camera_info_to_model(msg))
-            except DecodeError as err:
-                self.stats.bad('camera_info', err)
+            camera = self.intake.camera_info(msg)
+            if camera is not None:
+                self.detector.set_camera_info(camera)
         elif message.topic == topics.voxels:
             try:
                 self.ground_truth[stamp_to_ns(msg.header.stamp)] = msg_decode.voxels_from_message(msg)
             except DecodeError as err:
-                self.stats.bad('ground_truth', err)
+                self.intake.bad_input('ground_truth', err)
         if isinstance(self.sync, LidarDrivenSync):
             pairs += self.sync.poll(message.log_time_ns)  # the node's timer, on the bag's clock
         self.process(pairs)
+        self.stats.update(self.counters)
 
     def process(self, pairs: list[SyncedPair]) -> None:
         for pair in pairs:
             try:
                 result = self.detector.process(pair)
             except DecodeError as err:
-                self.stats.bad('frame', err)
+                self.intake.bad_input('frame', err)
                 self.cloud_log_ns.pop(pair.points_stamp_ns, None)
                 continue
             self.ready.append(result)
+        self.stats.update(self.counters)
 
     def flush(self, log_time_ns: int | None) -> Iterator[OfflineFrame]:
         """Results whose cloud was logged before ``log_time_ns`` (all when ``None``)."""
@@ -241,6 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         'lidar_only': stats.lidar_only,
         'frames_with_anomalies': anomalous,
         'bad_input': stats.bad_input,
+        'input_notes': stats.input_notes,
         'sync': stats.sync,
         'latency_ms': {
             'p50': float(np.percentile(latencies, 50)) if latencies else None,
