@@ -1,13 +1,14 @@
 """End-to-end benchmark of the node's pipeline, in process: a bag replayed in real time through it.
 
     python -m anovox_perception.bench_e2e BAG --out e2e.json [--model M.onnx] [--seconds 30]
+        [--sync sync.image_interval_lower_bound_s=0.09 ...]
 
 The node's path without the middleware: each message is taken at its replay
 time by the node's :class:`~anovox_perception.intake.InputIntake` (decode and
-checks, as its subscription callbacks do), fed to the
-synchroniser the ``sync.*`` parameters build (polled every 20 ms, as the node's
-timer does), each pair is handed to one inference worker through the node's
-latest-only :class:`~anovox_perception.handoff.LatestSlot` (an unread pair that
+checks, as its subscription callbacks do), fed to the synchroniser the ``sync.*``
+parameters build (the node's defaults unless ``--sync`` sets some; polled every
+20 ms, as the node's timer does), each pair is handed to one inference worker
+through the node's latest-only :class:`~anovox_perception.handoff.LatestSlot` (an unread pair that
 a newer one replaces is a drop), the worker runs
 :meth:`Detector.process <anovox_perception.detector.Detector.process>` and builds
 the three output messages. Stages: decode and sync (in the feeding thread),
@@ -39,15 +40,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from std_msgs.msg import Header
 
 from anovox_perception import msg_codec
 from anovox_perception.allocator import retain_freed_memory
 from anovox_perception.bags import BagTopics, iter_bag_messages
 from anovox_perception.detector import Detector, DetectorConfig, FrameResult
-from anovox_perception.errors import AnovoxError, DataError
+from anovox_perception.errors import AnovoxError, ConfigError, DataError
 from anovox_perception.handoff import LatestSlot
 from anovox_perception.intake import InputIntake
+from anovox_perception.parameters import validate_values
 from anovox_perception.pipeline_stats import PipelineStats
 from anovox_perception.sync import LidarDrivenSync, SyncedPair, make_sync
 
@@ -298,6 +301,22 @@ def peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
+def sync_parameters(assignments: list[str]) -> dict[str, Any]:
+    """``sync.NAME=VALUE`` strings as checked parameter values (VALUE read as YAML, as in a params file).
+
+    Raises:
+        ConfigError: An assignment is malformed, not a ``sync.*`` parameter, or its value is invalid.
+    """
+    values: dict[str, Any] = {}
+    for text in assignments:
+        name, sep, value = text.partition('=')
+        if not sep or not name.startswith('sync.'):
+            msg = f'--sync expects sync.NAME=VALUE (e.g. sync.image_interval_lower_bound_s=0.09), got {text!r}'
+            raise ConfigError(msg)
+        values[name] = yaml.safe_load(value)
+    return validate_values(values, where='--sync')
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='anovox-bench-e2e', description=__doc__.splitlines()[0])
     parser.add_argument('bag', type=Path, help='rosbag2 with camera images and clouds (anovox-make-bag)')
@@ -310,6 +329,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument('--sweep-seconds', type=float, default=10.0, help='length of each sweep run')
     parser.add_argument('--overload', type=float, default=5.0, help='overload factor over the processing rate')
     parser.add_argument('--overload-seconds', type=float, default=60.0, help='length of the overload run')
+    parser.add_argument(
+        '--sync', action='append', default=[], metavar='sync.NAME=VALUE', help="a sync parameter (default: the node's)"
+    )
     return parser
 
 
@@ -318,14 +340,15 @@ def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     allocator = retain_freed_memory()
     try:
+        sync = sync_parameters(args.sync)
         messages = load_bag(args.bag)
         clouds = [m.log_ns for m in messages if m.kind == 'points']
         bag_hz = 1e9 / float(np.median(np.diff(clouds))) if len(clouds) > 1 else 10.0
         detector = Detector(DetectorConfig(model_path=args.model, backend='onnxruntime', num_threads=args.threads))
-        replay_through_pipeline(detector, messages, 1.0, 2.0)  # warm-up: sessions, caches, allocator
-        nominal = run_report(replay_through_pipeline(detector, messages, 1.0, args.seconds), bag_hz)
+        replay_through_pipeline(detector, messages, 1.0, 2.0, sync)  # warm-up: sessions, caches, allocator
+        nominal = run_report(replay_through_pipeline(detector, messages, 1.0, args.seconds, sync), bag_hz)
         sweep = [nominal] + [
-            run_report(replay_through_pipeline(detector, messages, rate, args.sweep_seconds), bag_hz)
+            run_report(replay_through_pipeline(detector, messages, rate, args.sweep_seconds, sync), bag_hz)
             for rate in args.rates
         ]
         ok = [r['input_hz'] for r in sweep if sustained(r)]
@@ -333,12 +356,14 @@ def main(argv: list[str] | None = None) -> int:
         per_frame_ms = sum(busy[s]['p50_ms'] or 0.0 for s in ('preprocess', 'inference', 'postprocess', 'publish'))
         capacity_hz = 1000.0 / per_frame_ms if per_frame_ms > 0 else bag_hz
         overload_rate = args.overload * capacity_hz / bag_hz
-        overload = run_report(replay_through_pipeline(detector, messages, overload_rate, args.overload_seconds), bag_hz)
+        overload_run = replay_through_pipeline(detector, messages, overload_rate, args.overload_seconds, sync)
+        overload = run_report(overload_run, bag_hz)
         report = {
             'bag': str(args.bag),
             'bag_hz': round(bag_hz, 2),
             'model': str(detector.model_path),
             'backend': detector.backend_name,
+            'sync_parameters': sync,
             'nominal': nominal,
             'sweep': sweep,
             'highest_sustained_hz': max(ok) if ok else None,
