@@ -67,6 +67,8 @@ class Harness:
             'diagnostics.period_s': 0.2,
             # Long enough that an image handled by the other executor thread after its cloud still pairs.
             'sync.timeout_s': 0.5,
+            # These tests send clouds seconds apart on a loaded machine; LiDAR silence has its own tests.
+            'diagnostics.input_timeout_s': 60.0,
             'warn_throttle_s': 0.0,
             **(overrides or {}),
         }
