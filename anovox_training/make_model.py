@@ -16,7 +16,10 @@ continues; ``--force`` redoes training):
    including the geometric baseline), ONCE per recipe: every reading is appended
    to ``<out>/test_readings.jsonl`` (:mod:`anovox_training.reading_ledger`), and a
    recipe already read is not read again unless ``--reread-test WHY`` says why.
-4. Export of the fusion model: ``python -m anovox_training.export --checkpoint ... --out <out>``.
+4. Export of the fusion model: ``python -m anovox_training.export --checkpoint ... --out <out>``,
+   its check on the real frames (``real``) and its INT8 variant's cost on the same test
+   reading (``int8``: the exported FP32 and the dynamically quantised model through ONNX
+   Runtime, AP, AUROC and FPR95 of each and their difference).
 5. ``<out>/<name>.metrics.json`` and ``.md``: the test report, plus ``selection``
    (which validation data chose the checkpoint, the occupancy threshold and the
    score rule of each variant) and ``test_reading`` (the recipe id and how often
@@ -305,6 +308,27 @@ def check_real(onnx: Path, report: dict[str, Any]) -> dict[str, Any]:
     return figures
 
 
+def int8_cost(onnx: Path, out: Path, test: Path, checkpoints: dict[str, Path]) -> dict[str, Any]:
+    """Step 6: the exported model and its INT8 variant through ONNX Runtime on the test split.
+
+    Part of the recipe's one test reading (step 3 evaluated the torch weights of the
+    same recipe): it tells what the node's faster INT8 configuration costs in
+    detection, which no validation figure can stand in for. Nothing is chosen on it.
+    """
+    from anovox_training.quantize import evaluate_onnx_models, quantize_model
+
+    int8 = quantize_model(onnx, out, 's8')
+    cache = read_checkpoint(checkpoints['fusion'])['config']['data']['cache_dir']
+    figures = evaluate_onnx_models({'fp32': onnx, 'int8_s8': int8}, [test], cache)
+    # FPR95 is None where a split never reaches 95 % recall; so is its difference.
+    fp32, quantized = figures['fp32'], figures['int8_s8']
+    cost = {
+        key: None if fp32[key] is None or quantized[key] is None else quantized[key] - fp32[key]
+        for key in ('AP', 'AUROC', 'FPR95')
+    }
+    return {'models': {'fp32': onnx.name, 'int8_s8': int8.name}, 'test': figures, 'int8_minus_fp32': cost}
+
+
 def selection_record(checkpoints: dict[str, Path]) -> dict[str, Any]:
     """Which inputs chose what, per variant: checkpoint, occupancy threshold and score rule (never the test split)."""
     out: dict[str, Any] = {}
@@ -390,6 +414,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             start = time.perf_counter()
             report['real'] = check_real(args.out / f'{args.name}.onnx', report)
             timings['real'] = time.perf_counter() - start
+            start = time.perf_counter()
+            onnx = args.out / f'{args.name}.onnx'
+            report['int8'] = int8_cost(onnx, args.runs / 'int8', args.data / 'test', checkpoints)
+            timings['int8'] = time.perf_counter() - start
         report['selection'] = selection_record(checkpoints)
         rid = recipe_id(recipe)
         readings = len(ledger.readings_of(rid))

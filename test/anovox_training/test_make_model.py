@@ -31,6 +31,12 @@ def test_quick_make_model_trains_evaluates_and_exports_every_artifact(tmp_path, 
     assert real['markers'] >= 0 and real['occupied_voxels'] >= 0
     # The quick test split holds too few anomaly voxels for an FPR95 threshold: the share is undefined, and says why.
     assert (share is None and 'threshold' in real['note']) or 0.0 <= share <= 1.0
+    # The INT8 variant's cost, measured on the same test frames through ONNX Runtime beside the FP32 export.
+    int8 = report['int8']
+    assert int8['models'] == {'fp32': 'quick.onnx', 'int8_s8': 'quick_int8_s8.onnx'}
+    for name in ('fp32', 'int8_s8'):
+        assert int8['test'][name]['frames'] == 3 and 0.0 <= int8['test'][name]['AP'] <= 1.0
+    assert int8['int8_minus_fp32']['AP'] == pytest.approx(int8['test']['int8_s8']['AP'] - int8['test']['fp32']['AP'])
     # Which inputs chose what: validation for every choice, the test split read once and recorded.
     for variant in ('fusion', 'lidar', 'camera'):
         chosen = report['selection'][variant]
