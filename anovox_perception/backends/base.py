@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -86,20 +86,6 @@ class BackendOptions:
         if not isinstance(self.workspace_mib, int) or self.workspace_mib < 16:
             msg = f'BackendOptions.workspace_mib must be an integer >= 16, got {self.workspace_mib!r}'
             raise ConfigError(msg)
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> BackendOptions:
-        """Build from a parameter mapping, rejecting unknown keys.
-
-        Raises:
-            ConfigError: Unknown key or invalid value.
-        """
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            msg = f'BackendOptions: unknown keys {unknown}; expected a subset of {sorted(known)}'
-            raise ConfigError(msg)
-        return cls(**dict(data))
 
 
 @runtime_checkable

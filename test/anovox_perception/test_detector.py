@@ -79,6 +79,17 @@ def test_marker_ids_stay_stable_across_frames(detector):
     assert {m.id for m in first.markers} == {m.id for m in second.markers}
 
 
+def test_reset_forgets_marker_tracks_and_returns_their_deletes(detector):
+    first = detector.process(SyncedPair(10, scene_points(0)))
+    deletes = detector.reset()
+    assert sorted((m.kind, m.id, m.action) for m in deletes) == sorted((m.kind, m.id, 'delete') for m in first.markers)
+    # Nothing is left to delete: the next frame starts new tracks without deleting old ones.
+    assert detector.reset() == []
+    after = detector.process(SyncedPair(20, scene_points(1)))
+    assert sorted(m.kind for m in after.markers) == ['box', 'text']
+    assert all(m.action == 'add' for m in after.markers)
+
+
 def test_image_pairs_reach_the_model_with_the_camera_flag_set(detector):
     points = scene_points()
     rgb = np.full((CAMERA.height, CAMERA.width, 3), 90, dtype=np.uint8)
