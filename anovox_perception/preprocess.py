@@ -1,8 +1,21 @@
 """Sensor data -> model input tensors, shared by training, evaluation and the node.
 
 One implementation (numpy, vectorised) so preprocessing cannot drift between the
-offline and the online code. Every array :func:`build_inputs` returns carries a
-leading batch dimension of 1 and is keyed by the model's ONNX input name:
+offline and the online code. It runs in two stages:
+
+- :func:`encode_frame` (the per-frame, expensive part): the image resized to the
+  model size (uint8) and the BEV encoding of the cloud. The training sample cache
+  stores exactly this (:class:`FrameEncoding`).
+- :func:`assemble_inputs`: a :class:`FrameEncoding` plus the rig (camera model,
+  ``T_cam_lidar``, or neither) -> the model input dict: the normalised image (zeros
+  without a camera frame), ``camera_valid`` and the camera-geometry inputs.
+
+:func:`build_inputs` (the node's :class:`~anovox_perception.detector.Detector`) is
+the two in a row; training and evaluation assemble from the cache with the same
+:func:`assemble_inputs`, so both get bit-identical inputs for a frame.
+
+Every array :func:`assemble_inputs` returns carries a leading batch dimension of 1
+and is keyed by the model's ONNX input name:
 
 - ``image`` (1, 3, H, W) float32: RGB resized to the spec's size and normalised.
 - ``bev`` (1, nz + 4, nx, ny) float32: LiDAR bird's-eye view on the detector grid:
@@ -50,13 +63,17 @@ from anovox_perception.geometry import (
 
 __all__ = [
     'BEV_COLUMN_FEATURES',
+    'GEOMETRY_INPUT_NAMES',
     'IMAGENET_MEAN',
     'IMAGENET_STD',
     'INPUT_NAMES',
     'LIDAR_INTENSITY_MODES',
+    'FrameEncoding',
     'InputSpec',
+    'assemble_inputs',
     'build_inputs',
     'camera_geometry',
+    'encode_frame',
     'input_shapes',
     'normalise_image',
     'points_to_bev',
@@ -69,6 +86,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Per-column channels appended after the nz height slices, in this order.
 BEV_COLUMN_FEATURES = ('log_density', 'mean_intensity', 'max_height', 'min_height')
 INPUT_NAMES = ('image', 'bev', 'camera_valid', 'cell_uv', 'cell_valid', 'cell_rays', 'token_rays')
+# The inputs made from the camera model and T_cam_lidar alone (see camera_geometry).
+GEOMETRY_INPUT_NAMES = ('cell_uv', 'cell_valid', 'cell_rays', 'token_rays')
 # 'use': the BEV carries the mean LiDAR intensity; 'ignore': that channel is always 0, for
 # models meant for sensors whose intensity scale does not match the training data's.
 LIDAR_INTENSITY_MODES = ('use', 'ignore')
@@ -497,6 +516,115 @@ def camera_geometry(spec: InputSpec, camera: CameraModel, t_cam_lidar: np.ndarra
     return cached
 
 
+@dataclass(frozen=True)
+class FrameEncoding:
+    """The per-frame part of the model inputs, before the rig is applied (what the sample cache stores).
+
+    Attributes:
+        image: (image_height, image_width, 3) uint8 RGB at the model size, or None without
+            a camera frame. Normalised by :func:`assemble_inputs` (a table lookup), so a
+            cached image stays uint8.
+        bev: (bev_channels, nx, ny) float32 from :func:`points_to_bev`, built with the
+            spec's ``lidar_intensity`` mode.
+    """
+
+    image: np.ndarray | None
+    bev: np.ndarray
+
+
+def encode_frame(spec: InputSpec, rgb: np.ndarray | None, points: np.ndarray) -> FrameEncoding:
+    """The expensive, per-frame stage: BEV encoding of the cloud and the image resized to the model size.
+
+    Args:
+        spec: Input specification.
+        rgb: (H, W, 3) uint8 RGB at any size, or None without a camera frame.
+        points: (N, >=3) LiDAR-frame points, optional intensity in column 3.
+
+    Raises:
+        DecodeError: On a malformed image or point array.
+    """
+    bev = points_to_bev(points, spec)
+    image = None if rgb is None else resize_image(rgb, spec.image_width, spec.image_height)
+    return FrameEncoding(image=image, bev=bev)
+
+
+def _check_encoding(spec: InputSpec, encoding: FrameEncoding) -> None:
+    """Raise :class:`DecodeError` unless ``encoding`` is what :func:`encode_frame` makes for ``spec``."""
+    shapes = input_shapes(spec)
+    bev = encoding.bev
+    if bev.shape != shapes['bev'][1:] or bev.dtype != np.float32:
+        msg = (
+            f'assemble_inputs: bev is {bev.shape} {bev.dtype}, the input spec needs {shapes["bev"][1:]} float32; '
+            'encode the frame with this spec (encode_frame)'
+        )
+        raise DecodeError(msg)
+    image = encoding.image
+    if image is not None and (image.shape != (spec.image_height, spec.image_width, 3) or image.dtype != np.uint8):
+        msg = (
+            f'assemble_inputs: image is {image.shape} {image.dtype}, the input spec needs '
+            f'({spec.image_height}, {spec.image_width}, 3) uint8; encode the frame with this spec (encode_frame)'
+        )
+        raise DecodeError(msg)
+    if spec.lidar_intensity == 'ignore':
+        channel = spec.grid.nz + BEV_COLUMN_FEATURES.index('mean_intensity')
+        if bev[channel].any():
+            msg = (
+                "assemble_inputs: bev carries LiDAR intensity but the input spec's lidar_intensity is 'ignore'; "
+                'encode the frame with this spec (encode_frame)'
+            )
+            raise DecodeError(msg)
+
+
+def assemble_inputs(
+    spec: InputSpec,
+    encoding: FrameEncoding,
+    camera: CameraModel | None,
+    t_cam_lidar: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """All model inputs for one frame from its encoding and the rig, keyed by input name, batch dim 1.
+
+    ``camera_valid`` is 1 exactly when the encoding holds an image. The geometry inputs
+    come from ``camera`` and ``t_cam_lidar`` whenever both are given, also for a frame
+    without an image (``camera_valid`` 0 masks it), and are zeros otherwise.
+
+    Args:
+        spec: Input specification (from the model card or checkpoint).
+        encoding: The frame's :func:`encode_frame` output (or the sample cache's copy of it).
+        camera: Camera intrinsics for the full-size image (they are scaled to the model
+            size); may be None only when the encoding has no image.
+        t_cam_lidar: 4x4 transform from the LiDAR frame to the camera optical frame; may be
+            None only when the encoding has no image.
+
+    Returns:
+        Dict of float32 arrays keyed by :data:`INPUT_NAMES`.
+
+    Raises:
+        DecodeError: When the encoding does not match ``spec`` (other sizes, or intensity
+            in the BEV of a spec that ignores it).
+        GeometryError: On an image without its camera model and ``T_cam_lidar``, or a
+            malformed ``T_cam_lidar``.
+    """
+    _check_encoding(spec, encoding)
+    if encoding.image is not None and (camera is None or t_cam_lidar is None):
+        msg = 'assemble_inputs: an image needs its camera model and T_cam_lidar'
+        raise GeometryError(msg)
+    shapes = input_shapes(spec)
+    out: dict[str, np.ndarray] = {'bev': encoding.bev[None]}
+    if encoding.image is not None:
+        out['image'] = normalise_image(encoding.image, spec)[None]
+        out['camera_valid'] = np.ones(shapes['camera_valid'], dtype=np.float32)
+    else:
+        out['image'] = np.zeros(shapes['image'], dtype=np.float32)
+        out['camera_valid'] = np.zeros(shapes['camera_valid'], dtype=np.float32)
+    if camera is not None and t_cam_lidar is not None:
+        # Copies: the cached arrays are read-only and callers may hand them to torch.
+        out.update({name: value.copy() for name, value in camera_geometry(spec, camera, t_cam_lidar).items()})
+    else:
+        for name in GEOMETRY_INPUT_NAMES:
+            out[name] = np.zeros(shapes[name], dtype=np.float32)
+    return {name: out[name] for name in INPUT_NAMES}
+
+
 def build_inputs(
     spec: InputSpec,
     rgb: np.ndarray | None,
@@ -505,6 +633,9 @@ def build_inputs(
     t_cam_lidar: np.ndarray | None,
 ) -> dict[str, np.ndarray]:
     """All model inputs for one frame, keyed by input name, each with batch dim 1.
+
+    :func:`encode_frame` then :func:`assemble_inputs`, after checking that an image
+    comes with its camera model and matches its size.
 
     Args:
         spec: Input specification (from the model card or checkpoint).
@@ -524,28 +655,15 @@ def build_inputs(
             not match the camera model.
         GeometryError: On a malformed ``T_cam_lidar``.
     """
-    shapes = input_shapes(spec)
-    out: dict[str, np.ndarray] = {'bev': points_to_bev(points, spec)[None]}
     if rgb is not None and (camera is None or t_cam_lidar is None):
         msg = 'build_inputs: an image needs its camera model and T_cam_lidar'
         raise GeometryError(msg)
     if rgb is not None:
-        arr = np.asarray(rgb)
-        if arr.ndim == 3 and (arr.shape[1], arr.shape[0]) != (camera.width, camera.height):
+        rgb = np.asarray(rgb)
+        if rgb.ndim == 3 and (rgb.shape[1], rgb.shape[0]) != (camera.width, camera.height):
             msg = (
-                f'build_inputs: image is {arr.shape[1]}x{arr.shape[0]} but the camera model is '
+                f'build_inputs: image is {rgb.shape[1]}x{rgb.shape[0]} but the camera model is '
                 f'{camera.width}x{camera.height}; pass the matching CameraModel (or CameraModel.scaled)'
             )
             raise DecodeError(msg)
-        out['image'] = prepare_image(arr, spec)[None]
-        out['camera_valid'] = np.ones(shapes['camera_valid'], dtype=np.float32)
-    else:
-        out['image'] = np.zeros(shapes['image'], dtype=np.float32)
-        out['camera_valid'] = np.zeros(shapes['camera_valid'], dtype=np.float32)
-    if camera is not None and t_cam_lidar is not None:
-        # Copies: the cached arrays are read-only and callers may hand them to torch.
-        out.update({name: value.copy() for name, value in camera_geometry(spec, camera, t_cam_lidar).items()})
-    else:
-        for name in ('cell_uv', 'cell_valid', 'cell_rays', 'token_rays'):
-            out[name] = np.zeros(shapes[name], dtype=np.float32)
-    return {name: out[name] for name in INPUT_NAMES}
+    return assemble_inputs(spec, encode_frame(spec, rgb, points), camera, t_cam_lidar)

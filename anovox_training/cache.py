@@ -5,17 +5,26 @@ training step of a small model on 2 CPU cores, and is the same every epoch.
 Each frame is preprocessed once into ``<cache_dir>/<spec key>/<scenario>/<frame>.npz``:
 
 - ``image`` (H, W, 3) uint8 at the model size, or (0, 0, 3) without a camera
-  frame (normalised on load, so the cache does not depend on the mean/std);
-- ``bev`` (C, nx, ny) float32 (mostly zeros: compresses well);
-- ``camera`` (6,) float64 [width, height, fx, fy, cx, cy] and ``T_cam_lidar`` (4, 4);
+  frame, and ``bev`` (C, nx, ny) float32 (mostly zeros: compresses well): the
+  frame's :class:`~anovox_perception.preprocess.FrameEncoding`, made by the same
+  ``encode_frame`` the node runs;
+- ``camera`` (6,) float64 [width, height, fx, fy, cx, cy] and ``T_cam_lidar`` (4, 4),
+  NaN where the frame has none;
 - ``gt_index`` (M,) int64 flat cell indices and ``gt_label`` (M,) uint8 labels of
   the ground-truth voxels inside the grid;
 - ``anomalies`` (K, 7) float64 [x, y, z, l, w, h, label] of the frame's anomaly objects;
 - ``fingerprint``: sizes and mtimes of the source files; a changed source is rebuilt.
 
+Loading turns these back into the model inputs with
+:func:`~anovox_perception.preprocess.assemble_inputs`, the function that also
+finishes the node's preprocessing, so a training sample holds exactly the inputs
+the node would build for that frame (normalisation, ``camera_valid`` and the
+camera-geometry inputs are not cached: they are cheap, and the geometry is cached
+per rig in memory).
+
 The spec key hashes the ``InputSpec`` and the cache format version, so a model
 with other inputs never reads stale samples (a model that ignores LiDAR intensity
-caches its own BEVs, built by the same ``points_to_bev`` the node runs).
+caches its own BEVs).
 
 A frame whose files cannot be read or decoded is a :class:`BadFrame`:
 :meth:`SampleCache.build` reports it (``on_bad_frame='skip'``) or raises
@@ -39,17 +48,9 @@ from typing import Any
 import numpy as np
 
 from anovox_perception.atomic_file import atomic_writer
-from anovox_perception.errors import ConfigError, DataError
+from anovox_perception.errors import ConfigError, DataError, DecodeError, GeometryError
 from anovox_perception.geometry import CameraModel
-from anovox_perception.preprocess import (
-    INPUT_NAMES,
-    InputSpec,
-    camera_geometry,
-    input_shapes,
-    normalise_image,
-    points_to_bev,
-    resize_image,
-)
+from anovox_perception.preprocess import FrameEncoding, InputSpec, assemble_inputs, encode_frame
 from anovox_training.data.frame import AnoVoxFrame
 from anovox_training.data.reader import ScenarioReader
 from anovox_training.targets import SparseTargets, sparse_targets
@@ -170,10 +171,10 @@ def sample_arrays(frame: AnoVoxFrame, spec: InputSpec) -> dict[str, np.ndarray]:
     if frame.points is None or frame.voxels is None:
         msg = f'{where}: needs LiDAR points and a voxel grid to make a training sample'
         raise DataError(msg)
+    # An image without its camera model or extrinsics cannot be placed: the sample is LiDAR-only.
     has_camera = frame.rgb is not None and frame.camera is not None and frame.T_cam_lidar is not None
-    image = (
-        resize_image(frame.rgb, spec.image_width, spec.image_height) if has_camera else np.zeros((0, 0, 3), np.uint8)
-    )
+    encoding = encode_frame(spec, frame.rgb if has_camera else None, frame.points)
+    image = encoding.image if encoding.image is not None else np.zeros((0, 0, 3), np.uint8)
     cam = frame.camera
     camera = (
         np.array([cam.width, cam.height, cam.fx, cam.fy, cam.cx, cam.cy], dtype=np.float64)
@@ -187,7 +188,7 @@ def sample_arrays(frame: AnoVoxFrame, spec: InputSpec) -> dict[str, np.ndarray]:
     )
     return {
         'image': image,
-        'bev': points_to_bev(frame.points, spec),
+        'bev': encoding.bev,
         'camera': camera,
         'T_cam_lidar': t,
         'gt_index': targets.index,
@@ -213,32 +214,28 @@ def load_cached(path: Path, spec: InputSpec) -> CachedFrame:
     if missing:
         msg = f'cache file {path} lacks {missing}; delete it to rebuild'
         raise DataError(msg)
-    shapes = input_shapes(spec)
-    inputs: dict[str, np.ndarray] = {'bev': arrays['bev'][None]}
-    camera_ok = bool(np.all(np.isfinite(arrays['camera']))) and bool(np.all(np.isfinite(arrays['T_cam_lidar'])))
-    if arrays['image'].size:
-        inputs['image'] = normalise_image(arrays['image'], spec)[None]
-        inputs['camera_valid'] = np.ones(shapes['camera_valid'], np.float32)
-    else:
-        inputs['image'] = np.zeros(shapes['image'], np.float32)
-        inputs['camera_valid'] = np.zeros(shapes['camera_valid'], np.float32)
-    if camera_ok:
-        w, h, fx, fy, cx, cy = arrays['camera']
-        camera = CameraModel(int(w), int(h), float(fx), float(fy), float(cx), float(cy))
-        inputs.update({k: v.copy() for k, v in camera_geometry(spec, camera, arrays['T_cam_lidar']).items()})
-    else:
-        for name in ('cell_uv', 'cell_valid', 'cell_rays', 'token_rays'):
-            inputs[name] = np.zeros(shapes[name], np.float32)
-    if inputs['bev'].shape != shapes['bev'] or inputs['image'].shape != shapes['image']:
-        msg = f'cache file {path} does not match the input spec; delete it to rebuild'
-        raise DataError(msg)
+    encoding = FrameEncoding(image=arrays['image'] if arrays['image'].size else None, bev=arrays['bev'])
+    # The rig only where both parts were stored (NaN marks a frame without them), as sample_arrays wrote it.
+    rig_stored = bool(np.all(np.isfinite(arrays['camera']))) and bool(np.all(np.isfinite(arrays['T_cam_lidar'])))
+    try:
+        camera = _camera_model(arrays['camera']) if rig_stored else None
+        inputs = assemble_inputs(spec, encoding, camera, arrays['T_cam_lidar'] if rig_stored else None)
+    except (DecodeError, GeometryError) as err:
+        msg = f'cache file {path} does not match the input spec ({err}); delete it to rebuild'
+        raise DataError(msg) from err
     return CachedFrame(
         scenario=str(arrays['scenario']),
         frame_id=int(arrays['frame_id']),
-        inputs={name: inputs[name] for name in INPUT_NAMES},
+        inputs=inputs,
         targets=SparseTargets(index=arrays['gt_index'].astype(np.int64), label=arrays['gt_label'].astype(np.uint8)),
         anomalies=arrays['anomalies'],
     )
+
+
+def _camera_model(stored: np.ndarray) -> CameraModel:
+    """The camera model of a cache file's ``camera`` array [width, height, fx, fy, cx, cy]."""
+    w, h, fx, fy, cx, cy = stored
+    return CameraModel(int(w), int(h), float(fx), float(fy), float(cx), float(cy))
 
 
 # One reader per scenario per worker process: indexing a scenario lists its folders.
