@@ -24,7 +24,7 @@ from anovox_perception.errors import ConfigError, DecodeError, ModelCardError
 from anovox_perception.geometry import CameraModel, GridSpec
 from anovox_perception.model_card import ModelCard, load_card
 from anovox_perception.package_data import model_search_dirs, resolve_model_path
-from anovox_perception.parameters import defaults, validate_values
+from anovox_perception.parameters import spec_by_name, validate_values
 from anovox_perception.postprocess import Component, find_components, score_grid, voxel_scores
 from anovox_perception.preprocess import build_inputs
 from anovox_perception.sync import SyncedPair
@@ -45,7 +45,11 @@ __all__ = [
 ]
 
 OUTPUT_NAMES = ('occupancy', 'anomaly')
-_DEFAULTS = defaults()
+
+
+def _parameter(name: str) -> Any:
+    """A `DetectorConfig` field for parameter ``name``: the table's default, the name in its metadata."""
+    return field(default=spec_by_name(name).default, metadata={'parameter': name})
 
 
 @dataclass(frozen=True)
@@ -84,51 +88,27 @@ class DetectorConfig:
     the others fix the model and backend and need a new `Detector`.
     """
 
-    model_path: str = _DEFAULTS['model_path']
-    backend: str = _DEFAULTS['backend']
-    num_threads: int = _DEFAULTS['backend_options.num_threads']
-    precision: str = _DEFAULTS['backend_options.precision']
-    engine_cache_dir: str = _DEFAULTS['backend_options.engine_cache_dir']
-    occupancy_threshold: float = _DEFAULTS['occupancy_threshold']
-    anomaly_threshold: float = _DEFAULTS['anomaly_threshold']
-    min_component_voxels: int = _DEFAULTS['markers.min_component_voxels']
-    marker_lifetime_s: float = _DEFAULTS['markers.lifetime_s']
-    marker_match_distance_m: float = _DEFAULTS['markers.match_distance_m']
-    intrinsics_source: str = _DEFAULTS['camera.intrinsics_source']
-    fx: float = _DEFAULTS['camera.fx']
-    fy: float = _DEFAULTS['camera.fy']
-    cx: float = _DEFAULTS['camera.cx']
-    cy: float = _DEFAULTS['camera.cy']
-    extrinsics_source: str = _DEFAULTS['camera.extrinsics_source']
-    T_cam_lidar: tuple[float, ...] = _DEFAULTS['camera.T_cam_lidar']
+    model_path: str = _parameter('model_path')
+    backend: str = _parameter('backend')
+    num_threads: int = _parameter('backend_options.num_threads')
+    precision: str = _parameter('backend_options.precision')
+    engine_cache_dir: str = _parameter('backend_options.engine_cache_dir')
+    occupancy_threshold: float = _parameter('occupancy_threshold')
+    anomaly_threshold: float = _parameter('anomaly_threshold')
+    min_component_voxels: int = _parameter('markers.min_component_voxels')
+    marker_lifetime_s: float = _parameter('markers.lifetime_s')
+    marker_match_distance_m: float = _parameter('markers.match_distance_m')
+    intrinsics_source: str = _parameter('camera.intrinsics_source')
+    fx: float = _parameter('camera.fx')
+    fy: float = _parameter('camera.fy')
+    cx: float = _parameter('camera.cx')
+    cy: float = _parameter('camera.cy')
+    extrinsics_source: str = _parameter('camera.extrinsics_source')
+    T_cam_lidar: tuple[float, ...] = _parameter('camera.T_cam_lidar')
 
-    # Dataclass field -> parameter name.
-    PARAMETER_NAMES: ClassVar[dict[str, str]] = {
-        'model_path': 'model_path',
-        'backend': 'backend',
-        'num_threads': 'backend_options.num_threads',
-        'precision': 'backend_options.precision',
-        'engine_cache_dir': 'backend_options.engine_cache_dir',
-        'occupancy_threshold': 'occupancy_threshold',
-        'anomaly_threshold': 'anomaly_threshold',
-        'min_component_voxels': 'markers.min_component_voxels',
-        'marker_lifetime_s': 'markers.lifetime_s',
-        'marker_match_distance_m': 'markers.match_distance_m',
-        'intrinsics_source': 'camera.intrinsics_source',
-        'fx': 'camera.fx',
-        'fy': 'camera.fy',
-        'cx': 'camera.cx',
-        'cy': 'camera.cy',
-        'extrinsics_source': 'camera.extrinsics_source',
-        'T_cam_lidar': 'camera.T_cam_lidar',
-    }
-    RUNTIME_FIELDS: ClassVar[frozenset[str]] = frozenset(PARAMETER_NAMES) - {
-        'model_path',
-        'backend',
-        'num_threads',
-        'precision',
-        'engine_cache_dir',
-    }
+    # Dataclass field -> parameter name, and the fields whose parameter is not read-only (set below the class).
+    PARAMETER_NAMES: ClassVar[dict[str, str]]
+    RUNTIME_FIELDS: ClassVar[frozenset[str]]
 
     def __post_init__(self) -> None:
         # Same checks as the parameter table, so a config built in code is as safe as one from YAML.
@@ -151,6 +131,12 @@ class DetectorConfig:
     def T_cam_lidar_array(self) -> np.ndarray:
         """The parameter T_cam_lidar as a (4, 4) float64 array."""
         return np.asarray(self.T_cam_lidar, dtype=np.float64).reshape(4, 4)
+
+
+DetectorConfig.PARAMETER_NAMES = {f.name: f.metadata['parameter'] for f in fields(DetectorConfig)}
+DetectorConfig.RUNTIME_FIELDS = frozenset(
+    f for f, p in DetectorConfig.PARAMETER_NAMES.items() if not spec_by_name(p).read_only
+)
 
 
 def _check_rigid(t: np.ndarray, name: str) -> None:

@@ -2,8 +2,11 @@
 
 Each `ParamSpec` gives a parameter's dotted name (as ROS 2 flattens nested YAML),
 default, description with units, range or choices, and whether changing it needs
-a restart. The node turns these into `ParameterDescriptor`s; `config/detector.yaml`
-and `config/detector.schema.json` must agree with this table (a test checks all three).
+a restart. This table is the one place a parameter's default, range and choices are
+written: the node turns the specs into `ParameterDescriptor`s, `DetectorConfig`, the
+synchronisers and `BackendOptions` take their defaults from it, and
+`config/detector.yaml` and `config/detector.schema.json` are generated from it
+(``python -m anovox_perception.parameter_files``; a test fails when they are stale).
 Plain Python: no rclpy import, so offline tools load the same YAML the node does.
 """
 
@@ -18,8 +21,10 @@ from typing import Any
 import yaml
 
 from anovox_perception.errors import ConfigError
+from anovox_perception.geometry import OPTICAL_FROM_BODY, make_transform
 
 __all__ = [
+    'GROUPS',
     'NODE_NAME',
     'PARAMETERS',
     'ParamSpec',
@@ -27,6 +32,8 @@ __all__ = [
     'defaults',
     'flatten',
     'load_params_file',
+    'nest',
+    'params_document',
     'spec_by_name',
     'validate_values',
 ]
@@ -36,8 +43,8 @@ NODE_NAME = 'anovox_detector'
 ParamValue = bool | int | float | str | tuple[float, ...]
 
 # AnoVox MONO rig: camera and LiDAR share a mount, so T_cam_lidar is the pure
-# body -> optical rotation (geometry.OPTICAL_FROM_BODY), row-major.
-_DEFAULT_T_CAM_LIDAR = (0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+# body -> optical rotation, row-major.
+_DEFAULT_T_CAM_LIDAR = tuple(float(v) for v in make_transform(OPTICAL_FROM_BODY, (0.0, 0.0, 0.0)).ravel())
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class ParamSpec:
         length: Required length for arrays.
         excluded: Open interval (lo, hi) of numbers refused inside [minimum, maximum], for a
             sentinel below the valid range (``-1`` = "from the model card").
+        note: Advice on choosing the value, written as a comment in ``config/detector.yaml`` only.
     """
 
     name: str
@@ -66,6 +74,7 @@ class ParamSpec:
     choices: tuple[str, ...] = ()
     length: int | None = None
     excluded: tuple[float, float] | None = None
+    note: str = ''
 
     @property
     def type_name(self) -> str:
@@ -153,6 +162,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         'fp32',
         'TensorRT engine precision; ignored by the other backends.',
         read_only=True,
+        # 'int8' is the documented extension point of the TensorRT backend (needs a Q/DQ-quantised export).
         choices=('fp32', 'fp16'),
     ),
     ParamSpec(
@@ -245,6 +255,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         '(counted in sync.interval_bound_violations).',
         minimum=0.0,
         maximum=1.0,
+        note='0.03 = 0.9 / 30 Hz keeps the nearest pairing for any camera of at most 33 Hz (stamp intervals '
+        '>= 30 ms, jitter included) and decides at once when the nearest image is within 15 ms. A faster camera: '
+        'set 0.9 / its rate. A 10 Hz camera: 0.09 (decides at once up to 45 ms).',
     ),
     ParamSpec(
         'sync.on_missing_camera',
@@ -307,6 +320,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         'Rigid transform (row-major 4x4, metres) taking LiDAR-frame points into the camera optical frame, '
         'used when extrinsics_source=parameters.',
         length=16,
+        note='Default: the AnoVox MONO rig (camera and LiDAR on one mount, optical axes only).',
     ),
     ParamSpec(
         'diagnostics.period_s',
@@ -346,6 +360,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         maximum=3600.0,
     ),
 )
+
+# What each parameter group (the first part of a dotted name) holds; the schema's object descriptions.
+GROUPS: dict[str, str] = {
+    'backend_options': 'Inference backend settings.',
+    'markers': 'Anomaly markers (MarkerArray).',
+    'sync': 'Camera/LiDAR time synchronisation.',
+    'camera': 'Camera intrinsics and extrinsics overrides.',
+    'diagnostics': '/diagnostics publishing and thresholds.',
+}
 
 _BY_NAME = {spec.name: spec for spec in PARAMETERS}
 
@@ -409,6 +432,23 @@ def flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+def nest(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted names -> nested mapping, the inverse of `flatten` (first-seen order kept)."""
+    nested: dict[str, Any] = {}
+    for name, value in values.items():
+        *parents, leaf = name.split('.')
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def params_document(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A ROS 2 parameter file's mapping (``/**: ros__parameters: {...}``) of dotted-name values."""
+    return {'/**': {'ros__parameters': nest(values)}}
 
 
 def load_params_file(path: str | Path, node_name: str = NODE_NAME) -> dict[str, ParamValue]:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from anovox_perception.parameters import spec_by_name
+
 __all__ = [
     'BAD_INPUT_PREFIX',
     'CAMERA_INFO_IN',
@@ -125,7 +127,7 @@ class Liveness:
     since_cloud_s: float
     since_image_s: float
     timeout_s: float
-    on_missing_camera: str = 'lidar_only'
+    on_missing_camera: str = spec_by_name('sync.on_missing_camera').default
 
 
 class PipelineStats:

@@ -18,6 +18,7 @@ import numpy as np
 
 from anovox_perception.errors import BackendError, ConfigError, GeometryError
 from anovox_perception.geometry import GridSpec
+from anovox_perception.parameters import defaults
 
 __all__ = [
     'Component',
@@ -27,6 +28,9 @@ __all__ = [
     'score_grid',
     'voxel_scores',
 ]
+
+# The anomaly threshold and smallest component default to the detector node's parameters.
+_DEFAULTS = defaults()
 
 UNKNOWN_CELL = -1  # nav_msgs/OccupancyGrid's "unknown" value
 
@@ -331,8 +335,8 @@ def find_components(
     anomaly: np.ndarray,
     grid: GridSpec,
     occupancy_threshold: float = 0.5,
-    anomaly_threshold: float = 0.5,
-    min_voxels: int = 3,
+    anomaly_threshold: float = _DEFAULTS['anomaly_threshold'],
+    min_voxels: int = _DEFAULTS['markers.min_component_voxels'],
     connectivity: int = 26,
     bev: bool = False,
     max_components: int | None = 64,
@@ -393,8 +397,8 @@ def component_voxels(
     anomaly: np.ndarray,
     grid: GridSpec,
     occupancy_threshold: float = 0.5,
-    anomaly_threshold: float = 0.5,
-    min_voxels: int = 3,
+    anomaly_threshold: float = _DEFAULTS['anomaly_threshold'],
+    min_voxels: int = _DEFAULTS['markers.min_component_voxels'],
     connectivity: int = 26,
     bev: bool = False,
     max_components: int | None = 64,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anovox_perception.errors import ConfigError
-from anovox_perception.parameters import defaults, validate_values
+from anovox_perception.parameters import defaults, spec_by_name, validate_values
 from anovox_perception.stamps import NS_PER_S, seconds_to_ns
 
 __all__ = [
@@ -41,8 +41,12 @@ __all__ = [
     'make_sync',
 ]
 
-ON_MISSING_CAMERA = ('lidar_only', 'skip')
 _SYNC_PREFIX = 'sync.'
+# Defaults and choices of the synchronisers' arguments are the node's sync.* parameters.
+_DEFAULTS = {
+    name.removeprefix(_SYNC_PREFIX): value for name, value in defaults().items() if name.startswith(_SYNC_PREFIX)
+}
+ON_MISSING_CAMERA = spec_by_name('sync.on_missing_camera').choices
 
 
 @dataclass(frozen=True)
@@ -197,12 +201,12 @@ class LidarDrivenSync(_SyncBase):
 
     def __init__(
         self,
-        slop_s: float = 0.05,
-        camera_offset_s: float = 0.0,
-        timeout_s: float = 0.1,
-        on_missing_camera: str = 'lidar_only',
-        reorder_s: float = 0.03,
-        image_interval_lower_bound_s: float = 0.03,
+        slop_s: float = _DEFAULTS['slop_s'],
+        camera_offset_s: float = _DEFAULTS['camera_offset_s'],
+        timeout_s: float = _DEFAULTS['timeout_s'],
+        on_missing_camera: str = _DEFAULTS['on_missing_camera'],
+        reorder_s: float = _DEFAULTS['reorder_s'],
+        image_interval_lower_bound_s: float = _DEFAULTS['image_interval_lower_bound_s'],
         max_images: int = 16,
         max_pending_clouds: int = 4,
         time_jump_tolerance_s: float | None = 1.0,
@@ -426,8 +430,8 @@ class ApproximateSync(_SyncBase):
 
     def __init__(
         self,
-        queue_size: int = 10,
-        slop_s: float = 0.05,
+        queue_size: int = _DEFAULTS['queue_size'],
+        slop_s: float = _DEFAULTS['slop_s'],
         time_jump_tolerance_s: float | None = 1.0,
         callback: Callable[[SyncedPair], None] | None = None,
     ) -> None:

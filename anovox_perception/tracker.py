@@ -17,9 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from anovox_perception.errors import ConfigError
+from anovox_perception.parameters import defaults
 from anovox_perception.postprocess import Component
 
 __all__ = ['MarkerSpec', 'MarkerTracker', 'score_color']
+
+# Gate and lifetime default to the detector node's markers.* parameters.
+_DEFAULTS = defaults()
 
 
 def score_color(score: float, alpha: float = 0.5) -> tuple[float, float, float, float]:
@@ -82,9 +86,9 @@ class MarkerTracker:
 
     def __init__(
         self,
-        gate_m: float = 2.0,
+        gate_m: float = _DEFAULTS['markers.match_distance_m'],
         max_missed: int = 2,
-        lifetime_s: float = 0.5,
+        lifetime_s: float = _DEFAULTS['markers.lifetime_s'],
         text_height_m: float = 0.8,
     ) -> None:
         """Create an empty tracker.

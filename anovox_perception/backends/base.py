@@ -11,12 +11,15 @@ import numpy as np
 
 from anovox_perception.errors import BackendError, ConfigError
 from anovox_perception.model_card import ModelCard
+from anovox_perception.parameters import spec_by_name
 
 __all__ = ['GRAPH_OPTIMIZATION_LEVELS', 'PRECISIONS', 'Backend', 'BackendOptions', 'check_inputs']
 
 GRAPH_OPTIMIZATION_LEVELS = ('disable', 'basic', 'extended', 'layout', 'all')
-# 'int8' is the documented extension point of the TensorRT backend (needs a Q/DQ-quantised export).
-PRECISIONS = ('fp32', 'fp16')
+# The node's backend_options.* parameters give the precisions and the defaults of the options they set.
+_PRECISION = spec_by_name('backend_options.precision')
+PRECISIONS = _PRECISION.choices
+_THREADS_DEFAULT = spec_by_name('backend_options.num_threads').default
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class BackendOptions:
             load the ``<name>.pt2`` program the exporter writes beside the ONNX.
     """
 
-    intra_op_threads: int = 0
+    intra_op_threads: int = _THREADS_DEFAULT
     inter_op_threads: int = 0
     parallel_execution: bool = False
     spin_wait: bool = False
@@ -59,7 +62,7 @@ class BackendOptions:
     use_cuda: bool | None = None
     device_id: int = 0
     io_binding: bool = True
-    precision: str = 'fp32'
+    precision: str = _PRECISION.default
     workspace_mib: int = 1024
     engine_cache_dir: str | None = None
     verify_model: bool = True

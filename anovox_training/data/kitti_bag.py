@@ -20,9 +20,10 @@ from typing import Any
 import yaml
 
 from anovox_perception.bags import BagFrame, BagSummary, write_bag
+from anovox_perception.parameters import params_document, validate_values
 from anovox_training.data.kitti import KittiFrame
 
-__all__ = ['frame_to_bag', 'params_document', 'rig_parameters', 'write_params_file']
+__all__ = ['frame_to_bag', 'rig_parameters', 'write_params_file']
 
 _PARAMS_HEADER = """\
 # Detector parameters of a KITTI rig (image_2 + Velodyne); use with anovox-detect or
@@ -51,21 +52,14 @@ def rig_parameters(frame: KittiFrame, intrinsics_source: str = 'parameters') -> 
     }
 
 
-def params_document(values: Mapping[str, Any]) -> dict[str, Any]:
-    """A ROS 2 parameter file's mapping (``/**: ros__parameters: {...}``) of dotted-name values."""
-    nested: dict[str, Any] = {}
-    for name, value in values.items():
-        *parents, leaf = name.split('.')
-        node = nested
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return {'/**': {'ros__parameters': nested}}
-
-
 def write_params_file(values: Mapping[str, Any], path: str | Path) -> Path:
-    """Write dotted-name parameter values as a ROS 2 parameter file; returns the path."""
+    """Write dotted-name parameter values as a ROS 2 parameter file; returns the path.
+
+    Raises:
+        ConfigError: A name is not a detector parameter or a value is invalid (nothing is written).
+    """
     path = Path(path)
+    validate_values(values, where=f'parameters for {path}')
     # yaml writes floats with repr, so they read back bit for bit.
     path.write_text(_PARAMS_HEADER + yaml.safe_dump(params_document(values), sort_keys=False), encoding='utf-8')
     return path
