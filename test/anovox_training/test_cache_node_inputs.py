@@ -8,26 +8,34 @@ camera frame and for a model that ignores LiDAR intensity.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from tiny_data import make_split
 
 from anovox_perception.detector import CameraFrame, CloudFrame, Detector, DetectorConfig
 from anovox_perception.errors import DecodeError, GeometryError
-from anovox_perception.model_card import load_card
-from anovox_perception.preprocess import INPUT_NAMES, FrameEncoding, assemble_inputs, build_inputs, encode_frame
+from anovox_perception.model_card import ModelCard, TensorSpec, load_card
+from anovox_perception.package_data import resolve_model_path
+from anovox_perception.preprocess import (
+    INPUT_NAMES,
+    FrameEncoding,
+    InputSpec,
+    assemble_inputs,
+    build_inputs,
+    encode_frame,
+    input_shapes,
+)
 from anovox_perception.sync import SyncedPair
 from anovox_training.augment import intensity_channel
 from anovox_training.cache import FrameRef, SampleCache, frame_refs
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.frame import AnoVoxFrame
 from anovox_training.data.reader import ScenarioReader
-from anovox_training.export import export_model
-from anovox_training.model import ModelConfig, build_model
+from anovox_training.model import ModelConfig
 
 SPEC = ModelConfig.tiny().input_spec()
 IGNORE_SPEC = ModelConfig.tiny(lidar_intensity='ignore').input_spec()
@@ -39,38 +47,43 @@ def rig_frame(split) -> AnoVoxFrame:
     return ScenarioReader(ref.scenario_dir).read(ref.frame_id)
 
 
-@pytest.fixture(scope='module')
-def exported(rig_frame, tmp_path_factory) -> dict[str, Path]:
-    """Tiny models (intensity used / ignored) exported with the data's rig as their card's default rig."""
-    torch.manual_seed(0)
-    out = {}
-    for spec_name, config in (('use', ModelConfig.tiny()), ('ignore', ModelConfig.tiny(lidar_intensity='ignore'))):
-        folder = tmp_path_factory.mktemp(f'model_{spec_name}')
-        result = export_model(
-            build_model(config), folder, camera=rig_frame.camera, T_cam_lidar=rig_frame.T_cam_lidar, write_program=False
-        )
-        out[spec_name] = result.onnx_path
-    return out
+class RecordingBackend:
+    """Stands in for an inference backend: keeps the inputs it is given and answers all-zero outputs."""
+
+    name = 'recording'
+    device = 'cpu'
+
+    def __init__(self, card: ModelCard) -> None:
+        self.card = card
+        self.seen: list[dict[str, np.ndarray]] = []
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.seen.append({name: np.array(value, copy=True) for name, value in inputs.items()})
+        return {name: np.zeros(spec.shape, np.float32) for name, spec in self.card.outputs.items()}
 
 
-def node_inputs(model: Path, frame: AnoVoxFrame, points: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def rig_card(spec: InputSpec, frame: AnoVoxFrame) -> ModelCard:
+    """The shipped model's card, made for ``spec`` and with the frame's camera and T_cam_lidar as its rig."""
+    voxels = TensorSpec((1, *spec.grid.shape), 'float32')
+    return dataclasses.replace(
+        load_card(resolve_model_path('')),
+        input_spec=spec.to_dict(),
+        camera=frame.camera,
+        T_cam_lidar=tuple(tuple(float(v) for v in row) for row in frame.T_cam_lidar),
+        inputs={name: TensorSpec(shape, 'float32') for name, shape in input_shapes(spec).items()},
+        outputs={'occupancy': voxels, 'anomaly': voxels},
+    )
+
+
+def node_inputs(spec: InputSpec, frame: AnoVoxFrame, points: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """What the node's Detector hands its backend for this frame (its image, if any, and its cloud)."""
-    detector = Detector(DetectorConfig(model_path=str(model), backend='onnxruntime', num_threads=1))
-    seen: list[dict[str, np.ndarray]] = []
-    run = detector.backend.run
-
-    def recording_run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        seen.append({name: np.array(value, copy=True) for name, value in inputs.items()})
-        return run(inputs)
-
-    detector.backend.run = recording_run
-    try:
-        cloud = CloudFrame(frame.points if points is None else points, 'lidar')
-        image = CameraFrame(frame.rgb, 'camera') if frame.rgb is not None else None
-        detector.process(SyncedPair(1_000, cloud, image, 1_000 if image is not None else None))
-    finally:
-        detector.close()
-    (inputs,) = seen
+    backend = RecordingBackend(rig_card(spec, frame))
+    detector = Detector(DetectorConfig(), backend=backend)
+    assert detector.spec == spec  # the node preprocesses with its card's input spec
+    cloud = CloudFrame(frame.points if points is None else points, 'lidar')
+    image = CameraFrame(frame.rgb, 'camera') if frame.rgb is not None else None
+    detector.process(SyncedPair(1_000, cloud, image, 1_000 if image is not None else None))
+    (inputs,) = backend.seen
     return inputs
 
 
@@ -102,37 +115,34 @@ SPECS = {'use': SPEC, 'ignore': IGNORE_SPEC}
 
 
 @pytest.mark.parametrize('intensity', ['use', 'ignore'])
-def test_cached_training_inputs_are_the_detectors_inputs_for_a_camera_frame(split, exported, intensity, tmp_path):
+def test_cached_training_inputs_are_the_detectors_inputs_for_a_camera_frame(split, intensity, tmp_path):
     spec = SPECS[intensity]
-    assert load_card(exported[intensity]).make_input_spec() == spec  # the node preprocesses with the card's spec
     refs = frame_refs(resolve_scenarios(split))
     cache = SampleCache(tmp_path, spec)
     cache.ensure(refs)
     for ref in refs:
         frame = ScenarioReader(ref.scenario_dir).read(ref.frame_id)
         assert frame.rgb is not None
-        node = node_inputs(exported[intensity], frame)
+        node = node_inputs(SPECS[intensity], frame)
         assert_same_bytes(cache.load(ref).inputs, node)
         assert node['camera_valid'][0, 0] == 1.0 and node['image'].any() and node['cell_valid'].any()
         assert node['bev'][0, intensity_channel(spec.grid)].any() == (intensity == 'use')
 
 
 @pytest.mark.parametrize('intensity', ['use', 'ignore'])
-def test_cached_training_inputs_are_the_detectors_inputs_without_a_camera_frame(
-    lidar_only_ref, exported, intensity, tmp_path
-):
+def test_cached_training_inputs_are_the_detectors_inputs_without_a_camera_frame(lidar_only_ref, intensity, tmp_path):
     frame = ScenarioReader(lidar_only_ref.scenario_dir).read(lidar_only_ref.frame_id)
     assert frame.rgb is None and frame.camera is not None
     cache = SampleCache(tmp_path, SPECS[intensity])
     cache.ensure([lidar_only_ref])
-    node = node_inputs(exported[intensity], frame)
+    node = node_inputs(SPECS[intensity], frame)
     assert_same_bytes(cache.load(lidar_only_ref).inputs, node)
     # LiDAR-only: the image is zeros and marked invalid, the rig's geometry is still there.
     assert node['camera_valid'][0, 0] == 0.0 and not node['image'].any() and node['cell_valid'].any()
 
 
 def test_the_detectors_dropping_of_non_finite_points_leaves_the_inputs_as_training_builds_them(
-    split, exported, rig_frame, tmp_path
+    split, rig_frame, tmp_path
 ):
     (ref, *_) = frame_refs(resolve_scenarios(split))
     assert (ref.scenario, ref.frame_id) == (rig_frame.scenario, rig_frame.frame_id)
@@ -140,7 +150,7 @@ def test_the_detectors_dropping_of_non_finite_points_leaves_the_inputs_as_traini
     organised = np.concatenate([points[:1000], np.full((50, points.shape[1]), np.nan, points.dtype), points[1000:]])
     cache = SampleCache(tmp_path, SPEC)
     cache.ensure([ref])
-    assert_same_bytes(cache.load(ref).inputs, node_inputs(exported['use'], rig_frame, organised))
+    assert_same_bytes(cache.load(ref).inputs, node_inputs(SPEC, rig_frame, organised))
 
 
 def test_build_inputs_is_encode_then_assemble_and_assembling_a_reloaded_encoding_changes_nothing(rig_frame, tmp_path):
