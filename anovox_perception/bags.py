@@ -1,4 +1,4 @@
-"""Write AnoVox frames as a rosbag2 (MCAP or sqlite3) and read such bags back.
+"""Write AnoVox frames as a rosbag2 (MCAP or sqlite3); ``bag_reader.BagReader`` reads them back.
 
 The writer takes plain numpy frames (:class:`BagFrame`), so it needs neither
 rclpy nor the dataset reader; ``anovox_training.data.to_bag`` feeds it from an
@@ -10,7 +10,8 @@ Timing: the message stamp of a sensor is ``start + frame time + offset +
 jitter`` (jitter uniform in +-J, seeded); the bag's receive time (log time)
 is the stamp plus a fixed delay. Per-sensor jitter must stay below half the
 smallest frame gap, so each sensor's stamps stay strictly increasing.
-The scenario name, timing and topics are stored in the bag's ``custom_data``.
+The scenario name, timing and topics are stored in the bag's ``custom_data``
+(keys prefixed with :data:`CUSTOM_DATA_PREFIX`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import heapq
 import json
 import math
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -32,21 +33,18 @@ from anovox_perception.geometry import CameraModel
 from anovox_perception.stamps import NS_PER_MS, seconds_to_ns
 
 __all__ = [
+    'CUSTOM_DATA_PREFIX',
     'STORAGES',
     'BagFrame',
-    'BagMessage',
-    'BagMetadata',
     'BagSummary',
     'BagTiming',
     'BagTopics',
     'bag_qos',
-    'iter_bag_messages',
-    'read_bag_metadata',
     'write_bag',
 ]
 
 STORAGES = ('mcap', 'sqlite3')
-_CUSTOM_PREFIX = 'anovox.'
+CUSTOM_DATA_PREFIX = 'anovox.'
 
 
 @dataclass(frozen=True)
@@ -135,43 +133,6 @@ class BagSummary:
     message_counts: dict[str, int]
     lidar_stamps_ns: list[int]
     camera_stamps_ns: list[int]
-
-
-@dataclass(frozen=True)
-class BagMetadata:
-    """The AnoVox description stored in a bag (empty fields for bags written elsewhere).
-
-    ``message_counts``, ``msgtypes`` and ``qos_profiles`` (rosbags ``Qos`` tuples, as
-    offered by the recorded publishers) are per topic; ``start_ns`` / ``end_ns`` are
-    the first and one-past-last log times.
-    """
-
-    path: Path
-    scenario: str | None
-    topics: BagTopics
-    timing: BagTiming | None
-    frame_ids: list[int]
-    camera: CameraModel | None
-    T_cam_lidar: np.ndarray | None
-    message_counts: dict[str, int] = field(default_factory=dict)
-    msgtypes: dict[str, str] = field(default_factory=dict)
-    qos_profiles: dict[str, list[Any]] = field(default_factory=dict)
-    start_ns: int = 0
-    end_ns: int = 0
-
-
-@dataclass(frozen=True)
-class BagMessage:
-    """A raw message from a bag: topic, type, log time and serialized CDR bytes."""
-
-    topic: str
-    msgtype: str
-    log_time_ns: int
-    rawdata: bytes
-
-    def decode(self) -> Any:
-        """The message as a rosbags object (same attribute names as rclpy messages)."""
-        return bm.get_bag_typestore().deserialize_cdr(self.rawdata, self.msgtype)
 
 
 def bag_qos(depth: int, reliable: bool, transient_local: bool) -> Any:
@@ -370,7 +331,7 @@ def write_bag(
             'T_cam_lidar': json.dumps(np.asarray(T_cam_lidar).tolist() if T_cam_lidar is not None else None),
         }
         for key, value in custom.items():
-            writer.set_custom_data(_CUSTOM_PREFIX + key, value)
+            writer.set_custom_data(CUSTOM_DATA_PREFIX + key, value)
         writer.close()
     except BaseException as err:
         # A half-written bag would pass for a short one: remove it (the path did not exist before).
@@ -381,104 +342,3 @@ def write_bag(
             raise DataError(msg) from err
         raise
     return BagSummary(out, storage, len(frame_ids), dict(ordered.counts), lidar_stamps, camera_stamps)
-
-
-def _open_reader(path: Path) -> Any:
-    from rosbags.rosbag2 import Reader, ReaderError
-
-    try:
-        reader = Reader(path)
-        reader.open()
-    except (ReaderError, FileNotFoundError) as err:
-        msg = f'cannot open bag {path}: {err}; expected a rosbag2 directory with metadata.yaml'
-        raise DataError(msg) from err
-    return reader
-
-
-def read_bag_metadata(path: str | Path) -> BagMetadata:
-    """Read the AnoVox description and per-topic counts of a bag.
-
-    Bags not written by :func:`write_bag` give ``None`` scenario, timing,
-    camera and transform, and the default topics.
-
-    Raises:
-        DataError: the path is not a readable rosbag2 or its AnoVox metadata is malformed.
-    """
-    path = Path(path)
-    reader = _open_reader(path)
-    try:
-        meta = getattr(reader.storage, 'metadata', None)
-        custom = dict(getattr(meta, 'custom', None) or {})
-        counts = {topic: info.msgcount for topic, info in reader.topics.items()}
-        msgtypes = {topic: info.msgtype or '' for topic, info in reader.topics.items()}
-        qos_profiles = {
-            topic: [q for c in info.connections for q in getattr(c.ext, 'offered_qos_profiles', [])]
-            for topic, info in reader.topics.items()
-        }
-        start_ns, end_ns = reader.start_time, reader.end_time
-    finally:
-        reader.close()
-
-    def item(key: str) -> Any:
-        raw = custom.get(_CUSTOM_PREFIX + key)
-        if raw is None:
-            return None
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError as err:
-            msg = f'bag {path}: custom_data {_CUSTOM_PREFIX + key} is not valid JSON ({err})'
-            raise DataError(msg) from err
-
-    try:
-        topics = BagTopics(**item('topics')) if item('topics') else BagTopics()
-        timing = BagTiming(**item('timing')) if item('timing') else None
-        camera = CameraModel.from_dict(item('camera')) if item('camera') else None
-    except (TypeError, ConfigError, ValueError) as err:
-        msg = f'bag {path}: malformed AnoVox metadata in custom_data ({err})'
-        raise DataError(msg) from err
-    transform = item('T_cam_lidar')
-    return BagMetadata(
-        path=path,
-        scenario=custom.get(_CUSTOM_PREFIX + 'scenario'),
-        topics=topics,
-        timing=timing,
-        frame_ids=list(item('frame_ids') or []),
-        camera=camera,
-        T_cam_lidar=np.asarray(transform, dtype=np.float64) if transform is not None else None,
-        message_counts=counts,
-        msgtypes=msgtypes,
-        qos_profiles=qos_profiles,
-        start_ns=start_ns,
-        end_ns=end_ns,
-    )
-
-
-def iter_bag_messages(
-    path: str | Path, topics: Sequence[str] | None = None, start_ns: int | None = None
-) -> Iterator[BagMessage]:
-    """Raw messages of a bag in log-time order.
-
-    Args:
-        path: rosbag2 directory.
-        topics: topics to read (all when ``None``).
-        start_ns: skip messages logged before this time.
-
-    Raises:
-        DataError: the bag cannot be opened or a requested topic is not in it.
-    """
-    path = Path(path)
-    reader = _open_reader(path)
-    try:
-        connections = reader.connections
-        if topics is not None:
-            missing = sorted(set(topics) - {c.topic for c in connections})
-            if missing:
-                msg = f'bag {path}: topics {missing} not found; it holds {sorted(reader.topics)}'
-                raise DataError(msg)
-            connections = [c for c in connections if c.topic in set(topics)]
-        if not connections:
-            return
-        for connection, log_time_ns, rawdata in reader.messages(connections=connections, start=start_ns):
-            yield BagMessage(connection.topic, connection.msgtype, log_time_ns, bytes(rawdata))
-    finally:
-        reader.close()

@@ -45,7 +45,8 @@ from std_msgs.msg import Header
 
 from anovox_perception import msg_codec
 from anovox_perception.allocator import retain_freed_memory
-from anovox_perception.bags import BagTopics, iter_bag_messages
+from anovox_perception.bag_reader import BagReader
+from anovox_perception.bags import BagTopics
 from anovox_perception.detector import Detector, DetectorConfig, FrameResult
 from anovox_perception.errors import AnovoxError, ConfigError, DataError
 from anovox_perception.handoff import LatestSlot
@@ -96,9 +97,8 @@ def load_bag(path: str | Path, topics: BagTopics | None = None) -> list[ReplayMe
     """
     topics = topics or BagTopics()
     kinds = {topics.points: 'points', topics.image: 'image'}
-    out = [
-        ReplayMessage(m.log_time_ns, kinds[m.topic], m.decode()) for m in iter_bag_messages(path, topics=list(kinds))
-    ]
+    with BagReader(path) as bag:
+        out = [ReplayMessage(log_ns, kinds[topic], msg) for topic, log_ns, msg in bag.messages(topics=list(kinds))]
     if not any(m.kind == 'points' for m in out):
         msg = f'bench_e2e: {path} holds no {topics.points} messages'
         raise DataError(msg)

@@ -32,7 +32,8 @@ import numpy as np
 
 from anovox_perception import msg_decode
 from anovox_perception import pipeline_stats as ps
-from anovox_perception.bags import BagMessage, BagTopics, iter_bag_messages, read_bag_metadata
+from anovox_perception.bag_reader import BagReader
+from anovox_perception.bags import BagTopics
 from anovox_perception.detector import Detector, DetectorConfig, FrameResult
 from anovox_perception.errors import AnovoxError, ConfigError, DataError, DecodeError
 from anovox_perception.intake import InputIntake, Warn
@@ -129,31 +130,30 @@ class _Pipeline:
         # truth is logged with the cloud, so by then it has been read if the bag has it.
         self.ready: deque[FrameResult] = deque()
 
-    def feed(self, message: BagMessage, topics: BagTopics) -> None:
-        self.log_time_ns = message.log_time_ns
-        msg = message.decode()
+    def feed(self, topic: str, log_time_ns: int, msg: Any, topics: BagTopics) -> None:
+        self.log_time_ns = log_time_ns
         pairs: list[SyncedPair] = []
-        if message.topic == topics.points:
+        if topic == topics.points:
             stamped = self.intake.cloud(msg)
             if stamped is not None:
-                self.cloud_log_ns[stamped.stamp_ns] = message.log_time_ns
+                self.cloud_log_ns[stamped.stamp_ns] = log_time_ns
                 pairs += self.sync.add_points(stamped)
-        elif message.topic == topics.image:
-            compressed = message.msgtype == _COMPRESSED_TYPE
+        elif topic == topics.image:
+            compressed = msg.__msgtype__ == _COMPRESSED_TYPE
             stamped = self.intake.compressed_image(msg) if compressed else self.intake.image(msg)
             if stamped is not None:
                 pairs += self.sync.add_image(stamped)
-        elif message.topic == topics.camera_info:
+        elif topic == topics.camera_info:
             camera = self.intake.camera_info(msg)
             if camera is not None:
                 self.detector.set_camera_info(camera)
-        elif message.topic == topics.voxels:
+        elif topic == topics.voxels:
             try:
                 self.ground_truth[stamp_to_ns(msg.header.stamp)] = msg_decode.voxels_from_message(msg)
             except DecodeError as err:
                 self.intake.bad_input('ground_truth', err)
         if isinstance(self.sync, LidarDrivenSync):
-            pairs += self.sync.poll(message.log_time_ns)  # the node's timer, on the bag's clock
+            pairs += self.sync.poll(log_time_ns)  # the node's timer, on the bag's clock
         self.process(pairs)
         self.stats.update(self.counters)
 
@@ -215,29 +215,29 @@ def run_offline(
     if detector is None and detector_config is None:
         msg = 'run_offline: pass a detector_config or a detector'
         raise ConfigError(msg)
-    meta = read_bag_metadata(bag_path)
-    topics = topics or meta.topics
-    if topics.points not in meta.msgtypes:
-        msg = f'bag {bag_path}: no LiDAR topic {topics.points!r}; it holds {sorted(meta.msgtypes)}'
-        raise DataError(msg)
-    wanted = [t for t in (topics.image, topics.camera_info, topics.points, topics.voxels) if t in meta.msgtypes]
-    sync = make_sync(sync_parameters)
-    stats = stats if stats is not None else OfflineStats()
-    owned = detector is None
-    det = detector if detector is not None else Detector(detector_config)
-    pipeline = _Pipeline(det, sync, stats)
-    try:
-        for message in iter_bag_messages(bag_path, topics=wanted):
-            yield from pipeline.flush(message.log_time_ns)
-            pipeline.feed(message, topics)
-        if isinstance(sync, LidarDrivenSync):
-            # End of the bag: clouds still waiting for a later image time out, as they would live.
-            pipeline.process(sync.poll(meta.end_ns + sync.timeout_ns + 1))
-        yield from pipeline.flush(None)
-        stats.sync = sync.counters()
-    finally:
-        if owned:
-            det.close()
+    with BagReader(bag_path) as bag:
+        topics = topics or bag.description.topics
+        if topics.points not in bag.topics:
+            msg = f'bag {bag_path}: no LiDAR topic {topics.points!r}; it holds {sorted(bag.topics)}'
+            raise DataError(msg)
+        wanted = [t for t in (topics.image, topics.camera_info, topics.points, topics.voxels) if t in bag.topics]
+        sync = make_sync(sync_parameters)
+        stats = stats if stats is not None else OfflineStats()
+        owned = detector is None
+        det = detector if detector is not None else Detector(detector_config)
+        pipeline = _Pipeline(det, sync, stats)
+        try:
+            for topic, log_time_ns, msg in bag.messages(topics=wanted):
+                yield from pipeline.flush(log_time_ns)
+                pipeline.feed(topic, log_time_ns, msg, topics)
+            if isinstance(sync, LidarDrivenSync):
+                # End of the bag: clouds still waiting for a later image time out, as they would live.
+                pipeline.process(sync.poll(bag.end_ns + sync.timeout_ns + 1))
+            yield from pipeline.flush(None)
+            stats.sync = sync.counters()
+        finally:
+            if owned:
+                det.close()
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:

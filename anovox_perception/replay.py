@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anovox_perception.bags import BagMessage, BagMetadata, iter_bag_messages, read_bag_metadata
+from anovox_perception.bag_reader import BagReader
 from anovox_perception.errors import AnovoxError, ConfigError
 from anovox_perception.stamps import NS_PER_S, sec_nanosec, seconds_to_ns
 
@@ -141,27 +141,28 @@ def _adapted_qos(profiles: Sequence[Any]) -> tuple[bool, bool, int]:
     return reliable, transient_local, depth
 
 
-def plan_topics(meta: BagMetadata, options: ReplayOptions) -> list[PlaybackTopic]:
-    """The topics a playback of the bag described by ``meta`` publishes, with output names and QoS.
+def plan_topics(bag: BagReader, options: ReplayOptions) -> list[PlaybackTopic]:
+    """The topics a playback of ``bag`` (opened at least once) publishes, with output names and QoS.
 
     Raises:
         ConfigError: a selected or remapped topic is not in the bag.
     """
-    available = sorted(meta.msgtypes)
+    info = bag.topics
+    available = sorted(info)
     selected = list(options.topics) if options.topics is not None else available
     unknown = sorted(set(selected) - set(available)) + sorted(set(options.remaps) - set(available))
     if unknown:
-        msg = f'replay: topics {unknown} are not in bag {meta.path}; it holds {available}'
+        msg = f'replay: topics {unknown} are not in bag {bag.path}; it holds {available}'
         raise ConfigError(msg)
     plan = []
     for topic in selected:
-        reliable, transient_local, depth = _adapted_qos(meta.qos_profiles.get(topic, []))
+        reliable, transient_local, depth = _adapted_qos(info[topic].offered_qos)
         if options.qos == 'reliable':
             reliable, depth = True, max(depth, 10)
         elif options.qos == 'sensor' and not transient_local:
             reliable, depth = False, 5  # rclpy's qos_profile_sensor_data
         out = options.remaps.get(topic, topic)
-        plan.append(PlaybackTopic(topic, out, meta.msgtypes[topic], reliable, transient_local, depth))
+        plan.append(PlaybackTopic(topic, out, info[topic].msgtype, reliable, transient_local, depth))
     return plan
 
 
@@ -236,13 +237,14 @@ class BagPlayer:
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
         self._node = node
-        self._path = Path(bag_path)
         self._options = options
         self._clock = clock
-        self._meta = read_bag_metadata(self._path)
+        with BagReader(bag_path) as bag:
+            plan = plan_topics(bag, options)
+        self._bag = bag  # closed now; play() opens it again for the messages
         self.stats = PlaybackStats()
         self._publishers: dict[str, Any] = {}
-        for topic in plan_topics(self._meta, options):
+        for topic in plan:
             msg_class = import_message_type(topic.msgtype)
             if msg_class is None:
                 node.get_logger().warning(f'skipping {topic.bag_topic}: message type {topic.msgtype} is not installed')
@@ -297,31 +299,31 @@ class BagPlayer:
         self._clock_pub.publish(msg)
 
     def _play_once(self, stop: threading.Event, delay_s: float) -> bool:
-        start_ns = self._meta.start_ns + seconds_to_ns(self._options.start_offset_s)
+        start_ns = self._bag.start_ns + seconds_to_ns(self._options.start_offset_s)
         pacer = Pacer(start_ns, self._options.rate, stop, self._clock, delay_s)
         tick_s = 1.0 / self._options.clock_hz if self._clock_pub is not None else None
         on_tick = self._publish_clock if self._clock_pub is not None else None
-        message: BagMessage
-        for message in iter_bag_messages(self._path, topics=list(self._publishers), start_ns=start_ns):
-            if not pacer.wait_until(message.log_time_ns, tick_s, on_tick):
+        for topic, log_time_ns, rawdata in self._bag.raw_messages(topics=list(self._publishers), start=start_ns):
+            if not pacer.wait_until(log_time_ns, tick_s, on_tick):
                 return False
             if on_tick is not None:
-                on_tick(message.log_time_ns)
-            self._publishers[message.topic].publish(message.rawdata)
-            self.stats.published[message.topic] += 1
+                on_tick(log_time_ns)
+            self._publishers[topic].publish(rawdata)
+            self.stats.published[topic] += 1
         return not stop.is_set()
 
     def play(self, stop: threading.Event) -> PlaybackStats:
         """Play (once, or until ``stop`` with ``loop``) after ``options.delay_s``; returns what was published."""
         from rclpy.duration import Duration
 
-        while not stop.is_set():
-            # The delay holds back the first pass only, as ros2 bag play's --delay.
-            if not self._play_once(stop, self._options.delay_s if self.stats.loops == 0 else 0.0):
-                break
-            self.stats.loops += 1
-            if not self._options.loop:
-                break
+        with self._bag:  # opened once for every loop
+            while not stop.is_set():
+                # The delay holds back the first pass only, as ros2 bag play's --delay.
+                if not self._play_once(stop, self._options.delay_s if self.stats.loops == 0 else 0.0):
+                    break
+                self.stats.loops += 1
+                if not self._options.loop:
+                    break
         self.stats.stopped = stop.is_set()
         # Give reliable subscribers the tail before the publishers go away, within one
         # shared second (acknowledgements arrive with the DDS heartbeat, not at once).

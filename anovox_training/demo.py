@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from anovox_perception import msg_decode, package_data
-from anovox_perception.bags import BagTiming, BagTopics, iter_bag_messages, read_bag_metadata
+from anovox_perception.bag_reader import BagReader
+from anovox_perception.bags import BagTiming, BagTopics
 from anovox_perception.errors import AnovoxError, ConfigError
 from anovox_perception.model_card import load_card
 from anovox_training.demo_render import render_frame, write_gif
@@ -100,9 +101,9 @@ def _generate_scenario(data_dir: Path, frames: int, seed: int, size: tuple[int, 
 
 def _images_by_stamp(bag: Path, topic: str) -> dict[int, np.ndarray]:
     out = {}
-    for message in iter_bag_messages(bag, topics=[topic]):
-        msg = message.decode()
-        out[msg_decode.stamp_to_ns(msg.header.stamp)] = msg_decode.image_to_rgb(msg, copy=True)
+    with BagReader(bag) as reader:
+        for _, _, msg in reader.messages(topics=[topic]):
+            out[msg_decode.stamp_to_ns(msg.header.stamp)] = msg_decode.image_to_rgb(msg, copy=True)
     return out
 
 
@@ -250,7 +251,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     if not args.no_render:
         t = _step('rendering frames')
-        meta = read_bag_metadata(bag)
+        with BagReader(bag) as reader:
+            meta = reader.description
         images = _images_by_stamp(bag, topics.image)
         image_stamps = np.array(sorted(images), dtype=np.int64)
         frames_dir = out / 'frames'

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from anovox_perception.bags import read_bag_metadata
+from anovox_perception.bag_reader import BagReader
 from anovox_perception.errors import DataError
 from anovox_perception.geometry import GridSpec
 from anovox_perception.offline import OfflineFrame
@@ -69,7 +69,8 @@ def frame_truths(
     Raises:
         DataError: The bag's frame list does not match its ground truth.
     """
-    meta = read_bag_metadata(bag)
+    with BagReader(bag) as input_bag:
+        meta = input_bag.description
     stamps = sorted(ground_truth)
     if meta.frame_ids and len(meta.frame_ids) != len(stamps):
         msg = f'bag {bag}: {len(meta.frame_ids)} frame ids but {len(stamps)} ground-truth messages'

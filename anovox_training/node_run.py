@@ -27,7 +27,8 @@ from typing import IO, Any
 import numpy as np
 
 from anovox_perception import msg_decode
-from anovox_perception.bags import BagSummary, BagTiming, BagTopics, iter_bag_messages, write_bag
+from anovox_perception.bag_reader import BagReader
+from anovox_perception.bags import BagSummary, BagTiming, BagTopics, write_bag
 from anovox_perception.errors import AnovoxError, DataError
 from anovox_perception.package_data import find_data_file
 from anovox_perception.parameters import NODE_NAME
@@ -284,34 +285,33 @@ def read_node_outputs(recorded_bag: str | Path, points_topic: str = BagTopics().
         # Outputs of one frame arrive on three topics in any order: merge them.
         return frames.setdefault(stamp, FrameOutput(stamp, frame_id, np.zeros((0, 4), np.float32)))
 
-    for message in iter_bag_messages(recorded_bag):
-        if message.topic not in (points_topic, *topics.values()):
-            continue
-        msg = message.decode()
-        if message.topic == points_topic:
-            cloud_seen_ns.setdefault(msg_decode.stamp_to_ns(msg.header.stamp), message.log_time_ns)
-        elif message.topic == topics['voxel_scores']:
-            stamp = msg_decode.stamp_to_ns(msg.header.stamp)
-            entry(stamp, str(msg.header.frame_id)).voxel_scores = msg_decode.pointcloud2_to_xyzi(
-                msg, intensity_field='score'
-            ).points
-            voxels_seen_ns[stamp] = message.log_time_ns
-        elif message.topic == topics['score_grid']:
-            info = msg.info
-            out = entry(msg_decode.stamp_to_ns(msg.header.stamp), str(msg.header.frame_id))
-            out.score_grid = np.asarray(msg.data, dtype=np.int8).reshape(int(info.height), int(info.width))
-            out.grid_origin_m = (float(info.origin.position.x), float(info.origin.position.y))
-            out.grid_resolution_m = float(info.resolution)
-        else:  # markers: boxes and their texts share an id within a frame
-            for marker in msg.markers:
-                if int(marker.action) != 0:  # only ADD draws something
-                    continue
-                stamp = msg_decode.stamp_to_ns(marker.header.stamp)
-                if marker.ns == msg_decode.MARKER_NAMESPACES['text']:
-                    texts[(stamp, int(marker.id))] = str(marker.text)
-                elif marker.ns == msg_decode.MARKER_NAMESPACES['box']:
-                    p, size = marker.pose.position, marker.scale
-                    boxes.setdefault(stamp, []).append(((p.x, p.y, p.z), (size.x, size.y, size.z), int(marker.id)))
+    with BagReader(recorded_bag) as bag:
+        wanted = [t for t in (points_topic, *topics.values()) if t in bag.topics]
+        for topic, log_time_ns, msg in bag.messages(topics=wanted):
+            if topic == points_topic:
+                cloud_seen_ns.setdefault(msg_decode.stamp_to_ns(msg.header.stamp), log_time_ns)
+            elif topic == topics['voxel_scores']:
+                stamp = msg_decode.stamp_to_ns(msg.header.stamp)
+                entry(stamp, str(msg.header.frame_id)).voxel_scores = msg_decode.pointcloud2_to_xyzi(
+                    msg, intensity_field='score'
+                ).points
+                voxels_seen_ns[stamp] = log_time_ns
+            elif topic == topics['score_grid']:
+                info = msg.info
+                out = entry(msg_decode.stamp_to_ns(msg.header.stamp), str(msg.header.frame_id))
+                out.score_grid = np.asarray(msg.data, dtype=np.int8).reshape(int(info.height), int(info.width))
+                out.grid_origin_m = (float(info.origin.position.x), float(info.origin.position.y))
+                out.grid_resolution_m = float(info.resolution)
+            else:  # markers: boxes and their texts share an id within a frame
+                for marker in msg.markers:
+                    if int(marker.action) != 0:  # only ADD draws something
+                        continue
+                    stamp = msg_decode.stamp_to_ns(marker.header.stamp)
+                    if marker.ns == msg_decode.MARKER_NAMESPACES['text']:
+                        texts[(stamp, int(marker.id))] = str(marker.text)
+                    elif marker.ns == msg_decode.MARKER_NAMESPACES['box']:
+                        p, size = marker.pose.position, marker.scale
+                        boxes.setdefault(stamp, []).append(((p.x, p.y, p.z), (size.x, size.y, size.z), int(marker.id)))
     if not frames:
         msg = f'{recorded_bag}: no {topics["voxel_scores"]} messages recorded; did the node process any frame?'
         raise DataError(msg)
@@ -328,22 +328,23 @@ def read_ground_truth(bag: str | Path, topics: BagTopics | None = None) -> dict[
     """Ground-truth AnoVox voxels (M, 4) uint16 ``[ix, iy, iz, label]`` by cloud stamp."""
     topics = topics or BagTopics()
     out = {}
-    for message in iter_bag_messages(bag, topics=[topics.voxels]):
-        msg = message.decode()
-        out[msg_decode.stamp_to_ns(msg.header.stamp)] = msg_decode.voxels_from_message(msg)
+    with BagReader(bag) as reader:
+        for _, _, msg in reader.messages(topics=[topics.voxels]):
+            out[msg_decode.stamp_to_ns(msg.header.stamp)] = msg_decode.voxels_from_message(msg)
     return out
 
 
 def read_diagnostics(recorded_bag: str | Path, node_name: str = NODE_NAME) -> list[dict[str, str]]:
     """The node's recorded diagnostics statuses as key -> value dicts (plus ``level`` and ``message``), in order."""
     out = []
-    for message in iter_bag_messages(recorded_bag, topics=['/diagnostics']):
-        for status in message.decode().status:
-            if not str(status.name).startswith(node_name):
-                continue
-            values = {str(kv.key): str(kv.value) for kv in status.values}
-            level = status.level
-            values['level'] = str(level[0] if isinstance(level, (bytes, bytearray)) else int(level))
-            values['message'] = str(status.message)
-            out.append(values)
+    with BagReader(recorded_bag) as bag:
+        for _, _, message in bag.messages(topics=['/diagnostics']):
+            for status in message.status:
+                if not str(status.name).startswith(node_name):
+                    continue
+                values = {str(kv.key): str(kv.value) for kv in status.values}
+                level = status.level
+                values['level'] = str(level[0] if isinstance(level, (bytes, bytearray)) else int(level))
+                values['message'] = str(status.message)
+                out.append(values)
     return out

@@ -6,7 +6,8 @@ import uuid
 
 import numpy as np
 
-from anovox_perception.bags import BagFrame, BagTiming, BagTopics, iter_bag_messages, write_bag
+from anovox_perception.bag_reader import BagReader
+from anovox_perception.bags import BagFrame, BagTiming, BagTopics, write_bag
 from anovox_perception.geometry import CameraModel, camera_from_lidar
 from anovox_perception.stamps import stamp_to_ns
 
@@ -49,4 +50,5 @@ def unique_topics() -> BagTopics:
 
 
 def bag_stamps(path, topic: str) -> list[int]:
-    return [stamp_to_ns(m.decode().header.stamp) for m in iter_bag_messages(path, topics=[topic])]
+    with BagReader(path) as bag:
+        return [stamp_to_ns(msg.header.stamp) for _, _, msg in bag.messages(topics=[topic])]

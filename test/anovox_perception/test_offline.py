@@ -9,7 +9,8 @@ import pytest
 from fake_onnx_model import CAMERA, T_CAM_LIDAR, write_fake_model
 
 from anovox_perception import msg_decode
-from anovox_perception.bags import BagFrame, BagTiming, BagTopics, iter_bag_messages, read_bag_metadata, write_bag
+from anovox_perception.bag_reader import BagReader
+from anovox_perception.bags import BagFrame, BagTiming, BagTopics, write_bag
 from anovox_perception.detector import CameraFrame, CloudFrame, Detector, DetectorConfig, FrameResult
 from anovox_perception.errors import ConfigError, DataError
 from anovox_perception.offline import OfflineStats, main, run_offline
@@ -147,24 +148,24 @@ def test_cli_prints_a_json_summary(tmp_path, config, capsys):
 
 def reference_results(bag, config, sync_parameters) -> list[FrameResult]:
     """The bag through decode -> frame -> sync -> poll -> detector, written out message by message."""
-    topics = read_bag_metadata(bag).topics
     sync = make_sync(sync_parameters)
     detector = Detector(config)
     pairs: list[SyncedPair] = []
     last_log_ns = 0
     try:
-        for message in iter_bag_messages(bag):
-            msg, last_log_ns = message.decode(), message.log_time_ns
-            if message.topic == topics.points:
-                frame = CloudFrame(msg_decode.pointcloud2_to_xyzi(msg).points, msg.header.frame_id)
-                pairs += sync.add_points(StampedMsg(stamp_to_ns(msg.header.stamp), frame, last_log_ns))
-            elif message.topic == topics.image:
-                frame = CameraFrame(msg_decode.image_to_rgb(msg), msg.header.frame_id)
-                pairs += sync.add_image(StampedMsg(stamp_to_ns(msg.header.stamp), frame, last_log_ns))
-            elif message.topic == topics.camera_info:
-                detector.set_camera_info(msg_decode.camera_info_to_model(msg))
-            if isinstance(sync, LidarDrivenSync):
-                pairs += sync.poll(last_log_ns)
+        with BagReader(bag) as reader:
+            topics = reader.description.topics
+            for topic, last_log_ns, msg in reader.messages():
+                if topic == topics.points:
+                    frame = CloudFrame(msg_decode.pointcloud2_to_xyzi(msg).points, msg.header.frame_id)
+                    pairs += sync.add_points(StampedMsg(stamp_to_ns(msg.header.stamp), frame, last_log_ns))
+                elif topic == topics.image:
+                    frame = CameraFrame(msg_decode.image_to_rgb(msg), msg.header.frame_id)
+                    pairs += sync.add_image(StampedMsg(stamp_to_ns(msg.header.stamp), frame, last_log_ns))
+                elif topic == topics.camera_info:
+                    detector.set_camera_info(msg_decode.camera_info_to_model(msg))
+                if isinstance(sync, LidarDrivenSync):
+                    pairs += sync.poll(last_log_ns)
         if isinstance(sync, LidarDrivenSync):
             pairs += sync.poll(last_log_ns + sync.timeout_ns + 1)
         return [detector.process(pair) for pair in pairs]

@@ -8,7 +8,7 @@ import pytest
 from bag_samples import make_bag, unique_topics
 from ros_processes import finish, ros_env, start
 
-from anovox_perception.bags import iter_bag_messages, read_bag_metadata
+from anovox_perception.bag_reader import BagReader
 from anovox_perception.errors import ConfigError
 from anovox_perception.recorder import RecorderOptions
 
@@ -31,8 +31,9 @@ def replay_args(bag, *topics: str) -> list[str]:
 
 def recorded(bag) -> dict[str, list[bytes]]:
     out: dict[str, list[bytes]] = {}
-    for message in iter_bag_messages(bag):
-        out.setdefault(message.topic, []).append(message.rawdata)
+    with BagReader(bag) as reader:
+        for topic, _, rawdata in reader.raw_messages():
+            out.setdefault(topic, []).append(rawdata)
     return out
 
 
@@ -73,9 +74,10 @@ def test_recording_a_replay_keeps_every_message_as_sent(tmp_path, storage):
     source, copy = recorded(tmp_path / 'bag'), recorded(tmp_path / 'rec')
     assert set(copy) == {topics.points, topics.image}
     assert same_cdr(copy[topics.points], source[topics.points]) and same_cdr(copy[topics.image], source[topics.image])
-    meta = read_bag_metadata(tmp_path / 'rec')
-    assert meta.msgtypes == {topics.points: 'sensor_msgs/msg/PointCloud2', topics.image: 'sensor_msgs/msg/Image'}
-    log_times = [m.log_time_ns for m in iter_bag_messages(tmp_path / 'rec')]
+    with BagReader(tmp_path / 'rec') as bag:
+        msgtypes = {name: info.msgtype for name, info in bag.topics.items()}
+        log_times = [log_time_ns for _, log_time_ns, _ in bag.raw_messages()]
+    assert msgtypes == {topics.points: 'sensor_msgs/msg/PointCloud2', topics.image: 'sensor_msgs/msg/Image'}
     assert log_times == sorted(log_times)
 
 
@@ -116,4 +118,5 @@ def test_idle_timeout_ends_a_recording_that_got_nothing(tmp_path):
     )
     assert finish(recorder, timeout_s=15.0) == 0, (tmp_path / 'recorder.log').read_text()
     assert 'no message for 0.5 s; wrote 0 messages' in (tmp_path / 'recorder.log').read_text()
-    assert read_bag_metadata(tmp_path / 'rec').message_counts == {}
+    with BagReader(tmp_path / 'rec') as bag:
+        assert bag.topics == {}

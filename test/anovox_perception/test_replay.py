@@ -9,7 +9,7 @@ import pytest
 from bag_samples import bag_stamps, make_bag, unique_topics
 from ros_processes import finish, read_probe, ros_env, start, start_probe, wait_for_file
 
-from anovox_perception.bags import read_bag_metadata
+from anovox_perception.bag_reader import BagReader
 from anovox_perception.errors import ConfigError
 from anovox_perception.replay import Pacer, ReplayOptions, import_message_type, parse_remap, plan_topics
 
@@ -37,14 +37,15 @@ def test_options_reject_non_positive_rate_and_unknown_qos():
 
 def test_plan_selects_remaps_and_adapts_qos_to_the_recording(tmp_path):
     topics = make_bag(tmp_path / 'bag', frames=2)
-    meta = read_bag_metadata(tmp_path / 'bag')
-    plan = {p.bag_topic: p for p in plan_topics(meta, ReplayOptions())}
-    assert set(plan) == set(meta.msgtypes)
+    with BagReader(tmp_path / 'bag') as bag:
+        plan = {p.bag_topic: p for p in plan_topics(bag, ReplayOptions())}
+    assert set(plan) == set(bag.topics)
+    assert plan[topics.points].msgtype == 'sensor_msgs/msg/PointCloud2'
     assert plan[topics.points].reliable and not plan[topics.points].transient_local
     assert plan[topics.tf_static].transient_local and plan[topics.tf_static].depth == 1
 
     options = ReplayOptions(topics=(topics.points, topics.tf_static), remaps={topics.points: '/x'}, qos='sensor')
-    plan = {p.bag_topic: p for p in plan_topics(meta, options)}
+    plan = {p.bag_topic: p for p in plan_topics(bag, options)}
     assert set(plan) == {topics.points, topics.tf_static}
     assert plan[topics.points].out_topic == '/x' and not plan[topics.points].reliable
     assert plan[topics.tf_static].reliable  # latched topics keep their QoS under --qos sensor
@@ -52,9 +53,9 @@ def test_plan_selects_remaps_and_adapts_qos_to_the_recording(tmp_path):
 
 def test_plan_rejects_topics_that_are_not_in_the_bag(tmp_path):
     make_bag(tmp_path / 'bag', frames=1)
-    meta = read_bag_metadata(tmp_path / 'bag')
-    with pytest.raises(ConfigError, match=r"topics \['/missing'\] are not in bag"):
-        plan_topics(meta, ReplayOptions(topics=('/missing',)))
+    bag = BagReader(tmp_path / 'bag')
+    with bag, pytest.raises(ConfigError, match=r"topics \['/missing'\] are not in bag"):
+        plan_topics(bag, ReplayOptions(topics=('/missing',)))
 
 
 def test_message_types_import_when_installed_and_none_otherwise():
@@ -157,7 +158,8 @@ def test_replay_delivers_every_message_with_the_bag_stamps_in_order(tmp_path):
 @pytest.mark.ros
 def test_looping_replay_with_clock_repeats_the_bag_and_stops_cleanly_on_sigint(tmp_path):
     topics = make_bag(tmp_path / 'bag', frames=3, topics=unique_topics())
-    meta = read_bag_metadata(tmp_path / 'bag')
+    with BagReader(tmp_path / 'bag') as bag:
+        start_ns, end_ns = bag.start_ns, bag.end_ns
     env = ros_env()
     probe, ready, out = start_probe(
         tmp_path, env, {topics.points: CLOUD, '/clock': 'rosgraph_msgs/msg/Clock:best_effort'}, expected=7
@@ -189,7 +191,7 @@ def test_looping_replay_with_clock_repeats_the_bag_and_stops_cleanly_on_sigint(t
     one_pass = bag_stamps(tmp_path / 'bag', topics.points)
     assert len(clouds) >= 7 and clouds[:6] == one_pass * 2  # the bag repeats, stamps unchanged
     clock = [s for t, s in received if t == '/clock']
-    assert clock and all(meta.start_ns <= c <= meta.end_ns for c in clock)
+    assert clock and all(start_ns <= c <= end_ns for c in clock)
     assert any(b < a for a, b in zip(clock, clock[1:], strict=False))  # /clock jumps back at each loop
 
 
@@ -224,17 +226,16 @@ class FakeNode:
 
 def test_player_skips_the_start_offset_and_publishes_the_raw_bytes_in_log_order(tmp_path):
     pytest.importorskip('rclpy')
-    from anovox_perception.bags import iter_bag_messages
     from anovox_perception.replay import BagPlayer
 
     topics = make_bag(tmp_path / 'bag', frames=4)
-    meta = read_bag_metadata(tmp_path / 'bag')
     stop = threading.Event()
     node = FakeNode(stop)
     options = ReplayOptions(rate=1000.0, start_offset_s=0.15, topics=(topics.points, topics.image))
     stats = BagPlayer(node, tmp_path / 'bag', options).play(stop)
-    start = meta.start_ns + 150_000_000
-    expected = [(m.topic, m.rawdata) for m in iter_bag_messages(tmp_path / 'bag', [topics.points, topics.image], start)]
+    with BagReader(tmp_path / 'bag') as bag:
+        start = bag.start_ns + 150_000_000
+        expected = [(topic, data) for topic, _, data in bag.raw_messages([topics.points, topics.image], start)]
     assert node.published == expected and len(expected) == 4  # frames 2 and 3 only
     assert stats.published == {topics.points: 2, topics.image: 2} and stats.loops == 1 and not stats.stopped
 
@@ -270,20 +271,17 @@ class TimedNode(FakeNode):
 
 def test_delay_holds_back_the_first_message_once_and_keeps_the_bag_spacing(tmp_path):
     pytest.importorskip('rclpy')
-    from anovox_perception.bags import iter_bag_messages
     from anovox_perception.replay import BagPlayer
 
     topics = make_bag(tmp_path / 'bag', frames=3)
-    meta = read_bag_metadata(tmp_path / 'bag')
     clock = FakeClock()
     stop = clock.event()
     node = TimedNode(stop, clock, stop_after=6)
     options = ReplayOptions(rate=2.0, loop=True, topics=(topics.points,), delay_s=4.0)
     BagPlayer(node, tmp_path / 'bag', options, clock=clock).play(stop)
     times = [t for _, t in node.published]
-    offsets_s = [
-        (m.log_time_ns - meta.start_ns) / 1e9 / 2.0 for m in iter_bag_messages(tmp_path / 'bag', [topics.points])
-    ]
+    with BagReader(tmp_path / 'bag') as bag:
+        offsets_s = [(log_ns - bag.start_ns) / 1e9 / 2.0 for _, log_ns, _ in bag.raw_messages([topics.points])]
     first_pass = [100.0 + 4.0 + o for o in offsets_s]
     second_pass = [first_pass[-1] + o for o in offsets_s]  # the loop restarts without a second delay
     assert times == pytest.approx(first_pass + second_pass)

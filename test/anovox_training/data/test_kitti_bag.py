@@ -10,7 +10,8 @@ import pytest
 
 from anovox_perception import bag_messages as bm
 from anovox_perception import msg_decode
-from anovox_perception.bags import BagTopics, iter_bag_messages, read_bag_metadata
+from anovox_perception.bag_reader import BagReader
+from anovox_perception.bags import BagTopics
 from anovox_perception.detector import DetectorConfig
 from anovox_perception.errors import ConfigError
 from anovox_perception.offline import main as offline_main
@@ -34,7 +35,9 @@ def test_bag_holds_cloud_with_intensity_rgb8_image_camera_info_and_the_transform
     assert summary.frames == 1
     assert summary.message_counts == {topics.image: 1, topics.camera_info: 1, topics.points: 1, topics.voxels: 0,
                                       topics.tf_static: 1}  # fmt: skip
-    decoded = {m.topic: m.decode() for m in iter_bag_messages(summary.path)}
+    with BagReader(summary.path) as bag:
+        decoded = {topic: msg for topic, _, msg in bag.messages()}
+        meta = bag.description
     cloud = msg_decode.pointcloud2_to_xyzi(decoded[topics.points])
     np.testing.assert_array_equal(cloud.points, frame.points)
     image = decoded[topics.image]
@@ -44,7 +47,6 @@ def test_bag_holds_cloud_with_intensity_rgb8_image_camera_info_and_the_transform
     transform = bm.transform_from_tf(decoded[topics.tf_static], topics.lidar_frame, topics.camera_frame)
     # A quaternion is a perfect rotation; KITTI's matrices are orthonormal to float32 precision only.
     np.testing.assert_allclose(transform, frame.T_cam_lidar, atol=1e-6)
-    meta = read_bag_metadata(summary.path)
     assert meta.scenario == 'kitti_000008' and meta.camera == frame.camera
 
 

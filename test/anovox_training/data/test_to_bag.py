@@ -7,7 +7,8 @@ import pytest
 from handmade_scenarios import CAMERA_FOLDERS_B, write_layout_b
 
 from anovox_perception import msg_decode
-from anovox_perception.bags import BagTiming, BagTopics, iter_bag_messages, read_bag_metadata
+from anovox_perception.bag_reader import BagDescription, BagReader
+from anovox_perception.bags import BagTiming, BagTopics
 from anovox_perception.errors import ConfigError
 from anovox_perception.geometry import OPTICAL_FROM_BODY, make_transform
 from anovox_perception.msg_layout import POINT_DTYPE
@@ -18,9 +19,15 @@ START_NS = 1_700_000_000 * 1_000_000_000
 
 def messages_by_topic(path) -> dict[str, list]:
     out: dict[str, list] = {}
-    for message in iter_bag_messages(path):
-        out.setdefault(message.topic, []).append(message.decode())
+    with BagReader(path) as bag:
+        for topic, _, msg in bag.messages():
+            out.setdefault(topic, []).append(msg)
     return out
+
+
+def description(path) -> BagDescription:
+    with BagReader(path) as bag:
+        return bag.description
 
 
 @pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
@@ -38,7 +45,7 @@ def test_scenario_bag_holds_the_readers_arrays_in_the_lidar_frame(tmp_path, stor
         xyzi = np.column_stack([records[n] for n in ('x', 'y', 'z', 'intensity')])
         np.testing.assert_array_equal(xyzi, frame.points)  # y flipped back to REP-103 by the reader
         np.testing.assert_array_equal(msg_decode.voxels_from_message(voxels), frame.voxels)
-    meta = read_bag_metadata(tmp_path / 'bag')
+    meta = description(tmp_path / 'bag')
     assert meta.scenario == 'Scenario_b'
     assert meta.frame_ids == [100, 101, 102]
     assert (meta.camera.width, meta.camera.height) == frame.rgb.shape[1::-1]
@@ -56,7 +63,7 @@ def test_selected_frames_and_timing_options_are_honoured(tmp_path):
     truth = write_layout_b(tmp_path, frame_ids=(100, 101, 102))
     timing = BagTiming(camera_offset_ms=-30.0, seed=1)
     summary = scenario_to_bag(truth.path, tmp_path / 'bag', frame_ids=[102, 100], timing=timing)
-    assert read_bag_metadata(tmp_path / 'bag').frame_ids == [100, 102]
+    assert description(tmp_path / 'bag').frame_ids == [100, 102]
     assert np.array_equal(np.array(summary.camera_stamps_ns) - np.array(summary.lidar_stamps_ns), [-30_000_000] * 2)
 
 
@@ -80,6 +87,6 @@ def test_cli_writes_the_bag_and_reports_errors_with_exit_codes(tmp_path, capsys)
     args = [str(truth.path), str(tmp_path / 'bag'), '--storage', 'sqlite3', '--camera-jitter-ms', '2', '--seed', '5']
     assert main(args) == 0
     assert 'wrote 2 frames' in capsys.readouterr().out
-    assert read_bag_metadata(tmp_path / 'bag').timing.seed == 5
+    assert description(tmp_path / 'bag').timing.seed == 5
     assert main(args) == 2
     assert 'exists already' in capsys.readouterr().err
