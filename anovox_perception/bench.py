@@ -277,7 +277,6 @@ class Bench:
 
     def pipeline(self) -> None:
         from anovox_perception.backends import BackendOptions, OnnxRuntimeBackend
-        from anovox_perception.detector import card_occupancy_threshold
         from anovox_perception.postprocess import find_components, score_grid, voxel_scores
         from anovox_perception.preprocess import build_inputs
 
@@ -286,7 +285,7 @@ class Bench:
         backend = OnnxRuntimeBackend.load(self.model, options)
         outputs = backend.run(inputs)
         occupancy, anomaly = outputs['occupancy'][0], outputs['anomaly'][0]
-        grid, threshold = self.spec.grid, card_occupancy_threshold(self.card)
+        grid, threshold = self.spec.grid, self.card.calibration.occupancy_threshold
 
         def postprocess() -> None:
             score_grid(occupancy, anomaly, grid, threshold)

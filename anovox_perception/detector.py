@@ -39,7 +39,6 @@ __all__ = [
     'Detector',
     'DetectorConfig',
     'FrameResult',
-    'card_occupancy_threshold',
     'model_search_dirs',
     'resolve_model_path',
 ]
@@ -192,23 +191,6 @@ class FrameResult:
         return self.image_stamp_ns is not None
 
 
-def card_occupancy_threshold(card: ModelCard) -> float:
-    """The occupancy threshold calibrated in training, as the model card records it (0.5 if it does not).
-
-    Looked up in ``training_config`` as ``occupancy_threshold`` (the calibrated value), then
-    ``eval.occupancy_threshold`` (the configured one).
-    """
-    config = card.training_config
-    evaluation = config.get('eval')
-    for value in (
-        config.get('occupancy_threshold'),
-        evaluation.get('occupancy_threshold') if isinstance(evaluation, dict) else None,
-    ):
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0:
-            return float(value)
-    return 0.5
-
-
 def _points_array(payload: Any) -> tuple[np.ndarray, str, float | None]:
     """(points, frame_id, received_s) of a cloud payload (CloudFrame or bare array)."""
     if isinstance(payload, CloudFrame):
@@ -281,9 +263,9 @@ class Detector:
 
     @property
     def occupancy_threshold(self) -> float:
-        """The occupancy threshold in force: the configured one, or the model card's when configured as -1."""
+        """The occupancy threshold in force: the configured one, or the model card's calibrated one when -1."""
         configured = self._config.occupancy_threshold
-        return configured if configured >= 0.0 else card_occupancy_threshold(self.card)
+        return configured if configured >= 0.0 else self.card.calibration.occupancy_threshold
 
     @property
     def backend_name(self) -> str:

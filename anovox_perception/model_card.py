@@ -15,7 +15,12 @@ JSON shape (all keys required, no others)::
      "classes": ["unlabeled", "road", ...],
      "inputs": {"image": {"shape": [1, 3, 256, 384], "dtype": "float32"}, ...},
      "outputs": {"occupancy": {"shape": [1, 160, 160, 16], "dtype": "float32"}, ...},
+     "calibration": {...Calibration.to_dict()...},
      "training_config": {...}, "data_hash": "...", "onnx_sha256": "<64 hex>"}
+
+``calibration`` (:mod:`anovox_perception.calibration`) is the decision rule: the occupancy
+threshold the runtime selects voxels with and the score rule the graph computes. Cards
+written before it existed are refused with the command that adds it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from anovox_perception.calibration import Calibration, CalibrationError, read_calibration
 from anovox_perception.errors import GeometryError, ModelCardError
 from anovox_perception.geometry import CameraModel
 from anovox_perception.onnx_file import read_onnx_file
@@ -56,6 +62,7 @@ _FIELDS = (
     'classes',
     'inputs',
     'outputs',
+    'calibration',
     'training_config',
     'data_hash',
     'onnx_sha256',
@@ -171,6 +178,7 @@ class ModelCard:
         classes: Class names of the model's semantic head, in output order.
         inputs: Input name -> spec, in the graph's input order.
         outputs: Output name -> spec, in the graph's output order.
+        calibration: The occupancy threshold and the score rule chosen after training, and their data.
         training_config: The full training configuration.
         data_hash: Hash of the training data (``none`` for untrained models).
         onnx_sha256: sha256 of the ONNX file without the card record.
@@ -184,17 +192,19 @@ class ModelCard:
     classes: tuple[str, ...]
     inputs: dict[str, TensorSpec]
     outputs: dict[str, TensorSpec]
+    calibration: Calibration
     training_config: dict[str, Any]
     data_hash: str
     onnx_sha256: str
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = '<dict>') -> ModelCard:
+    def from_dict(cls, data: Any, source: str = '<dict>', model_file: str | None = None) -> ModelCard:
         """Validate and build a card from its JSON object.
 
         Args:
             data: The decoded JSON object.
             source: Where it came from (a file path), for error messages.
+            model_file: The model file to name when the card lacks its calibration (default: ``source``).
 
         Raises:
             ModelCardError: A field is missing, unknown or invalid; the message
@@ -203,6 +213,10 @@ class ModelCard:
         if not isinstance(data, Mapping):
             msg = f'model card {source}: expected a JSON object, got {type(data).__name__}'
             raise ModelCardError(msg)
+        try:
+            calibration = read_calibration(data, f'model card {source}', model_file or source)
+        except CalibrationError as err:
+            raise ModelCardError(str(err)) from None
         missing = [f for f in _FIELDS if f not in data]
         unknown = sorted(set(data) - set(_FIELDS))
         if missing or unknown:
@@ -218,6 +232,7 @@ class ModelCard:
             classes=fields.classes(),
             inputs=fields.tensors('inputs'),
             outputs=fields.tensors('outputs'),
+            calibration=calibration,
             training_config=fields.mapping('training_config'),
             data_hash=fields.text('data_hash'),
             onnx_sha256=fields.text('onnx_sha256', _SHA256_RE),
@@ -228,14 +243,14 @@ class ModelCard:
         return card
 
     @classmethod
-    def from_json(cls, text: str | bytes, source: str = '<json>') -> ModelCard:
-        """Parse and validate a card from JSON text."""
+    def from_json(cls, text: str | bytes, source: str = '<json>', model_file: str | None = None) -> ModelCard:
+        """Parse and validate a card from JSON text (``model_file``: see :meth:`from_dict`)."""
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             msg = f'model card {source}: not valid JSON ({err})'
             raise ModelCardError(msg) from None
-        return cls.from_dict(data, source)
+        return cls.from_dict(data, source, model_file)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object (inverse of :meth:`from_dict`)."""
@@ -248,6 +263,7 @@ class ModelCard:
             'classes': list(self.classes),
             'inputs': {k: v.to_dict() for k, v in self.inputs.items()},
             'outputs': {k: v.to_dict() for k, v in self.outputs.items()},
+            'calibration': self.calibration.to_dict(),
             'training_config': self.training_config,
             'data_hash': self.data_hash,
             'onnx_sha256': self.onnx_sha256,
@@ -361,7 +377,7 @@ def load_card(path: str | Path, *, verify: bool = False) -> ModelCard:
         return _load_sidecar(path)
     info = read_onnx_file(path, hash_graph=verify, exclude_keys=[CARD_METADATA_KEY])
     if CARD_METADATA_KEY in info.metadata:
-        card = ModelCard.from_json(info.metadata[CARD_METADATA_KEY], f'{path} (ONNX metadata)')
+        card = ModelCard.from_json(info.metadata[CARD_METADATA_KEY], f'{path} (ONNX metadata)', str(path))
     else:
         sidecar = card_path_for(path)
         if not sidecar.is_file():
@@ -370,7 +386,7 @@ def load_card(path: str | Path, *, verify: bool = False) -> ModelCard:
                 'beside it; export models with python -m anovox_training.export'
             )
             raise ModelCardError(msg)
-        card = _load_sidecar(sidecar)
+        card = _load_sidecar(sidecar, model_file=str(path))
     if verify:
         _check_hash(path, card, info.graph_sha256)
     return card
@@ -399,10 +415,10 @@ def _check_hash(path: Path, card: ModelCard, digest: str | None) -> str:
     return digest
 
 
-def _load_sidecar(path: Path) -> ModelCard:
+def _load_sidecar(path: Path, model_file: str | None = None) -> ModelCard:
     try:
         text = path.read_bytes()
     except OSError as err:
         msg = f'model card {path}: cannot read ({err.strerror})'
         raise ModelCardError(msg) from None
-    return ModelCard.from_json(text, str(path))
+    return ModelCard.from_json(text, str(path), model_file)

@@ -31,13 +31,14 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from anovox_perception.calibration import is_smoothing_window
 from anovox_perception.errors import AnovoxError, ConfigError, DataError
 from anovox_perception.geometry import GridSpec
 from anovox_perception.preprocess import INPUT_NAMES, InputSpec
@@ -46,8 +47,8 @@ from anovox_training.cache import CachedFrame, FrameRef, SampleCache, frame_refs
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.labels import LABEL_TO_CATEGORY, is_anomaly
 from anovox_training.metrics import METRIC_KEYS, BinnedScoreCounts, Curves, ScoreCounts
-from anovox_training.model.checkpoint import load_checkpoint
-from anovox_training.model.config import NORMAL_CLASSES, is_smoothing_window
+from anovox_training.model.checkpoint import checkpoint_calibration, load_checkpoint
+from anovox_training.model.config import NORMAL_CLASSES
 from anovox_training.model.detector import AnomalyDetector
 from anovox_training.object_metrics import ObjectCounts
 from anovox_training.targets import EVAL_IGNORED_LABELS, SIZE_BUCKETS, category_of_label, class_lut, size_bucket
@@ -452,13 +453,14 @@ def write_report(
     return report
 
 
-def checkpoint_threshold(ckpt: dict[str, Any], override: float | None) -> float:
-    """Occupancy threshold: the CLI override, else the checkpoint's calibrated one, else its config's."""
-    if override is not None:
-        return override
-    if 'occupancy_threshold' in ckpt:
-        return float(ckpt['occupancy_threshold'])
-    return float(ckpt['config'].get('eval', {}).get('occupancy_threshold', 0.5))
+def checkpoint_threshold(ckpt: dict[str, Any], path: str | Path, override: float | None) -> float:
+    """Occupancy threshold: the CLI override, else the one of the checkpoint's calibration.
+
+    Raises:
+        DataError: The checkpoint read from ``path`` has no valid calibration.
+    """
+    calibrated = checkpoint_calibration(ckpt, path).occupancy_threshold
+    return calibrated if override is None else override
 
 
 def parse_groups(items: Sequence[str]) -> dict[str, frozenset[str]]:
@@ -517,10 +519,10 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def _load_model(path: str | Path, smoothing: int | None) -> tuple[AnomalyDetector, dict[str, Any], dict[str, Any]]:
-    """``load_checkpoint``, with the head's smoothing window overridden when one is given."""
+    """``load_checkpoint``, with its score rule's smoothing window overridden when one is given."""
     model, config, ckpt = load_checkpoint(path)
     if smoothing is not None:
-        model.head.score_smoothing = smoothing
+        model.set_score_rule(replace(model.score_rule, score_smoothing=smoothing))
     return model, config, ckpt
 
 
@@ -542,11 +544,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     model, config, ckpt = _load_model(args.checkpoint, smoothing)
     spec = model.input_spec
-    variants = [Variant('fusion', spec, model_scorer(model), checkpoint_threshold(ckpt, args.occupancy_threshold))]
+    variants = [
+        Variant(
+            'fusion', spec, model_scorer(model), checkpoint_threshold(ckpt, args.checkpoint, args.occupancy_threshold)
+        )
+    ]
     for name, path, camera in (('lidar_only', args.lidar_only, False), ('camera_only', args.camera_only, True)):
         if path:
             other, _, other_ckpt = _load_model(path, smoothing)
-            threshold = checkpoint_threshold(other_ckpt, args.occupancy_threshold)
+            threshold = checkpoint_threshold(other_ckpt, path, args.occupancy_threshold)
             variants.append(Variant(name, other.input_spec, model_scorer(other, camera=camera), threshold))
         elif name == 'lidar_only':
             variants.append(Variant(name, spec, model_scorer(model, camera=False), variants[0].occupancy_threshold))

@@ -4,11 +4,13 @@
     python -m anovox_training.export --random-init base --out /tmp/m       # untrained, for benchmarks
 
 Writes ``<out>/<name>.onnx`` (model card in its metadata), ``<name>.json`` (the
-same card) and ``<name>.pt2`` (the same model as a ``torch.export`` program, for
-the torch backend). The graph has static shapes (batch 1), opset ``--opset``
-(17..20), ends in probabilities, passes ``onnx.checker`` and the TensorRT
-operator check, and its ONNX Runtime outputs must match PyTorch within
-``--parity-tolerance`` on realistic inputs, or the export fails.
+same card, with the checkpoint's ``calibration``: the graph computes the anomaly score
+with its score rule, the node selects voxels with its occupancy threshold) and
+``<name>.pt2`` (the same model as a ``torch.export`` program, for the torch backend).
+The graph has static shapes (batch 1), opset ``--opset`` (17..20), ends in
+probabilities, passes ``onnx.checker`` and the TensorRT operator check, and its ONNX
+Runtime outputs must match PyTorch within ``--parity-tolerance`` on realistic inputs,
+or the export fails.
 
 ONNX conversion uses PyTorch's TorchScript-based exporter (``dynamo=False``): it
 emits the requested opset directly and needs no extra package; the model has
@@ -36,11 +38,13 @@ import torch
 
 import anovox_perception
 from anovox_perception.atomic_file import write_bytes_atomic
+from anovox_perception.calibration import Calibration
 from anovox_perception.errors import AnovoxError
 from anovox_perception.geometry import CameraModel
 from anovox_perception.model_card import CARD_METADATA_KEY, ModelCard, TensorSpec, card_path_for
 from anovox_perception.onnx_file import read_onnx_file
 from anovox_training.model import AnomalyDetector, ModelConfig, build_model, load_checkpoint
+from anovox_training.model.checkpoint import checkpoint_calibration
 from anovox_training.model.inputs import default_rig
 from anovox_training.onnx_passes import optimise
 from anovox_training.trt_ops import MAX_OPSET, SOURCE, check_tensorrt_compatible
@@ -146,6 +150,7 @@ def export_model(
     model: AnomalyDetector,
     out_dir: str | Path,
     *,
+    calibration: Calibration,
     name: str | None = None,
     training_config: Mapping[str, Any] | None = None,
     data_hash: str = 'none',
@@ -158,8 +163,9 @@ def export_model(
     """Export ``model`` with its model card and check the result.
 
     Args:
-        model: The detector (put in eval mode).
+        model: The detector (put in eval mode; its score rule becomes the calibration's).
         out_dir: Output folder (created).
+        calibration: The decision rule for the card; the graph computes its score rule.
         name: Model name and file stem; default ``anovox_<config name>``.
         training_config: Full training config for the card (default: the model config).
         data_hash: Hash of the training data (``none`` for untrained models).
@@ -184,6 +190,7 @@ def export_model(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
+    model.set_score_rule(calibration.score_rule)
     inputs = model.example_inputs(batch=1)
     args = tuple(inputs[n] for n in model.INPUT_NAMES)
 
@@ -211,6 +218,7 @@ def export_model(
             'classes': list(config.classes),
             'inputs': {k: v.to_dict() for k, v in _tensor_specs(proto.graph.input, 'input').items()},
             'outputs': {k: v.to_dict() for k, v in _tensor_specs(proto.graph.output, 'output').items()},
+            'calibration': calibration.to_dict(),
             'training_config': _json_safe(training_config or {'model': config.to_dict()}),
             'data_hash': data_hash,
             'onnx_sha256': hashlib.sha256(plain).hexdigest(),
@@ -293,17 +301,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint is not None:
             model, config, ckpt = load_checkpoint(args.checkpoint)
             data_hash = str(ckpt.get('data_hash') or 'none')
-            if 'occupancy_threshold' in ckpt:
-                # The threshold calibrated on validation: the node selects the same voxels evaluation did.
-                config = {**config, 'occupancy_threshold': float(ckpt['occupancy_threshold'])}
+            # Chosen on validation: the node selects the voxels evaluation did and scores them as tuned.
+            calibration = checkpoint_calibration(ckpt, args.checkpoint)
         else:
             torch.manual_seed(args.seed)
             cfg = getattr(ModelConfig, args.random_init)()
             model, config, data_hash = build_model(cfg), {'model': cfg.to_dict(), 'weights': 'random'}, 'none'
+            # Untrained: the default rule and threshold, chosen on no data.
+            calibration = Calibration(occupancy_threshold=0.5)
         camera, transform = _load_rig(args.rig) if args.rig else (None, None)
         result = export_model(
             model,
             args.out,
+            calibration=calibration,
             name=args.name,
             training_config=config,
             data_hash=data_hash,

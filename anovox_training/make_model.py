@@ -47,7 +47,7 @@ from anovox_training import evaluate, train
 from anovox_training.cache import SampleCache, frame_refs
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.reader import ScenarioReader, find_scenarios
-from anovox_training.model.checkpoint import model_config_of, read_checkpoint
+from anovox_training.model.checkpoint import checkpoint_calibration, model_config_of, read_checkpoint
 from anovox_training.reading_ledger import Reading, ReadingLedger, recipe_id, recipe_of_config
 
 __all__ = ['DATA_PLAN', 'QUICK_PLAN', 'VARIANT_OVERRIDES', 'SplitPlan', 'main', 'split_folders']
@@ -330,27 +330,28 @@ def int8_cost(onnx: Path, out: Path, test: Path, checkpoints: dict[str, Path]) -
 
 
 def selection_record(checkpoints: dict[str, Path]) -> dict[str, Any]:
-    """Which inputs chose what, per variant: checkpoint, occupancy threshold and score rule (never the test split)."""
+    """Which inputs chose what, per variant: checkpoint, occupancy threshold and score rule (never the test split).
+
+    The threshold and the score rule are the checkpoint's calibration, with the folders it records
+    they were chosen on (none: the configured value).
+    """
     out: dict[str, Any] = {}
     for name, path in checkpoints.items():
         ckpt = read_checkpoint(path)
+        calibration = checkpoint_calibration(ckpt, path)
         config = ckpt['config']
         val = [Path(p).name for p in config['data']['val']]
-        tune = [Path(p).name for p in config['data'].get('tune') or config['data']['val']]
-        model = config['model']
         out[name] = {
             'checkpoint': {'file': path.name, 'epoch': ckpt['epoch'], 'rule': 'best validation AP', 'chosen_on': val},
             'validation_AP': ckpt.get('best_val_ap'),
             'occupancy_threshold': {
-                'value': ckpt.get('occupancy_threshold'),
+                'value': calibration.occupancy_threshold,
                 'rule': f'largest reaching coverage {config["eval"]["min_coverage"]}',
-                'chosen_on': val,
+                'chosen_on': list(calibration.threshold_chosen_on.folders),
             },
             'score_rule': {
-                'semantic_weight': model.get('semantic_weight'),
-                'anomaly_temperature': model.get('anomaly_temperature'),
-                'score_smoothing': model.get('score_smoothing'),
-                'chosen_on': tune,
+                **calibration.score_rule.to_dict(),
+                'chosen_on': list(calibration.score_rule_chosen_on.folders),
             },
         }
     return out

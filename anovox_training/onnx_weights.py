@@ -4,8 +4,9 @@
 
 A shipped model comes as ONNX only (``models/`` holds no ``.pt2`` program and no
 checkpoint), yet the torch backend and its benchmark need the same weights in
-torch. The card's ``training_config.model`` rebuilds the architecture; the
-weights come from the ONNX initializers. The exporter folds every batch norm
+torch. The card's ``training_config.model`` rebuilds the architecture and its
+``calibration`` the score rule the graph computes; the weights come from the ONNX
+initializers. The exporter folds every batch norm
 into the convolution before it (eval mode), so a folded convolution cannot be
 mapped back by name: instead the same architecture is exported again with
 known weights, each graph Conv is matched to the torch convolution whose folded
@@ -97,7 +98,7 @@ def eager_model_from_onnx(onnx_path: str | Path, tolerance: float = PARITY_TOLER
         msg = f'{path}: the model card has no training_config.model to rebuild the architecture from'
         raise OnnxWeightsError(msg)
     torch.manual_seed(0)
-    model = build_model(ModelConfig.from_dict(config)).eval()
+    model = build_model(ModelConfig.from_dict(config), card.calibration.score_rule).eval()
     # Batch norm statistics away from (0, 1) make every folded weight distinct from its raw one.
     generator = torch.Generator().manual_seed(1)
     for module in model.modules():

@@ -31,7 +31,6 @@ import numpy as np
 import onnx
 
 from anovox_perception.atomic_file import write_bytes_atomic
-from anovox_perception.detector import card_occupancy_threshold
 from anovox_perception.errors import AnovoxError, DataError
 from anovox_perception.model_card import CARD_METADATA_KEY, ModelCard, card_path_for, load_card
 from anovox_perception.preprocess import INPUT_NAMES
@@ -118,7 +117,7 @@ def evaluate_onnx_models(
         msg = f'quantize: models {sorted(models)} have different input specs; evaluate them separately'
         raise DataError(msg)
     spec = specs.pop()
-    threshold = card_occupancy_threshold(next(iter(cards.values())))
+    threshold = next(iter(cards.values())).calibration.occupancy_threshold
     refs = frame_refs(resolve_scenarios(list(data)))[:max_frames]
     if not refs:
         msg = f'quantize: no frames with LiDAR points and voxel grids under {list(map(str, data))}'

@@ -20,6 +20,10 @@ from passes of the network over the validation frames:
    (``models/README.md``), and unseen objects are what the detector is for;
    validation's category is one training never sees.
 
+The choice goes into each checkpoint's ``calibration`` (``score_rule`` and
+``score_rule_chosen_on``: the folders and the hash of the frames it was chosen on);
+the occupancy threshold it was scored at is the checkpoint's calibrated one.
+
 Re-tune trained checkpoints (e.g. after a new score option) from the command line:
 
     python -m anovox_training.score_tuning --checkpoint runs/fusion/best.pt \
@@ -31,21 +35,27 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from anovox_perception.calibration import ChosenOn, ScoreRule, is_smoothing_window
 from anovox_perception.errors import AnovoxError, ConfigError
 from anovox_perception.preprocess import INPUT_NAMES, InputSpec
-from anovox_training.cache import CachedFrame, SampleCache, evenly_spread, frame_refs, load_cached
+from anovox_training.cache import CachedFrame, SampleCache, data_hash, evenly_spread, frame_refs, load_cached
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.labels import is_anomaly
 from anovox_training.metrics import binary_metrics
-from anovox_training.model.checkpoint import load_checkpoint, model_config_of, read_checkpoint, save_checkpoint
-from anovox_training.model.config import is_smoothing_window
+from anovox_training.model.checkpoint import (
+    checkpoint_calibration,
+    load_checkpoint,
+    model_config_of,
+    read_checkpoint,
+    save_checkpoint,
+)
 from anovox_training.model.detector import AnomalyDetector
 from anovox_training.model.head import HeadLogits
 from anovox_training.targets import EVAL_IGNORED_LABELS
@@ -206,29 +216,41 @@ def tune_checkpoints(
     weights: Sequence[float],
     temperatures: Sequence[float],
     smoothings: Sequence[int] = (),
-) -> tuple[float, float, int] | None:
-    """Tune on the first existing checkpoint (best.pt first) and write the choice into each one.
+    *,
+    sources: Sequence[str | Path],
+) -> ScoreRule | None:
+    """Tune on the first existing checkpoint (best.pt first) and write the choice into each one's calibration.
+
+    Args:
+        checkpoints: Checkpoint files; the missing ones are left out.
+        val_paths: Cached samples of the frames to choose on.
+        spec: Their input spec.
+        weights, temperatures, smoothings: Candidates (empty: keep the checkpoint's value).
+        sources: The dataset folders ``val_paths`` come from, recorded with the choice.
 
     Returns:
-        The chosen ``(semantic_weight, anomaly_temperature, score_smoothing)``, or None when
-        there was nothing to tune on (no checkpoint, or no anomaly among the validation voxels).
+        The chosen score rule, or None when there was nothing to tune on (no checkpoint, no
+        candidates, or no anomaly among the validation voxels).
+
+    Raises:
+        DataError: A checkpoint has no valid calibration.
     """
     existing = [p for p in checkpoints if p.is_file()]
     if not existing or not (weights or temperatures or smoothings):
         return None
-    model, config, ckpt = load_checkpoint(existing[0])
-    threshold = float(ckpt.get('occupancy_threshold', 0.5))
-    mcfg = config['model']
-    weight, temperature = mcfg['semantic_weight'], mcfg['anomaly_temperature']
+    model, _, ckpt = load_checkpoint(existing[0])
+    current = checkpoint_calibration(ckpt, existing[0])
+    threshold = current.occupancy_threshold
+    weight, temperature = current.score_rule.semantic_weight, current.score_rule.anomaly_temperature
     tried: dict[str, dict[str, float]] = {}
     if weights or temperatures:
         voxels = collect_voxels(model, val_paths, spec, threshold)
         if voxels is None:
             return None
         weight, temperature, tried = choose(voxels, weights, temperatures, (weight, temperature))
-    smoothing = int(mcfg.get('score_smoothing', 1))
+    smoothing = current.score_rule.score_smoothing
     if smoothings:
-        model.head.semantic_weight, model.head.temperature = weight, temperature
+        model.set_score_rule(ScoreRule(weight, temperature, smoothing))
         collected = collect_smoothed(model, val_paths, spec, threshold, smoothings)
         if collected is None:
             return None
@@ -240,14 +262,15 @@ def tune_checkpoints(
         f'score rule chosen on validation: semantic_weight={weight:g} anomaly_temperature={temperature:g} '
         f'score_smoothing={smoothing}'
     )
+    rule = ScoreRule(float(weight), float(temperature), smoothing)
+    chosen_on = ChosenOn.of_sources(sources, data_hash(val_paths))
     for path in existing:
         state = read_checkpoint(path)
-        state['config']['model']['semantic_weight'] = float(weight)
-        state['config']['model']['anomaly_temperature'] = float(temperature)
-        state['config']['model']['score_smoothing'] = smoothing
+        calibration = checkpoint_calibration(state, path)
+        state['calibration'] = replace(calibration, score_rule=rule, score_rule_chosen_on=chosen_on).to_dict()
         state['score_tuning'] = tried
         save_checkpoint(path, state)
-    return weight, temperature, smoothing
+    return rule
 
 
 def _candidates(config: dict[str, Any], key: str, override: list[Any] | None) -> list[Any]:
@@ -293,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ConfigError(msg)
         torch.set_num_threads(args.threads)
         first = read_checkpoint(args.checkpoint[0])
+        checkpoint_calibration(first, args.checkpoint[0])  # a checkpoint without one names its upgrade
         config = first['config']
         spec = model_config_of(config).input_spec()
         refs = frame_refs(resolve_scenarios(args.data))
@@ -310,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _candidates(config, 'semantic_weights', args.semantic_weights),
             _candidates(config, 'anomaly_temperatures', args.temperatures),
             _candidates(config, 'score_smoothings', args.smoothings),
+            sources=args.data,
         )
     except AnovoxError as err:
         print(f'score_tuning: error: {err}', file=sys.stderr)

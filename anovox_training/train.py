@@ -16,11 +16,13 @@ and a resume falls back to it, with a warning, when ``last.pt`` fails its checks
 SIGTERM / SIGINT save one at the next step boundary before exiting.
 
 Per validation pass (rank 0) the model is scored on the validation split with
-the AnoVox protocol; ``best.pt`` keeps the best Anomalies_Only AP, and every
-checkpoint records the occupancy threshold calibrated on validation
-(the largest of :data:`THRESHOLD_GRID` reaching ``eval.min_coverage``).
-After the last epoch the score rule (``anovox_training.score_tuning``) is chosen
-on the ``data.tune`` frames (the validation frames when empty) and written into
+the AnoVox protocol, with the configured score rule (``eval.semantic_weight``,
+``eval.anomaly_temperature``, ``eval.score_smoothing``); ``best.pt`` keeps the best
+Anomalies_Only AP, and every checkpoint's ``calibration`` records the occupancy
+threshold calibrated on validation (the largest of :data:`THRESHOLD_GRID` reaching
+``eval.min_coverage``) with the validation data it was chosen on. After the last
+epoch the score rule (``anovox_training.score_tuning``) is chosen on the ``data.tune``
+frames (the validation frames when empty) and written into the calibration of
 ``best.pt`` and ``last.pt``.
 """
 
@@ -45,6 +47,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from anovox_perception.calibration import Calibration, ChosenOn
 from anovox_perception.errors import AnovoxError, ConfigError, DataError
 from anovox_perception.preprocess import INPUT_NAMES, InputSpec
 from anovox_training.augment import intensity_channel, jitter_intensity, mirror_mask, mirror_y
@@ -53,17 +56,18 @@ from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.evaluate import VariantAccumulator, model_scorer
 from anovox_training.losses import LOSS_TERMS, DetectorLoss, LossWeights
 from anovox_training.model.checkpoint import (
+    checkpoint_calibration,
     model_config_of,
     read_latest_checkpoint,
     remove_stale_temporaries,
     save_checkpoint,
 )
-from anovox_training.model.config import SCORE_RULE_KEYS, ModelConfig
+from anovox_training.model.config import ModelConfig
 from anovox_training.model.detector import AnomalyDetector, build_model
 from anovox_training.model.warm_start import warm_start
 from anovox_training.score_tuning import tune_checkpoints
 from anovox_training.targets import EVAL_IGNORED_LABELS, dense_labels
-from anovox_training.train_config import load_config
+from anovox_training.train_config import configured_score_rule, load_config
 
 __all__ = [
     'THRESHOLD_GRID',
@@ -81,9 +85,8 @@ __all__ = [
 THRESHOLD_GRID = (0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05, 0.02, 0.01)
 _IGNORED = np.zeros(256, dtype=bool)
 _IGNORED[sorted(EVAL_IGNORED_LABELS)] = True
-# Model keys a resume may change: the score rule (written into the checkpoint after training) and
-# the ImageNet weights file (read only to initialise a fresh run); neither changes a trained weight.
-_RESUMABLE_MODEL_KEYS = (*SCORE_RULE_KEYS, 'image_weights')
+# Model keys a resume may change: the ImageNet weights file, read only to initialise a fresh run.
+_RESUMABLE_MODEL_KEYS = ('image_weights',)
 
 
 class TrainingError(AnovoxError, RuntimeError):
@@ -375,7 +378,7 @@ def _prepare_data(config: dict[str, Any], spec: InputSpec, dist: DistContext) ->
 
 
 def _resume_mismatch(trained: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
-    """Model keys that differ between a checkpoint's and this run's model config, but for the score rule."""
+    """Model keys that differ between a checkpoint's and this run's model config, but for the weights file."""
     a, b = (ModelConfig.from_dict(m).to_dict() for m in (trained, requested))
     return sorted(k for k in a if k not in _RESUMABLE_MODEL_KEYS and a[k] != b[k])
 
@@ -404,12 +407,15 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
         raise ConfigError(msg)
     total_steps = tcfg['epochs'] * batches_per_epoch
 
-    model = build_model(model_cfg).to(dist.device)
+    # Validation during training scores with the configured rule; the chosen one comes after the last epoch.
+    score_rule = configured_score_rule(config)
+    model = build_model(model_cfg, score_rule).to(dist.device)
     criterion = DetectorLoss(model_cfg.classes, LossWeights.from_dict(config['loss'])).to(dist.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg['lr'], weight_decay=tcfg['weight_decay'])
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(tcfg['warmup_steps'], total_steps))
     step, epoch, batch_index, best_ap = 0, 0, 0, -1.0
     occupancy_threshold = config['eval']['occupancy_threshold']
+    threshold_chosen_on = ChosenOn()  # configured until a validation calibrates it
     last_path, best_path = out_dir / 'last.pt', out_dir / 'best.pt'
     # Loss sums since the last train_log row; checkpointed, so a resumed run logs the same rows.
     window: dict[str, float] = {k: 0.0 for k in ('loss', *LOSS_TERMS)}
@@ -420,6 +426,7 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
     latest = read_latest_checkpoint(last_path, map_location=dist.device) if resume else None
     if latest is not None:
         ckpt, ckpt_path = latest
+        calibrated = checkpoint_calibration(ckpt, ckpt_path)  # first: a checkpoint without one names its upgrade
         differ = _resume_mismatch(ckpt['config']['model'], config['model'])
         if differ:
             msg = (
@@ -432,7 +439,7 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
         scheduler.load_state_dict(ckpt['scheduler'])
         step, epoch, batch_index = ckpt['step'], ckpt['epoch'], ckpt['batch_index']
         best_ap = ckpt.get('best_val_ap', -1.0)
-        occupancy_threshold = ckpt.get('occupancy_threshold', occupancy_threshold)
+        occupancy_threshold, threshold_chosen_on = calibrated.occupancy_threshold, calibrated.threshold_chosen_on
         if 'log_window' in ckpt:
             window = {k: float(v) for k, v in ckpt['log_window']['sums'].items()}
             window_steps = int(ckpt['log_window']['steps'])
@@ -467,7 +474,7 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
             'data_hash': hash_of_data,
             'rng_state': _rng_state(),
             'best_val_ap': best_ap,
-            'occupancy_threshold': occupancy_threshold,
+            'calibration': Calibration(occupancy_threshold, score_rule, threshold_chosen_on).to_dict(),
             'log_window': {'sums': dict(window), 'steps': window_steps},
         }
 
@@ -564,6 +571,8 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
                 if dist.is_main:
                     val = validate(model, val_paths, spec, config)
                     occupancy_threshold = val['occupancy_threshold']
+                    if config['eval']['calibrate_occupancy']:
+                        threshold_chosen_on = ChosenOn.of_sources(config['data']['val'], data_hash(val_paths))
                     subset = val['result']['Anomalies_Only']
                     ap = subset['AP'] if subset['voxels'] else None
                     row = {'step': step, 'epoch': epoch, 'occupancy_threshold': occupancy_threshold}
@@ -594,6 +603,7 @@ def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None
             config['eval']['semantic_weights'],
             config['eval']['anomaly_temperatures'],
             config['eval']['score_smoothings'],
+            sources=config['data']['tune'] or config['data']['val'],
         )
     dist.barrier()
     return last_path

@@ -4,7 +4,10 @@ The YAML mirrors :data:`DEFAULTS` (``config/train.yaml`` documents every key wit
 units). Unknown keys, wrong types and out-of-range values fail with a message
 naming the key and the file. The ``model`` section is a ``ModelConfig`` with an
 optional ``preset`` (``base`` or ``tiny``) whose values the other keys override;
-the resolved config stores the full model dict without ``preset``.
+the resolved config stores the full model dict without ``preset``. The score rule
+is not a model key: ``eval.semantic_weight``, ``eval.anomaly_temperature`` and
+``eval.score_smoothing`` are the rule validation scores with during training and the
+one kept when its candidate list (``eval.semantic_weights`` ...) is empty.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from typing import Any
 
 import yaml
 
+from anovox_perception.calibration import CalibrationError, ScoreRule, is_smoothing_window
 from anovox_perception.errors import AnovoxError, ConfigError
 from anovox_training.augment import check_mirrorable
 from anovox_training.cache import BAD_FRAME_POLICIES
-from anovox_training.model.config import ModelConfig, is_smoothing_window
+from anovox_training.model.config import ModelConfig
 
-__all__ = ['DEFAULTS', 'load_config', 'parse_overrides', 'resolve_config']
+__all__ = ['DEFAULTS', 'configured_score_rule', 'load_config', 'parse_overrides', 'resolve_config']
 
 DEFAULTS: dict[str, Any] = {
     'seed': 0,
@@ -72,6 +76,9 @@ DEFAULTS: dict[str, Any] = {
         'occupancy_threshold': 0.5,
         'min_coverage': 0.95,
         'calibrate_occupancy': True,
+        'semantic_weight': 1.0,
+        'anomaly_temperature': 1.0,
+        'score_smoothing': 1,
         'semantic_weights': [0.0, 0.5, 1.0, 2.0, 4.0],
         'anomaly_temperatures': [1.0, 2.0, 3.0, 4.0, 6.0, 8.0],
         'score_smoothings': [1, 3, 5, 7],
@@ -243,6 +250,14 @@ def resolve_config(user: Mapping[str, Any], where: str = 'config', base_dir: Pat
             msg = f'{where}: eval.{key} must be a list of numbers {"> 0" if positive else ">= 0"}, got {values!r}'
             raise ConfigError(msg)
         config['eval'][key] = [float(v) for v in values]
+    try:
+        rule = ScoreRule(
+            config['eval']['semantic_weight'], config['eval']['anomaly_temperature'], config['eval']['score_smoothing']
+        )
+    except CalibrationError as err:
+        msg = f'{where}: eval.{str(err).removeprefix("score_rule.")}'
+        raise ConfigError(msg) from None
+    config['eval'].update(rule.to_dict())
     smoothings = config['eval']['score_smoothings']
     if not isinstance(smoothings, list) or not all(is_smoothing_window(v) for v in smoothings):
         msg = f'{where}: eval.score_smoothings must be a list of odd integers >= 1 (1: none), got {smoothings!r}'
@@ -280,6 +295,12 @@ def resolve_config(user: Mapping[str, Any], where: str = 'config', base_dir: Pat
         msg = f'{where}: model: {err}'
         raise ConfigError(msg) from err
     return config
+
+
+def configured_score_rule(config: Mapping[str, Any]) -> ScoreRule:
+    """The score rule a resolved training config sets (``eval.semantic_weight`` ...), before any is chosen."""
+    evaluation = config['eval']
+    return ScoreRule(evaluation['semantic_weight'], evaluation['anomaly_temperature'], evaluation['score_smoothing'])
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 A checkpoint is a ``torch.save`` dict with ``model`` (state dict), ``optimizer``,
 ``scheduler``, ``epoch``, ``step``, ``config`` (the full training config dict; its
 ``model`` entry is the ``ModelConfig`` dict), ``input_spec`` (``InputSpec.to_dict()``),
-``data_hash``, ``rng_state`` and ``checksum``. Everything in it loads with
-``torch.load(weights_only=True)``: no pickled code.
+``data_hash``, ``calibration`` (``Calibration.to_dict()``: occupancy threshold and score
+rule, read by :func:`checkpoint_calibration`), ``rng_state`` and ``checksum``. Everything
+in it loads with ``torch.load(weights_only=True)``: no pickled code.
 
 ``torch.load`` notices a truncated file but not flipped bytes inside a tensor (it
 does not check the zip records' CRCs), so ``checksum`` holds a sha256 over every
@@ -26,12 +27,14 @@ from typing import Any
 import torch
 
 from anovox_perception.atomic_file import atomic_writer
+from anovox_perception.calibration import Calibration, CalibrationError, read_calibration
 from anovox_perception.errors import ConfigError, DataError
 from anovox_training.model.config import ModelConfig
 from anovox_training.model.detector import AnomalyDetector, build_model
 
 __all__ = [
     'REQUIRED_KEYS',
+    'checkpoint_calibration',
     'load_checkpoint',
     'model_config_of',
     'previous_path',
@@ -222,10 +225,23 @@ def model_config_of(config: Mapping[str, Any]) -> ModelConfig:
     return ModelConfig.from_dict(config['model'])
 
 
+def checkpoint_calibration(ckpt: Mapping[str, Any], path: str | Path) -> Calibration:
+    """The calibration of a checkpoint dict read from ``path`` (see ``anovox_perception.calibration``).
+
+    Raises:
+        DataError: The checkpoint has no calibration section (written before checkpoints carried
+            one; the message names the upgrade command) or an invalid one.
+    """
+    try:
+        return read_calibration(ckpt, f'checkpoint {path}', str(path))
+    except CalibrationError as err:
+        raise DataError(str(err)) from None
+
+
 def load_checkpoint(
     path: str | Path, map_location: str | torch.device = 'cpu'
 ) -> tuple[AnomalyDetector, dict[str, Any], dict[str, Any]]:
-    """Rebuild the model of a checkpoint, with its weights, in eval mode.
+    """Rebuild the model of a checkpoint, with its weights and its calibration's score rule, in eval mode.
 
     The model is rebuilt without the ImageNet weights file (the checkpoint holds
     every weight), so a checkpoint loads on machines that lack that file.
@@ -238,13 +254,15 @@ def load_checkpoint(
         ``(model, config_dict, checkpoint_dict)``.
 
     Raises:
-        DataError: When the file is missing, unreadable, or its weights do not fit its config.
+        DataError: When the file is missing, unreadable, has no valid calibration, or its weights do
+            not fit its config.
         ConfigError: When its config is invalid.
     """
     ckpt = read_checkpoint(path, map_location)
+    calibration = checkpoint_calibration(ckpt, path)
     config = ckpt['config']
     cfg = model_config_of(config)
-    model = build_model(ModelConfig.from_dict({**cfg.to_dict(), 'image_weights': None}))
+    model = build_model(ModelConfig.from_dict({**cfg.to_dict(), 'image_weights': None}), calibration.score_rule)
     try:
         model.load_state_dict(ckpt['model'])
     except RuntimeError as err:

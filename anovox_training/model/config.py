@@ -1,4 +1,9 @@
-"""Model configuration: sizes of the four stages, validated, with ``base`` and ``tiny`` presets."""
+"""Model configuration: the architecture (sizes of the four stages), validated, with ``base`` and ``tiny`` presets.
+
+The decision rule (occupancy threshold and score rule) is not part of it: it is chosen
+after training and travels as the checkpoint's and model card's ``calibration``
+(:mod:`anovox_perception.calibration`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from anovox_perception.calibration import is_smoothing_window
 from anovox_perception.errors import ConfigError, GeometryError
 from anovox_perception.geometry import GridSpec
 from anovox_perception.preprocess import LIDAR_INTENSITY_MODES, InputSpec
@@ -13,8 +19,8 @@ from anovox_perception.preprocess import LIDAR_INTENSITY_MODES, InputSpec
 __all__ = ['MODALITIES', 'NORMAL_CLASSES', 'SCORE_RULE_KEYS', 'ModelConfig', 'is_smoothing_window']
 
 MODALITIES = ('fusion', 'lidar', 'camera')
-# The score rule: chosen on validation after training and written into the checkpoint;
-# it changes how the outputs are combined, never a trained weight.
+# Keys of the score rule, which older model configs held: it is the calibration's now
+# (chosen after training; training validates with eval.<key> until then).
 SCORE_RULE_KEYS = ('semantic_weight', 'anomaly_temperature', 'score_smoothing')
 
 # Normal (in-distribution) semantic classes the head predicts per voxel, as groups
@@ -52,16 +58,9 @@ class ModelConfig:
         attention_heads: Attention heads (must divide ``embed_dim``).
         lift_heights_m: LiDAR-frame heights (m) at which query cells sample the image.
         classes: Normal semantic classes predicted per voxel.
-        semantic_weight: Exponent of the max-softmax term in the anomaly score
-            (0 uses the anomaly logit alone); see ``head.py``.
-        anomaly_temperature: The anomaly logit is divided by it before the sigmoid
-            (temperature scaling: same ranking, better spread over the 0.01 threshold grid).
         voxel_refine: Hidden width of the head's per-voxel refiner (0: none); see ``head.py``.
             Off in the presets: on the shipped recipe it fitted the training categories
             better and the held-out ones worse (``models/README.md``).
-        score_smoothing: Side (cells, odd) of the square window at each height over which
-            the exported anomaly score is averaged, weighted by sqrt(occupancy probability)
-            (1: none); see ``head.smooth_scores``. Chosen on validation after training.
         lidar_intensity: ``'use'`` the LiDAR intensity BEV channel, or ``'ignore'`` it (always 0,
             in training and at run time) for sensors whose intensity does not match the
             training data's (e.g. a real HDL-64E's reflectance vs the synthetic intensity).
@@ -80,10 +79,7 @@ class ModelConfig:
     attention_heads: int = 4
     lift_heights_m: tuple[float, ...] = (-1.5, -0.5, 0.5, 1.5)
     classes: tuple[str, ...] = tuple(NORMAL_CLASSES)
-    semantic_weight: float = 1.0
-    anomaly_temperature: float = 1.0
     voxel_refine: int = 0
-    score_smoothing: int = 1
     lidar_intensity: str = 'use'
 
     def __post_init__(self) -> None:
@@ -110,17 +106,8 @@ class ModelConfig:
         if len(self.classes) < 2:
             msg = f'ModelConfig.classes needs >= 2 normal classes, got {self.classes!r}'
             raise ConfigError(msg)
-        if not self.semantic_weight >= 0:
-            msg = f'ModelConfig.semantic_weight must be >= 0, got {self.semantic_weight}'
-            raise ConfigError(msg)
-        if not self.anomaly_temperature > 0:
-            msg = f'ModelConfig.anomaly_temperature must be > 0, got {self.anomaly_temperature}'
-            raise ConfigError(msg)
         if isinstance(self.voxel_refine, bool) or not isinstance(self.voxel_refine, int) or self.voxel_refine < 0:
             msg = f'ModelConfig.voxel_refine must be an integer >= 0 (0: no refiner), got {self.voxel_refine!r}'
-            raise ConfigError(msg)
-        if not is_smoothing_window(self.score_smoothing):
-            msg = f'ModelConfig.score_smoothing must be an odd integer >= 1 (1: none), got {self.score_smoothing!r}'
             raise ConfigError(msg)
         if self.lidar_intensity not in LIDAR_INTENSITY_MODES:
             msg = f'ModelConfig.lidar_intensity must be one of {LIDAR_INTENSITY_MODES}, got {self.lidar_intensity!r}'
@@ -169,6 +156,16 @@ class ModelConfig:
         if not isinstance(data, Mapping):
             msg = f'ModelConfig: expected a mapping, got {type(data).__name__}'
             raise ConfigError(msg)
+        moved = [k for k in SCORE_RULE_KEYS if k in data]
+        if moved:
+            msg = (
+                f'ModelConfig: {", ".join(moved)} {"is not a model key" if len(moved) == 1 else "are not model keys"} '
+                'any more: the score rule is part of the '
+                f'calibration chosen after training; in a training config set eval.{", eval.".join(moved)} '
+                '(the value validation uses until the score rule is chosen), and add the calibration section to '
+                'checkpoints and model cards written before with python -m anovox_training.upgrade_calibration FILE'
+            )
+            raise ConfigError(msg)
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -184,9 +181,6 @@ class ModelConfig:
             for key in _INT_KEYS:
                 if key in kwargs:
                     kwargs[key] = _as_int(key, kwargs[key])
-            for key in ('semantic_weight', 'anomaly_temperature'):
-                if key in kwargs:
-                    kwargs[key] = float(kwargs[key])
         except (TypeError, ValueError) as err:
             if isinstance(err, ConfigError | GeometryError):
                 raise ConfigError(str(err)) from err
@@ -216,11 +210,6 @@ class ModelConfig:
         return replace(tiny, **overrides)
 
 
-def is_smoothing_window(value: Any) -> bool:
-    """Whether ``value`` is a valid ``score_smoothing`` window side: an odd integer >= 1."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1 and value % 2 == 1
-
-
 _INT_KEYS = (
     'image_width',
     'image_height',
@@ -228,7 +217,6 @@ _INT_KEYS = (
     'embed_dim',
     'attention_heads',
     'voxel_refine',
-    'score_smoothing',
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from anovox_perception.calibration import ScoreRule
 from anovox_perception.preprocess import InputSpec
 from anovox_training.model.backbones import Backbones, BevBackbone, ImageBackbone
 from anovox_training.model.config import ModelConfig
@@ -21,7 +22,8 @@ class AnomalyDetector(nn.Module):
 
     ``forward`` takes the inputs in :attr:`INPUT_NAMES` order and returns
     ``(occupancy, anomaly)`` probabilities, each (B, nx, ny, nz) on the detector
-    grid; this is the exported graph. Training uses :meth:`logits`.
+    grid; this is the exported graph, whose anomaly score follows :attr:`score_rule`.
+    Training uses :meth:`logits`.
 
     Args:
         config: The model configuration.
@@ -53,6 +55,18 @@ class AnomalyDetector(nn.Module):
     def input_spec(self) -> InputSpec:
         return self.config.input_spec()
 
+    @property
+    def score_rule(self) -> ScoreRule:
+        """How :meth:`forward` combines the head outputs into the anomaly score."""
+        head = self.head
+        return ScoreRule(head.semantic_weight, head.temperature, head.score_smoothing)
+
+    def set_score_rule(self, rule: ScoreRule) -> None:
+        """Make :meth:`forward` (and so an export) compute the anomaly score with ``rule``; no weight changes."""
+        self.head.semantic_weight = rule.semantic_weight
+        self.head.temperature = rule.anomaly_temperature
+        self.head.score_smoothing = rule.score_smoothing
+
     def logits(self, *inputs: Tensor) -> HeadLogits:
         """Raw per-voxel logits (inputs in :attr:`INPUT_NAMES` order)."""
         x = self.inputs(DetectorInputs(*inputs))
@@ -71,8 +85,11 @@ class AnomalyDetector(nn.Module):
         return example_inputs(self.input_spec, batch=batch)
 
 
-def build_model(cfg: ModelConfig) -> AnomalyDetector:
+def build_model(cfg: ModelConfig, score_rule: ScoreRule | None = None) -> AnomalyDetector:
     """Build an untrained detector for ``cfg`` (the image trunk loads ``cfg.image_weights`` if set).
+
+    ``score_rule`` (default ``ScoreRule()``: weight 1, temperature 1, no smoothing) is how
+    :meth:`AnomalyDetector.forward` scores anomalies; a trained model gets its calibration's.
 
     Raises:
         ConfigError: When the image weights file is missing or unusable.
@@ -90,15 +107,16 @@ def build_model(cfg: ModelConfig) -> AnomalyDetector:
             n_lift=len(cfg.lift_heights_m),
         )
     backbones = Backbones(image, BevBackbone(spec.bev_channels, cfg.bev_widths))
+    rule = score_rule or ScoreRule()
     head = VoxelHead(
         cfg.bev_widths,
         cfg.grid.nz,
         len(cfg.classes),
-        cfg.semantic_weight,
+        rule.semantic_weight,
         spec.bev_channels,
-        cfg.anomaly_temperature,
+        rule.anomaly_temperature,
         cfg.voxel_refine,
-        cfg.score_smoothing,
+        rule.score_smoothing,
     )
     return AnomalyDetector(cfg, InputStage(cfg.modality), backbones, fusion, head)
 

@@ -12,11 +12,12 @@ so a voxel scores high when it resembles a known anomaly *or* fits none of the
 normal classes. The second cue is what lets categories never seen in training
 still score high: the anomaly logit alone tends to fire only on look-alikes of
 the training outliers, while the normal classes are learned from every frame.
-``w`` (``ModelConfig.semantic_weight``) trades the two; 0 disables the second cue.
-``T`` (``ModelConfig.anomaly_temperature``) only spreads the scores: AnoVox's
+``w`` (``ScoreRule.semantic_weight``) trades the two; 0 disables the second cue.
+``T`` (``ScoreRule.anomaly_temperature``) only spreads the scores: AnoVox's
 FPR95, F1 and PPV read them on a fixed 0.01 threshold grid, and an over-confident
 logit would crowd all normal voxels and the hardest anomalies below 0.01. Both are
-chosen on validation after training (``anovox_training.score_tuning``).
+chosen on validation after training (``anovox_training.score_tuning``) and travel in
+the model's calibration (:mod:`anovox_perception.calibration`).
 
 The last layer sees one feature vector per BEV column and gives each z cell its own
 linear read-out of it, so it cannot tell "the ground under (or in front of) an
@@ -30,7 +31,7 @@ output to the coarse occupancy and anomaly logits.
 
 The exported score is then averaged over a small window at each height, weighted by
 the square root of the occupancy probability (:func:`smooth_scores`,
-``ModelConfig.score_smoothing``): an object is one consensus across its cross-section,
+``ScoreRule.score_smoothing``): an object is one consensus across its cross-section,
 so the voxels of an unseen object that score low on their own borrow from the rest of
 it, and the road voxels next to an object, which share its column features, are
 outvoted by the road around them. Free space carries almost no weight, so it does not

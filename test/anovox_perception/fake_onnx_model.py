@@ -21,6 +21,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from anovox_perception.calibration import Calibration
 from anovox_perception.geometry import CameraModel, GridSpec
 from anovox_perception.model_card import CARD_METADATA_KEY
 from anovox_perception.onnx_file import read_onnx_file
@@ -50,9 +51,16 @@ def expected_outputs(
 
 
 def write_fake_model(
-    path: str | Path, spec: InputSpec = SMALL_SPEC, name: str = 'fake_tiny', training_config: dict | None = None
+    path: str | Path,
+    spec: InputSpec = SMALL_SPEC,
+    name: str = 'fake_tiny',
+    training_config: dict | None = None,
+    calibration: Calibration | None = None,
 ) -> Path:
-    """Write the fake model with its card in the ONNX metadata (and as ``<name>.json`` beside it)."""
+    """Write the fake model with its card in the ONNX metadata (and as ``<name>.json`` beside it).
+
+    ``calibration`` defaults to an occupancy threshold of 0.5 and the default score rule, chosen on no data.
+    """
     path = Path(path)
     nx, ny, nz = spec.grid.shape
     shapes = input_shapes(spec)
@@ -111,6 +119,7 @@ def write_fake_model(
             'occupancy': {'shape': [1, nx, ny, nz], 'dtype': 'float32'},
             'anomaly': {'shape': [1, nx, ny, nz], 'dtype': 'float32'},
         },
+        'calibration': (calibration or Calibration(occupancy_threshold=0.5)).to_dict(),
         'training_config': training_config or {'note': 'hand-built test graph, not trained'},
         'data_hash': 'none',
         'onnx_sha256': digest,

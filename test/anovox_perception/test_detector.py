@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 
 import numpy as np
+import onnx
 import pytest
 from fake_onnx_model import CAMERA, SMALL_SPEC, expected_outputs, write_fake_model
 
 import anovox_perception.package_data as package_data
+from anovox_perception.calibration import Calibration, ChosenOn
 from anovox_perception.detector import (
     CameraFrame,
     CloudFrame,
     Detector,
     DetectorConfig,
-    card_occupancy_threshold,
     resolve_model_path,
 )
-from anovox_perception.errors import ConfigError, DecodeError
+from anovox_perception.errors import ConfigError, DecodeError, ModelCardError
 from anovox_perception.geometry import CameraModel
 from anovox_perception.parameters import defaults
 from anovox_perception.preprocess import points_to_bev
@@ -143,7 +146,8 @@ def test_runtime_threshold_changes_apply_to_the_next_frame(detector):
 
 
 def test_the_default_occupancy_threshold_is_the_one_calibrated_in_training(tmp_path):
-    calibrated = write_fake_model(tmp_path / 'calibrated.onnx', training_config={'occupancy_threshold': 0.7})
+    calibration = Calibration(occupancy_threshold=0.7, threshold_chosen_on=ChosenOn(('val',), 'abc'))
+    calibrated = write_fake_model(tmp_path / 'calibrated.onnx', calibration=calibration)
     det = Detector(DetectorConfig(model_path=str(calibrated), backend='onnxruntime'))
     try:
         assert det.config.occupancy_threshold == -1.0
@@ -155,10 +159,26 @@ def test_the_default_occupancy_threshold_is_the_one_calibrated_in_training(tmp_p
         det.close()
 
 
-def test_a_card_without_a_calibrated_threshold_uses_the_configured_one_or_one_half(detector):
-    assert card_occupancy_threshold(detector.card) == 0.5
-    card = dataclasses.replace(detector.card, training_config={'eval': {'occupancy_threshold': 0.4}})
-    assert card_occupancy_threshold(card) == 0.4
+def test_the_training_config_of_a_card_never_sets_the_threshold(tmp_path):
+    # Only the calibration does: a threshold left in the free-form training config is not read.
+    leftovers = {'occupancy_threshold': 0.7, 'eval': {'occupancy_threshold': 0.4}}
+    path = write_fake_model(tmp_path / 'm.onnx', training_config=leftovers)
+    det = Detector(DetectorConfig(model_path=str(path), backend='onnxruntime'))
+    try:
+        assert det.occupancy_threshold == 0.5 == det.card.calibration.occupancy_threshold
+    finally:
+        det.close()
+
+
+def test_a_model_whose_card_has_no_calibration_is_refused_with_the_upgrade_command(tmp_path):
+    path = write_fake_model(tmp_path / 'old.onnx')
+    model = onnx.load(str(path))
+    card = json.loads(model.metadata_props[0].value)
+    del card['calibration']
+    model.metadata_props[0].value = json.dumps(card)
+    onnx.save(model, str(path))
+    with pytest.raises(ModelCardError, match=rf'no calibration section .*upgrade_calibration {re.escape(str(path))}'):
+        Detector(DetectorConfig(model_path=str(path), backend='onnxruntime'))
 
 
 def test_occupancy_thresholds_between_the_sentinel_and_zero_are_refused():

@@ -13,6 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from anovox_perception.calibration import Calibration, ChosenOn, ScoreRule
 from anovox_perception.errors import ModelCardError
 from anovox_perception.geometry import GridSpec
 from anovox_perception.model_card import (
@@ -53,6 +54,7 @@ def _card_dict(digest: str) -> dict[str, Any]:
         'classes': ['road', 'vehicle'],
         'inputs': {'x': {'shape': [1, 1024], 'dtype': 'float32'}},
         'outputs': {'y': {'shape': [1, 1024], 'dtype': 'float32'}},
+        'calibration': Calibration(0.3, ScoreRule(0.5, 2.0, 5), ChosenOn(('val',), 'ab12')).to_dict(),
         'training_config': {'epochs': 1},
         'data_hash': 'none',
         'onnx_sha256': digest,
@@ -203,6 +205,68 @@ def test_invalid_fields_are_rejected_naming_the_field(field: str, value: Any, pr
     data[field] = value
     with pytest.raises(ModelCardError, match=rf"model card card.json: field '{field}.*{problem}"):
         ModelCard.from_dict(data, source='card.json')
+
+
+def test_the_card_carries_its_calibration_typed() -> None:
+    card = ModelCard.from_dict(_card_dict('0' * 64), source='card.json')
+    assert card.calibration == Calibration(0.3, ScoreRule(0.5, 2.0, 5), ChosenOn(('val',), 'ab12'))
+    assert card.calibration.score_rule_chosen_on.configured and not card.calibration.threshold_chosen_on.configured
+    assert Calibration.from_dict(card.to_dict()['calibration']) == card.calibration
+
+
+def test_a_card_without_calibration_names_the_file_and_the_upgrade_command(tmp_path: Path) -> None:
+    data = _card_dict('0' * 64)
+    del data['calibration']
+    with pytest.raises(
+        ModelCardError,
+        match=r'model card x.json has no calibration section .* python -m anovox_training.upgrade_calibration x.json',
+    ):
+        ModelCard.from_dict(data, source='x.json')
+    path, card = _write(tmp_path)
+    card = {k: v for k, v in card.items() if k != 'calibration'}
+    model = onnx.load(str(path))
+    model.metadata_props[0].value = json.dumps(card)
+    onnx.save(model, str(path))
+    with pytest.raises(ModelCardError, match=rf'upgrade_calibration {path}$'):
+        load_card(path)
+
+
+@pytest.mark.parametrize(
+    ('change', 'problem'),
+    [
+        ({'occupancy_threshold': 1.5}, r'occupancy_threshold must be a number in \[0, 1\], got 1.5'),
+        ({'occupancy_threshold': True}, r'occupancy_threshold must be a number'),
+        ({'score_rule': {'semantic_weight': -1, 'anomaly_temperature': 1, 'score_smoothing': 1}}, 'semantic_weight'),
+        ({'score_rule': {'semantic_weight': 0, 'anomaly_temperature': 0, 'score_smoothing': 1}}, 'anomaly_temperature'),
+        ({'score_rule': {'semantic_weight': 0, 'anomaly_temperature': 1, 'score_smoothing': 4}}, 'odd integer'),
+        (
+            {'score_rule': {'semantic_weight': 0, 'anomaly_temperature': 1}},
+            r"score_rule: missing keys \['score_smoothing'\]",
+        ),
+        ({'threshold_chosen_on': {'folders': [], 'data_hash': 'ab12'}}, 'threshold_chosen_on: folders .* disagree'),
+        (
+            {'score_rule_chosen_on': {'folders': 'val', 'data_hash': 'ab12'}},
+            'score_rule_chosen_on: folders must be a list',
+        ),
+        ({'colour': 'red'}, r"unknown keys \['colour'\]"),
+    ],
+)
+def test_an_invalid_calibration_is_refused_naming_the_key(change: dict[str, Any], problem: str) -> None:
+    data = _card_dict('0' * 64)
+    data['calibration'] = {**data['calibration'], **change}
+    with pytest.raises(ModelCardError, match=rf'model card card.json: calibration.*{problem}'):
+        ModelCard.from_dict(data, source='card.json')
+
+
+def test_the_shipped_card_records_the_threshold_the_runtime_used_and_the_tuned_score_rule() -> None:
+    # The values the previous version read from training_config: 0.2 calibrated on val, and the model's rule.
+    card = load_card(Path(__file__).resolve().parents[2] / 'models' / 'anovox_base.onnx', verify=True)
+    assert card.calibration.occupancy_threshold == 0.2
+    assert card.calibration.score_rule == ScoreRule(semantic_weight=0.0, anomaly_temperature=1.0, score_smoothing=7)
+    assert card.calibration.threshold_chosen_on.folders == ('val',)
+    assert card.calibration.score_rule_chosen_on.folders == ('val', 'val_large')
+    assert 'occupancy_threshold' not in card.training_config
+    assert not {'semantic_weight', 'anomaly_temperature', 'score_smoothing'} & set(card.training_config['model'])
 
 
 def test_invalid_json_names_the_file(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from tiny_data import make_split
 
+from anovox_perception.calibration import Calibration
 from anovox_perception.errors import ConfigError
 from anovox_perception.geometry import GridSpec
 from anovox_training.cache import CachedFrame
@@ -74,7 +75,7 @@ def test_the_cli_writes_metrics_json_in_the_report_shape_with_table_and_plots(tm
         'model': build_model(cfg).state_dict(),
         'config': {'model': cfg.to_dict(), 'data': {'cache_dir': str(tmp_path / 'cache')}},
         'input_spec': cfg.input_spec().to_dict(),
-        'occupancy_threshold': 0.01,
+        'calibration': Calibration(occupancy_threshold=0.01).to_dict(),
     }
     fusion = save_checkpoint(tmp_path / 'fusion.pt', ckpt)
     camera_cfg = ModelConfig.tiny(modality='camera').to_dict()

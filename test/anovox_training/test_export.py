@@ -14,6 +14,7 @@ from onnx import TensorProto, helper
 from tiny_data import make_split
 
 import anovox_perception
+from anovox_perception.calibration import Calibration, ChosenOn, ScoreRule
 from anovox_perception.model_card import CARD_METADATA_KEY, load_card
 from anovox_perception.onnx_file import read_onnx_file
 from anovox_perception.preprocess import build_inputs, points_to_bev
@@ -28,6 +29,8 @@ from anovox_training.onnx_passes import drop_unit_pow, drop_unused_constants, fu
 from anovox_training.trt_ops import SOURCE, TENSORRT_SUPPORTED_OPS, check_tensorrt_compatible
 
 PARITY_ATOL = 1e-4
+# A model that was never calibrated: the default score rule and threshold, chosen on no data.
+UNTUNED = Calibration(occupancy_threshold=0.5)
 
 
 @pytest.fixture(scope='module')
@@ -41,6 +44,7 @@ def exported(tiny_model, tmp_path_factory: pytest.TempPathFactory) -> ExportResu
     return export_model(
         tiny_model,
         tmp_path_factory.mktemp('export'),
+        calibration=UNTUNED,
         training_config={'model': 'tiny', 'epochs': 3},
         data_hash='abc123',
     )
@@ -76,7 +80,7 @@ def test_a_model_with_a_voxel_refiner_exports_for_tensorrt_with_parity(tmp_path:
     model = build_model(ModelConfig.tiny(voxel_refine=8))
     with torch.no_grad():  # the output layer starts at zero; give it weights so parity means something
         model.head.refiner.out.weight.normal_(std=0.5)
-    result = export_model(model, tmp_path, write_program=False)
+    result = export_model(model, tmp_path, calibration=UNTUNED, write_program=False)
     graph = onnx.load(str(result.onnx_path))
     assert check_tensorrt_compatible(graph) == []
     assert any(
@@ -89,15 +93,25 @@ def test_a_model_with_a_voxel_refiner_exports_for_tensorrt_with_parity(tmp_path:
     assert result.card.to_dict()['training_config']['model']['voxel_refine'] == 8
 
 
-def test_a_model_with_score_smoothing_exports_for_tensorrt_with_parity(tmp_path: Path) -> None:
+def test_the_graph_computes_the_score_rule_of_the_calibration_it_carries(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = build_model(ModelConfig.tiny(score_smoothing=5))
-    result = export_model(model, tmp_path, write_program=False)
+    model = build_model(ModelConfig.tiny())
+    rule = ScoreRule(semantic_weight=2.0, anomaly_temperature=3.0, score_smoothing=5)
+    calibration = Calibration(0.3, rule, ChosenOn(('val',), 'ab12'), ChosenOn(('val', 'val_large'), 'cd34'))
+    result = export_model(model, tmp_path, calibration=calibration, write_program=False)
     graph = onnx.load(str(result.onnx_path))
     assert check_tensorrt_compatible(graph) == []
     assert 'AveragePool' in {n.op_type for n in graph.graph.node}
     assert max(result.parity_max_abs_diff.values()) < PARITY_ATOL
-    assert result.card.to_dict()['training_config']['model']['score_smoothing'] == 5
+    assert result.card.calibration == calibration == load_card(result.onnx_path).calibration
+    # The same weights with that rule in torch give what ONNX Runtime computes.
+    reference = build_model(ModelConfig.tiny(), rule).eval()
+    reference.load_state_dict(model.state_dict())
+    inputs = reference.example_inputs()
+    session = ort.InferenceSession(str(result.onnx_path), providers=['CPUExecutionProvider'])
+    (anomaly,) = session.run(['anomaly'], {k: v.numpy() for k, v in inputs.items()})
+    with torch.no_grad():
+        np.testing.assert_allclose(anomaly, reference(*inputs.values())[1].numpy(), rtol=0, atol=PARITY_ATOL)
 
 
 def test_card_in_metadata_equals_the_sidecar_and_describes_the_model(exported: ExportResult, tiny_model) -> None:
@@ -136,7 +150,7 @@ def test_onnx_runtime_matches_pytorch_on_inputs_unseen_at_export(exported: Expor
 @pytest.mark.parametrize('opset', [16, 21])
 def test_opsets_outside_17_to_20_are_refused(tiny_model, tmp_path: Path, opset: int) -> None:
     with pytest.raises(ExportError, match=rf'opset {opset} is not supported: use 17..20'):
-        export_model(tiny_model, tmp_path, opset=opset)
+        export_model(tiny_model, tmp_path, calibration=UNTUNED, opset=opset)
 
 
 def _model(nodes: list, opset: int = 17, output_type: int = TensorProto.FLOAT) -> onnx.ModelProto:
@@ -207,15 +221,16 @@ def test_cli_exports_a_checkpoint_with_its_data_hash(tiny_model, tmp_path: Path,
             'config': config,
             'input_spec': tiny_model.input_spec.to_dict(),
             'data_hash': 'feedbeef',
-            'occupancy_threshold': 0.35,
+            'calibration': Calibration(0.35, ScoreRule(0.5, 2.0, 3), ChosenOn(('val',), 'ab12')).to_dict(),
         },
     )
     out = tmp_path / 'models'
     assert main(['--checkpoint', str(checkpoint), '--out', str(out), '--name', 'demo', '--no-program']) == 0
     assert 'parity ONNX Runtime vs PyTorch' in capsys.readouterr().out
     card = load_card(out / 'demo.onnx', verify=True)
-    # The card carries the threshold calibrated on validation, which the node then uses.
-    assert card.data_hash == 'feedbeef' and card.training_config == {**config, 'occupancy_threshold': 0.35}
+    # The card carries the checkpoint's calibration: the node's threshold, the graph's score rule.
+    assert card.data_hash == 'feedbeef' and card.training_config == config
+    assert card.calibration == Calibration(0.35, ScoreRule(0.5, 2.0, 3), ChosenOn(('val',), 'ab12'))
     assert not (out / 'demo.pt2').exists()
 
 
@@ -245,7 +260,9 @@ def test_a_model_that_ignores_intensity_says_so_in_its_card_and_the_node_builds_
 ) -> None:
     torch.manual_seed(0)
     config = ModelConfig.tiny(lidar_intensity='ignore')
-    card = load_card(export_model(build_model(config), tmp_path / 'model', write_program=False).onnx_path)
+    card = load_card(
+        export_model(build_model(config), tmp_path / 'model', calibration=UNTUNED, write_program=False).onnx_path
+    )
     assert card.input_spec['lidar_intensity'] == 'ignore' and card.lidar_intensity == 'ignore'
     (ref,) = frame_refs(resolve_scenarios(make_split(tmp_path / 'data', 'train', scenarios=1, frames=1, seed=7)))
     cache = SampleCache(tmp_path / 'cache', config.input_spec())

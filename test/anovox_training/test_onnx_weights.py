@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from anovox_perception.backends import BackendOptions, OnnxRuntimeBackend, TorchBackend
+from anovox_perception.calibration import Calibration, ScoreRule
 from anovox_training.export import export_model
 from anovox_training.model import ModelConfig, build_model
 from anovox_training.model.inputs import example_inputs
@@ -25,7 +26,11 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
             module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.2)
             module.running_mean.copy_(torch.randn(module.num_features, generator=generator) * 0.1)
     out = tmp_path_factory.mktemp('export')
-    result = export_model(model, out, training_config={'model': model.config.to_dict()}, write_program=False)
+    # A tuned score rule: the rebuilt model must compute it too (it comes from the card's calibration).
+    calibration = Calibration(0.3, ScoreRule(semantic_weight=2.0, anomaly_temperature=3.0, score_smoothing=3))
+    result = export_model(
+        model, out, calibration=calibration, training_config={'model': model.config.to_dict()}, write_program=False
+    )
     return result.onnx_path
 
 
@@ -45,7 +50,11 @@ def test_rebuilt_model_reproduces_the_onnx_and_runs_in_the_torch_backend(exporte
 def test_a_card_without_the_model_config_cannot_be_rebuilt(tmp_path: Path) -> None:
     torch.manual_seed(0)
     result = export_model(
-        build_model(ModelConfig.tiny()), tmp_path, training_config={'model': 'tiny'}, write_program=False
+        build_model(ModelConfig.tiny()),
+        tmp_path,
+        calibration=Calibration(occupancy_threshold=0.5),
+        training_config={'model': 'tiny'},
+        write_program=False,
     )
     with pytest.raises(OnnxWeightsError, match='no training_config.model'):
         eager_model_from_onnx(result.onnx_path)

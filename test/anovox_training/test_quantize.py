@@ -11,6 +11,7 @@ import torch
 from tiny_data import make_split
 
 from anovox_perception.backends import BackendOptions, OnnxRuntimeBackend
+from anovox_perception.calibration import Calibration
 from anovox_perception.errors import AnovoxError
 from anovox_perception.model_card import load_card
 from anovox_training.export import export_model
@@ -24,7 +25,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     model = build_model(ModelConfig.tiny())
     out = tmp_path_factory.mktemp('export')
-    return export_model(model, out, training_config={'model': model.config.to_dict()}, write_program=False).onnx_path
+    calibration = Calibration(occupancy_threshold=0.4)
+    config = {'model': model.config.to_dict()}
+    return export_model(model, out, calibration=calibration, training_config=config, write_program=False).onnx_path
 
 
 @pytest.mark.parametrize('weights', ['s8', 'u8'])
@@ -36,6 +39,7 @@ def test_quantised_model_has_its_own_verified_card_and_stays_near_the_fp32_outpu
     assert path.name == f'{source.name}_int8_{weights}.onnx' and card.name == f'{source.name}_int8_{weights}'
     assert card.onnx_sha256 != source.onnx_sha256 and card.input_spec == source.input_spec
     assert card.training_config['quantization'] == f'onnxruntime quantize_dynamic, {weights}'
+    assert card.calibration == source.calibration and card.calibration.occupancy_threshold == 0.4
     inputs = {k: v.numpy() for k, v in example_inputs(card.make_input_spec(), seed=2).items()}
     ours = OnnxRuntimeBackend.load(path, BackendOptions(use_cuda=False)).run(inputs)
     fp32 = OnnxRuntimeBackend.load(exported, BackendOptions(use_cuda=False)).run(inputs)

@@ -7,6 +7,10 @@ import pytest
 import torch
 from tiny_data import make_split, tiny_config
 
+from anovox_perception.calibration import ChosenOn
+from anovox_training.cache import SampleCache, data_hash, evenly_spread, frame_refs
+from anovox_training.data.dataset import resolve_scenarios
+from anovox_training.model.checkpoint import checkpoint_calibration, model_config_of, read_checkpoint
 from anovox_training.score_tuning import AP_TOLERANCE, ValidationVoxels, choose, choose_smoothing, main, score
 from anovox_training.train import train
 
@@ -71,15 +75,29 @@ def test_cli_tunes_a_trained_run_and_writes_the_choice_into_every_checkpoint(tra
     run, val_dir = trained_run
     best, last = run / 'best.pt', run / 'last.pt'
     args = ['--checkpoint', str(best), '--checkpoint', str(last), '--data', str(val_dir), '--threads', '1']
+    before = {p: checkpoint_calibration(read_checkpoint(p), p) for p in (best, last)}
+    assert all(c.score_rule_chosen_on.configured for c in before.values())  # written, not chosen, by training
     code = main([*args, '--semantic-weights', '0', '--temperatures', '1', '2', '--smoothings', '1', '3'])
     assert code == 0, capsys.readouterr().err
     assert 'score_smoothing=' in capsys.readouterr().out
-    models = [torch.load(p, weights_only=True)['config']['model'] for p in (best, last)]
-    assert models[0] == models[1]
-    assert models[0]['semantic_weight'] == 0.0 and models[0]['anomaly_temperature'] in (1.0, 2.0)
-    assert models[0]['score_smoothing'] in (1, 3)
-    tried = torch.load(best, weights_only=True)['score_tuning']
-    assert {f'w=0,T={models[0]["anomaly_temperature"]:g},smoothing={k}' for k in (1, 3)} <= set(tried)
+    states = {p: read_checkpoint(p) for p in (best, last)}
+    after = {p: checkpoint_calibration(state, p) for p, state in states.items()}
+    rule = after[best].score_rule
+    assert rule == after[last].score_rule
+    assert rule.semantic_weight == 0.0 and rule.anomaly_temperature in (1.0, 2.0) and rule.score_smoothing in (1, 3)
+    frames = _cached_val_frames(states[best]['config'], val_dir)
+    for path, calibration in after.items():
+        # Each keeps its own threshold; the rule records the folders and frames it was chosen on.
+        assert calibration.occupancy_threshold == before[path].occupancy_threshold
+        assert calibration.score_rule_chosen_on == ChosenOn(('val',), data_hash(frames))
+    tried = states[best]['score_tuning']
+    assert {f'w=0,T={rule.anomaly_temperature:g},smoothing={k}' for k in (1, 3)} <= set(tried)
+
+
+def _cached_val_frames(config, val_dir):
+    spec = model_config_of(config).input_spec()
+    refs = evenly_spread(frame_refs(resolve_scenarios([val_dir])), config['eval']['tune_max_frames'])
+    return SampleCache(config['data']['cache_dir'], spec).ensure(refs)
 
 
 @pytest.mark.parametrize(

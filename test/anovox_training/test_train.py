@@ -10,10 +10,12 @@ import pytest
 import torch
 from tiny_data import make_split, tiny_config
 
+from anovox_perception.calibration import Calibration, ChosenOn, ScoreRule
 from anovox_perception.errors import DataError
+from anovox_training.cache import data_hash
 from anovox_training.losses import DetectorLoss
 from anovox_training.model import load_checkpoint
-from anovox_training.model.checkpoint import model_config_of
+from anovox_training.model.checkpoint import checkpoint_calibration, model_config_of
 from anovox_training.train import (
     THRESHOLD_GRID,
     CachedDataset,
@@ -68,6 +70,8 @@ def test_checkpoint_records_config_spec_and_data_hash_and_reloads(data, tmp_path
     model, config, ckpt = load_checkpoint(path)
     assert config['model']['name'] == 'tiny' and ckpt['input_spec'] == model.input_spec.to_dict()
     assert len(ckpt['data_hash']) == 16 and ckpt['epoch'] == 1
+    # Without validation data nothing is chosen: the configured threshold and score rule.
+    assert checkpoint_calibration(ckpt, path) == Calibration(0.5, ScoreRule(), ChosenOn(), ChosenOn())
     with (tmp_path / 'run' / 'train_log.csv').open() as fh:
         row = next(csv.DictReader(fh))
     for term in ('occupancy', 'semantic', 'anomaly', 'outlier_exposure', 'samples_per_s'):
@@ -125,12 +129,21 @@ def test_validation_keeps_the_best_checkpoint_and_tunes_the_score_rule(tmp_path_
     config['eval']['score_smoothings'] = [1, 3]
     train(config)
     best = torch.load(tmp_path / 'run' / 'best.pt', weights_only=True)
-    model = best['config']['model']
-    weight, temperature = model['semantic_weight'], model['anomaly_temperature']
-    assert weight in (0.0, 2.0) and temperature in (1.0, 4.0) and model['score_smoothing'] in (1, 3)
+    calibration = checkpoint_calibration(best, 'best.pt')
+    rule = calibration.score_rule
+    weight, temperature = rule.semantic_weight, rule.anomaly_temperature
+    assert weight in (0.0, 2.0) and temperature in (1.0, 4.0) and rule.score_smoothing in (1, 3)
     assert {'w=0,T=1', 'w=2,T=1', f'w={weight:g},T=4'} <= set(best['score_tuning'])
     assert {f'w={weight:g},T={temperature:g},smoothing={k}' for k in (1, 3)} <= set(best['score_tuning'])
-    assert best['occupancy_threshold'] in THRESHOLD_GRID
+    assert calibration.occupancy_threshold in THRESHOLD_GRID
+    # Both were chosen on the validation frames (no data.tune), whose cached samples the hash identifies.
+    val_paths = _prepare_data(config, model_config_of(config).input_spec(), DistContext()).val
+    assert (
+        calibration.threshold_chosen_on == calibration.score_rule_chosen_on == ChosenOn(('val',), data_hash(val_paths))
+    )
+    # The model config is the architecture only; the model loads with the chosen rule.
+    assert not {'semantic_weight', 'anomaly_temperature', 'score_smoothing'} & set(best['config']['model'])
+    assert load_checkpoint(tmp_path / 'run' / 'best.pt')[0].score_rule == rule
     with (tmp_path / 'run' / 'val_log.csv').open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 1 and float(rows[0]['Anomalies_Only_coverage']) >= 0

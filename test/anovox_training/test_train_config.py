@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from anovox_perception.calibration import ScoreRule
 from anovox_perception.errors import ConfigError
 from anovox_training.model import ModelConfig
 from anovox_training.train import get_args_parser, main
-from anovox_training.train_config import DEFAULTS, load_config, parse_overrides, resolve_config
+from anovox_training.train_config import DEFAULTS, configured_score_rule, load_config, parse_overrides, resolve_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,6 +60,13 @@ def test_cli_overrides_reach_the_resolved_config():
         ({'eval': {'score_smoothings': [1, 4]}}, r'eval.score_smoothings must be a list of odd integers >= 1'),
         ({'eval': {'score_smoothings': 3}}, r'eval.score_smoothings must be a list of odd integers >= 1'),
         ({'eval': {'anomaly_temperatures': [0]}}, r'eval.anomaly_temperatures must be a list of numbers > 0'),
+        ({'eval': {'semantic_weight': -1}}, r'eval.semantic_weight must be a number >= 0, got -1'),
+        ({'eval': {'anomaly_temperature': 0}}, r'eval.anomaly_temperature must be a number > 0, got 0'),
+        ({'eval': {'score_smoothing': 4}}, r'eval.score_smoothing must be an odd integer >= 1 \(1: none\), got 4'),
+        (
+            {'model': {'score_smoothing': 5}},
+            r'model: ModelConfig: score_smoothing is not a model key any more: .* set eval.score_smoothing',
+        ),
         ({'data': {'train': []}}, r'data.train must be a path or a non-empty list'),
         ({'data': {'tune': [3]}}, r'data.tune must be a list of paths, got \[3\]'),
         ({'eval': {'tune_max_frames': 0}}, r'eval.tune_max_frames=0 is out of range'),
@@ -77,6 +85,14 @@ def test_cli_overrides_reach_the_resolved_config():
 def test_invalid_configs_fail_with_the_key_and_file_named(user, message):
     with pytest.raises(ConfigError, match=f'^cfg.yaml: {message}'):
         resolve_config(user, where='cfg.yaml')
+
+
+def test_the_score_rule_is_set_under_eval_and_a_model_override_names_the_new_key(capsys):
+    config = load_config(REPO / 'config' / 'train.yaml', ['eval.score_smoothing=5', 'eval.semantic_weight=0'])
+    assert configured_score_rule(config) == ScoreRule(semantic_weight=0.0, anomaly_temperature=1.0, score_smoothing=5)
+    assert configured_score_rule(load_config(REPO / 'config' / 'train.yaml')) == ScoreRule()
+    assert main(['--config', str(REPO / 'config' / 'train.yaml'), '--set', 'model.semantic_weight=2']) == 2
+    assert 'semantic_weight is not a model key any more' in capsys.readouterr().err
 
 
 def test_the_cli_reports_config_errors_without_a_traceback(tmp_path, capsys):

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,19 @@ import yaml
 from tiny_data import make_split, tiny_config
 
 import anovox_training
+from anovox_perception.calibration import ScoreRule
 from anovox_perception.errors import DataError
 from anovox_training.data.check import main as check_main
 from anovox_training.data.reader import ScenarioReader
-from anovox_training.model.checkpoint import model_config_of, previous_path, read_checkpoint, save_checkpoint
+from anovox_training.model.checkpoint import (
+    checkpoint_calibration,
+    model_config_of,
+    previous_path,
+    read_checkpoint,
+    save_checkpoint,
+)
 from anovox_training.train import DistContext, TrainingError, _prepare_data, train
+from anovox_training.upgrade_calibration import main as upgrade_main
 
 torch.set_num_threads(1)
 
@@ -169,16 +178,41 @@ def test_a_checkpoint_re_tuned_after_training_resumes_with_more_epochs(data, tmp
     last = train(config)
     state = read_checkpoint(last)
     # As the score-rule choice after training writes it.
-    state['config']['model'].update({'semantic_weight': 2.0, 'anomaly_temperature': 4.0, 'score_smoothing': 3})
-    save_checkpoint(last, state)
+    tuned = replace(checkpoint_calibration(state, last), score_rule=ScoreRule(2.0, 4.0, 3))
+    save_checkpoint(last, {**state, 'calibration': tuned.to_dict()})
     more = copy.deepcopy(config)
     more['train']['epochs'] = 2
-    assert read_checkpoint(train(more, resume=True))['step'] == 8
+    resumed = read_checkpoint(train(more, resume=True))
+    assert resumed['step'] == 8
+    # More epochs: new weights, so the rule is the configured one again until a choice is made on them.
+    assert checkpoint_calibration(resumed, last).score_rule == ScoreRule()
     other = copy.deepcopy(more)
     other['train']['epochs'] = 3
     other['model']['bev_widths'] = [8, 16, 32]
     with pytest.raises(TrainingError, match=r'another model config \(model.bev_widths differ\)'):
         train(other, resume=True)
+
+
+def test_a_checkpoint_of_the_previous_version_resumes_after_its_upgrade(data, tmp_path):
+    config = tiny_config(tmp_path, data, epochs=1)
+    last = train(config)
+    state = read_checkpoint(last)
+    # The previous version's layout: the threshold beside the config, the score rule in the model config.
+    old = {k: v for k, v in state.items() if k != 'calibration'}
+    old['occupancy_threshold'] = 0.5
+    old['config'] = copy.deepcopy(state['config'])
+    old['config']['model'].update({'semantic_weight': 1.0, 'anomaly_temperature': 1.0, 'score_smoothing': 1})
+    save_checkpoint(last, old)
+    more = copy.deepcopy(config)
+    more['train']['epochs'] = 2
+    with pytest.raises(DataError, match=rf'{last} has no calibration section .*upgrade_calibration {last}'):
+        train(more, resume=True)
+    assert upgrade_main([str(last)]) == 0
+    upgraded = read_checkpoint(last)
+    assert upgraded['config'] == state['config'] and checkpoint_calibration(upgraded, last) == checkpoint_calibration(
+        state, last
+    )
+    assert read_checkpoint(train(more, resume=True))['step'] == 8
 
 
 @pytest.fixture

@@ -15,12 +15,14 @@ from anovox_perception.model_card import ModelCard, load_card
 @pytest.fixture(scope='session')
 def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``anovox_tiny.onnx`` (+ .json, .pt2) of the tiny detector with seeded random weights."""
+    from anovox_perception.calibration import Calibration
     from anovox_training.export import export_model
     from anovox_training.model import ModelConfig, build_model
 
     torch.manual_seed(0)
     model = build_model(ModelConfig.tiny())
-    return export_model(model, tmp_path_factory.mktemp('tiny'), name='anovox_tiny').onnx_path
+    untuned = Calibration(occupancy_threshold=0.5)
+    return export_model(model, tmp_path_factory.mktemp('tiny'), calibration=untuned, name='anovox_tiny').onnx_path
 
 
 @pytest.fixture(scope='session')

@@ -14,6 +14,7 @@ from onnx import TensorProto, helper
 from anovox_perception.backends import BackendOptions, OnnxRuntimeBackend
 from anovox_perception.backends.base import Backend
 from anovox_perception.backends.onnxruntime import make_session_options
+from anovox_perception.calibration import Calibration
 from anovox_perception.errors import BackendError, ModelCardError
 from anovox_perception.model_card import CARD_METADATA_KEY, ModelCard, card_path_for
 from anovox_perception.onnx_file import read_onnx_file
@@ -105,6 +106,7 @@ def _card(shape: list[int]) -> dict:
         'classes': ['a', 'b'],
         'inputs': {'x': {'shape': shape, 'dtype': 'float32'}},
         'outputs': {'y': {'shape': shape, 'dtype': 'float32'}},
+        'calibration': Calibration(occupancy_threshold=0.5).to_dict(),
         'training_config': {},
         'data_hash': 'none',
         'onnx_sha256': '',

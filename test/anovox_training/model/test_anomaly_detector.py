@@ -8,6 +8,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from anovox_perception.calibration import ScoreRule
 from anovox_training.model import INPUT_NAMES, OUTPUT_NAMES, ModelConfig, build_model
 from anovox_training.model.head import anomaly_score, smooth_scores
 
@@ -105,8 +106,10 @@ def test_smoothing_is_a_sqrt_occupancy_weighted_mean_over_the_window_at_each_hei
 
 
 def test_smoothing_keeps_scores_in_range_and_the_model_applies_its_window():
-    plain, smoothed = _model(), _model(score_smoothing=3)
+    plain, smoothed = _model(), _model()
     smoothed.load_state_dict(plain.state_dict())
+    smoothed.set_score_rule(ScoreRule(score_smoothing=3))
+    assert smoothed.score_rule == ScoreRule(1.0, 1.0, 3) and plain.score_rule == ScoreRule()
     inputs = plain.example_inputs(batch=2)
     with torch.no_grad():
         occupancy, raw = plain(*inputs.values())

@@ -6,9 +6,11 @@ import pytest
 import torch
 from torchvision.models import resnet18
 
+from anovox_perception.calibration import Calibration, ChosenOn, ScoreRule
 from anovox_perception.errors import ConfigError, DataError
 from anovox_training.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
 from anovox_training.model.checkpoint import (
+    checkpoint_calibration,
     previous_path,
     read_checkpoint,
     read_latest_checkpoint,
@@ -19,18 +21,29 @@ from anovox_training.model.checkpoint import (
 torch.set_num_threads(1)
 
 
-def _state(model, cfg):
-    return {'model': model.state_dict(), 'config': {'model': cfg.to_dict()}, 'input_spec': cfg.input_spec().to_dict()}
+UNTUNED = Calibration(occupancy_threshold=0.5)
+
+
+def _state(model, cfg, calibration=UNTUNED):
+    return {
+        'model': model.state_dict(),
+        'config': {'model': cfg.to_dict()},
+        'input_spec': cfg.input_spec().to_dict(),
+        'calibration': calibration.to_dict(),
+    }
 
 
 def test_a_saved_checkpoint_reloads_into_a_model_with_identical_outputs(tmp_path):
     cfg = ModelConfig.tiny()
     torch.manual_seed(1)
-    model = build_model(cfg).eval()
-    path = save_checkpoint(tmp_path / 'ckpt' / 'last.pt', {**_state(model, cfg), 'epoch': 3})
+    rule = ScoreRule(semantic_weight=2.0, anomaly_temperature=3.0, score_smoothing=3)
+    model = build_model(cfg, rule).eval()
+    calibration = Calibration(0.3, rule, ChosenOn(('val',), 'ab12'), ChosenOn(('val',), 'ab12'))
+    path = save_checkpoint(tmp_path / 'ckpt' / 'last.pt', {**_state(model, cfg, calibration), 'epoch': 3})
     assert [p.name for p in path.parent.iterdir()] == ['last.pt']  # no temporary file left behind
     loaded, config, ckpt = load_checkpoint(path)
     assert config == {'model': cfg.to_dict()} and ckpt['epoch'] == 3 and not loaded.training
+    assert loaded.score_rule == rule and checkpoint_calibration(ckpt, path) == calibration
     inputs = model.example_inputs()
     with torch.no_grad():
         for a, b in zip(model(*inputs.values()), loaded(*inputs.values()), strict=True):
@@ -49,6 +62,15 @@ def test_missing_and_corrupt_checkpoints_raise_data_errors(tmp_path):
     bad.write_bytes(b'not a checkpoint')
     with pytest.raises(DataError, match='cannot be read'):
         load_checkpoint(bad)
+
+
+def test_a_checkpoint_without_calibration_is_refused_with_the_upgrade_command(tmp_path):
+    cfg = ModelConfig.tiny()
+    state = _state(build_model(cfg), cfg)
+    del state['calibration']
+    path = save_checkpoint(tmp_path / 'old.pt', state)
+    with pytest.raises(DataError, match=rf'checkpoint {path} has no calibration section .*upgrade_calibration {path}'):
+        load_checkpoint(path)
 
 
 def test_weights_that_do_not_fit_the_config_are_reported(tmp_path):
