@@ -15,7 +15,7 @@ $(STAMP): setup.py setup.cfg package.xml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m anovox_training.demo --out demo_out
+	$(BIN)/python -m anovox_training.integration.demo --out demo_out
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -26,11 +26,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
-	$(BIN)/python -m anovox_perception.bench --out bench_out
+	$(BIN)/python -m anovox_perception.tools.bench --out bench_out
 
 # Overload and fault scenarios against the node, longer than the tests (about 3 minutes).
 stress: $(STAMP)
-	$(BIN)/python -m anovox_perception.stress --out stress_out
+	$(BIN)/python -m anovox_perception.tools.stress --out stress_out
 
 model: $(STAMP)
 	$(BIN)/python -m anovox_training.make_model

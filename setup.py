@@ -62,12 +62,12 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'anovox-detect = anovox_perception.node:main',
-            'anovox-replay = anovox_perception.replay:main',
+            'anovox-detect = anovox_perception.ros.node:main',
+            'anovox-replay = anovox_perception.tools.replay:main',
             'anovox-make-bag = anovox_training.data.to_bag:main',
             'anovox-build-engine = anovox_perception.backends.build_engine:main',
-            'anovox-bench = anovox_perception.bench:main',
-            'anovox-real-check = anovox_training.real_check:main',
+            'anovox-bench = anovox_perception.tools.bench:main',
+            'anovox-real-check = anovox_training.evaluate.real_check:main',
         ],
     },
 )

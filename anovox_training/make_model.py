@@ -14,7 +14,7 @@ continues; ``--force`` redoes training):
    its LiDAR-only and camera-only variants (camera dropout off for the latter).
 3. Evaluation on the test split with the AnoVox protocol (all four variants,
    including the geometric baseline), ONCE per recipe: every reading is appended
-   to ``<out>/test_readings.jsonl`` (:mod:`anovox_training.reading_ledger`), and a
+   to ``<out>/test_readings.jsonl`` (:mod:`anovox_training.evaluate.reading_ledger`), and a
    recipe already read is not read again unless ``--reread-test WHY`` says why.
 4. Export of the fusion model: ``python -m anovox_training.export --checkpoint ... --out <out>``,
    its check on the real frames (``real``) and its INT8 variant's cost on the same test
@@ -42,13 +42,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from anovox_perception.errors import AnovoxError, ConfigError, DataError
-from anovox_training import evaluate, train
-from anovox_training.cache import SampleCache, frame_refs
+from anovox_perception.core.errors import AnovoxError, ConfigError, DataError
+from anovox_training.data.cache import SampleCache, frame_refs
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.reader import ScenarioReader, find_scenarios
+from anovox_training.evaluate import run as evaluate
+from anovox_training.evaluate.reading_ledger import Reading, ReadingLedger, recipe_id, recipe_of_config
 from anovox_training.model.checkpoint import checkpoint_calibration, model_config_of, read_checkpoint
-from anovox_training.reading_ledger import Reading, ReadingLedger, recipe_id, recipe_of_config
+from anovox_training.train import trainer as train
 
 __all__ = ['DATA_PLAN', 'QUICK_PLAN', 'VARIANT_OVERRIDES', 'SplitPlan', 'main', 'split_folders']
 
@@ -296,7 +297,7 @@ def check_real(onnx: Path, report: dict[str, Any]) -> dict[str, Any]:
     defines no FPR95 threshold (it reached no 95 % TPR), the markers and occupied
     voxels are still recorded and the share above it is None, with the reason.
     """
-    from anovox_training.real_check import check_real_frames, fpr95_threshold, real_metrics
+    from anovox_training.evaluate.real_check import check_real_frames, fpr95_threshold, real_metrics
 
     try:
         threshold, reason = fpr95_threshold(report), ''
@@ -315,7 +316,7 @@ def int8_cost(onnx: Path, out: Path, test: Path, checkpoints: dict[str, Path]) -
     same recipe): it tells what the node's faster INT8 configuration costs in
     detection, which no validation figure can stand in for. Nothing is chosen on it.
     """
-    from anovox_training.quantize import evaluate_onnx_models, quantize_model
+    from anovox_training.export.quantize import evaluate_onnx_models, quantize_model
 
     int8 = quantize_model(onnx, out, 's8')
     cache = read_checkpoint(checkpoints['fusion'])['config']['data']['cache_dir']

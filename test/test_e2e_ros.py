@@ -23,15 +23,15 @@ pytest.importorskip('rclpy')
 sys.path.insert(0, str(Path(__file__).parent / 'anovox_perception'))
 from fake_onnx_model import write_fake_model
 
-from anovox_perception.bags import BagTiming
-from anovox_perception.detector import Detector, DetectorConfig, resolve_model_path
-from anovox_perception.errors import ConfigError
-from anovox_perception.geometry import anovox_voxel_index
-from anovox_perception.model_card import load_card
-from anovox_perception.offline import run_offline
+from anovox_perception.core.detector import Detector, DetectorConfig, resolve_model_path
+from anovox_perception.core.errors import ConfigError
+from anovox_perception.core.geometry import anovox_voxel_index
+from anovox_perception.core.model_card import load_card
+from anovox_perception.tools.bags import BagTiming
+from anovox_perception.tools.offline import run_offline
 from anovox_training.data.labels import is_anomaly
-from anovox_training.node_eval import evaluate_offline, evaluate_published, frame_truths
-from anovox_training.node_run import (
+from anovox_training.integration.node_eval import evaluate_offline, evaluate_published, frame_truths
+from anovox_training.integration.node_run import (
     RunOptions,
     read_diagnostics,
     read_ground_truth,

@@ -20,7 +20,7 @@ from anovox_perception.backends.base import Backend, BackendOptions, check_input
 from anovox_perception.backends.onnxruntime import OnnxRuntimeBackend
 from anovox_perception.backends.tensorrt import TensorRTBackend
 from anovox_perception.backends.torch import TorchBackend
-from anovox_perception.errors import BackendError, ConfigError
+from anovox_perception.core.errors import BackendError, ConfigError
 
 __all__ = [
     'BACKENDS',

@@ -9,9 +9,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from anovox_perception.errors import BackendError, ConfigError
-from anovox_perception.model_card import ModelCard
-from anovox_perception.parameters import spec_by_name
+from anovox_perception.core.errors import BackendError, ConfigError
+from anovox_perception.core.model_card import ModelCard
+from anovox_perception.core.parameters import spec_by_name
 
 __all__ = ['GRAPH_OPTIMIZATION_LEVELS', 'PRECISIONS', 'Backend', 'BackendOptions', 'check_inputs']
 
@@ -50,7 +50,7 @@ class BackendOptions:
             loading (catches corrupt or modified files with a clear error).
         model_factory: torch backend: ``factory(card) -> torch.nn.Module`` giving the
             eager model of the loaded model's :class:`ModelCard` (e.g. from a training
-            checkpoint, ``anovox_training.export.checkpoint_model_factory``). None =
+            checkpoint, ``anovox_training.export.run.checkpoint_model_factory``). None =
             load the ``<name>.pt2`` program the exporter writes beside the ONNX.
     """
 

@@ -15,7 +15,7 @@ import sys
 from anovox_perception.backends.base import BackendOptions
 from anovox_perception.backends.engine_cache import default_cache_dir
 from anovox_perception.backends.tensorrt import prepare_engine
-from anovox_perception.errors import AnovoxError
+from anovox_perception.core.errors import AnovoxError
 
 __all__ = ['get_args_parser', 'main']
 

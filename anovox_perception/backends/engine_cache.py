@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from anovox_perception.atomic_file import write_bytes_atomic
-from anovox_perception.errors import EngineCacheError
+from anovox_perception.core.atomic_file import write_bytes_atomic
+from anovox_perception.core.errors import EngineCacheError
 
 __all__ = ['CACHE_FORMAT', 'EngineCache', 'EngineKey', 'default_cache_dir']
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from anovox_perception.backends import probe
 from anovox_perception.backends.base import BackendOptions, check_inputs
-from anovox_perception.errors import BackendError
-from anovox_perception.model_card import ModelCard, load_card
+from anovox_perception.core.errors import BackendError
+from anovox_perception.core.model_card import ModelCard, load_card
 
 __all__ = ['OnnxRuntimeBackend', 'make_session_options']
 

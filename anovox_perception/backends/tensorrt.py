@@ -37,9 +37,9 @@ import numpy as np
 from anovox_perception.backends import probe
 from anovox_perception.backends.base import BackendOptions, check_inputs
 from anovox_perception.backends.engine_cache import EngineCache, EngineKey, default_cache_dir
-from anovox_perception.errors import BackendError
-from anovox_perception.model_card import CARD_METADATA_KEY, ModelCard, load_card, verify_onnx_against_card
-from anovox_perception.onnx_file import read_onnx_file
+from anovox_perception.core.errors import BackendError
+from anovox_perception.core.model_card import CARD_METADATA_KEY, ModelCard, load_card, verify_onnx_against_card
+from anovox_perception.core.onnx_file import read_onnx_file
 
 __all__ = ['PreparedEngine', 'TensorRTBackend', 'build_serialized_engine', 'engine_io', 'prepare_engine']
 

@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from anovox_perception.backends.base import BackendOptions, check_inputs
-from anovox_perception.errors import BackendError
-from anovox_perception.model_card import ModelCard, load_card
+from anovox_perception.core.errors import BackendError
+from anovox_perception.core.model_card import ModelCard, load_card
 
 __all__ = ['TorchBackend', 'program_path_for']
 

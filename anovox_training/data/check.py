@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from anovox_perception.errors import DataError
-from anovox_perception.geometry import ANOVOX_GRID_SHAPE, anovox_voxel_index
+from anovox_perception.core.errors import DataError
+from anovox_perception.core.geometry import ANOVOX_GRID_SHAPE, anovox_voxel_index
 from anovox_training.data.reader import FrameDataError, Problem, ScenarioReader, find_scenarios
 
 __all__ = ['CheckReport', 'check_dataset', 'check_scenario', 'main', 'voxel_agreement']

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from anovox_perception.errors import ConfigError, DataError
+from anovox_perception.core.errors import ConfigError, DataError
 from anovox_training.data.reader import find_scenarios
 
 __all__ = ['read_split_file', 'resolve_scenarios']

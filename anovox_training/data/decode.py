@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from anovox_perception.errors import DecodeError
-from anovox_perception.geometry import ANOVOX_GRID_SHAPE
+from anovox_perception.core.errors import DecodeError
+from anovox_perception.core.geometry import ANOVOX_GRID_SHAPE
 from anovox_training.data.frame import AnomalyInfo
 from anovox_training.data.labels import (
     ANOMALY_CATEGORIES,

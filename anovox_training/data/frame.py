@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from anovox_perception.geometry import CameraModel
+from anovox_perception.core.geometry import CameraModel
 
 __all__ = ['SENSORS', 'AnoVoxFrame', 'AnomalyInfo']
 

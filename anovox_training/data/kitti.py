@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from anovox_perception.errors import DataError, DecodeError
-from anovox_perception.geometry import CameraModel
+from anovox_perception.core.errors import DataError, DecodeError
+from anovox_perception.core.geometry import CameraModel
 from anovox_training.data import decode
 from anovox_training.data.kitti_calib import KittiCalib, load_calib
 

@@ -1,12 +1,12 @@
 """A KITTI frame as a rosbag2, and the node parameters of its rig.
 
-The bag is written by the runtime's bag writer (``anovox_perception.bags.write_bag``), as
+The bag is written by the runtime's bag writer (``anovox_perception.tools.bags.write_bag``), as
 ``anovox-make-bag`` writes AnoVox scenarios: the Velodyne cloud as a PointCloud2 (x, y, z,
 intensity = reflectance), image_2 as an rgb8 Image with its CameraInfo (intrinsics of P2), and
 ``/tf_static`` placing the camera in the LiDAR frame. The node takes ``T_cam_lidar`` from its
 parameters, not from TF, so the rig's parameter file goes beside the bag:
 
-    python -m anovox_perception.offline BAG --params-file BAG.params.yaml --model models/anovox_base.onnx
+    python -m anovox_perception.tools.offline BAG --params-file BAG.params.yaml --model models/anovox_base.onnx
 
 runs the node's offline pipeline on it; ``anovox-detect --params-file`` takes the same file live.
 """
@@ -19,15 +19,15 @@ from typing import Any
 
 import yaml
 
-from anovox_perception.bags import BagFrame, BagSummary, write_bag
-from anovox_perception.parameters import params_document, validate_values
+from anovox_perception.core.parameters import params_document, validate_values
+from anovox_perception.tools.bags import BagFrame, BagSummary, write_bag
 from anovox_training.data.kitti import KittiFrame
 
 __all__ = ['frame_to_bag', 'rig_parameters', 'write_params_file']
 
 _PARAMS_HEADER = """\
 # Detector parameters of a KITTI rig (image_2 + Velodyne); use with anovox-detect or
-# python -m anovox_perception.offline --params-file. T_cam_lidar: LiDAR -> image_2 optical frame,
+# python -m anovox_perception.tools.offline --params-file. T_cam_lidar: LiDAR -> image_2 optical frame,
 # row-major 4x4, metres: R0_rect @ Tr_velo_to_cam with P2's camera offset K^-1 P2[:, 3] added.
 """
 

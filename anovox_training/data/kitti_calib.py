@@ -8,7 +8,7 @@ KITTI's chain from a Velodyne point ``x_velo`` (homogeneous) to a pixel of the l
 ``R0_rect`` rotates it into the rectified frame shared by all four cameras, and ``P2`` (3x4)
 projects rectified points into image_2. ``P2 = K2 @ [I | b2]``: it is not a bare intrinsic matrix,
 its last column ``K2 @ b2`` holds camera 2's offset ``b2`` (about 6 cm along x) from camera 0.
-The runtime's :class:`~anovox_perception.geometry.CameraModel` has no such term, so
+The runtime's :class:`~anovox_perception.core.geometry.CameraModel` has no such term, so
 :meth:`KittiCalib.T_cam_lidar` moves the offset into the extrinsic: ``T_cam_lidar =
 [I | b2] @ lidar2cam_rect``, ``b2 = K2^-1 @ P2[:, 3]``. Then ``K2 @ T_cam_lidar`` equals KITTI's
 ``P2 @ R0_rect @ Tr_velo_to_cam`` exactly, and the transform stays rigid.
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from anovox_perception.errors import DataError
-from anovox_perception.geometry import CameraModel, make_transform
+from anovox_perception.core.errors import DataError
+from anovox_perception.core.geometry import CameraModel, make_transform
 
 __all__ = ['KittiCalib', 'load_calib', 'parse_calib_json', 'parse_calib_txt']
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anovox_perception.errors import DataError, DecodeError
+from anovox_perception.core.errors import DataError, DecodeError
 
 __all__ = [
     'CAMERA_KINDS',

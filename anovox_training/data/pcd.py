@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anovox_perception.errors import DecodeError
+from anovox_perception.core.errors import DecodeError
 
 __all__ = ['PcdHeader', 'encode_pcd', 'lzf_decompress', 'parse_pcd', 'unpack_rgb']
 

@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from anovox_perception.errors import ConfigError, DataError, DecodeError, GeometryError
-from anovox_perception.geometry import CameraModel, camera_from_lidar, carla_mount_to_body, invert_transform
+from anovox_perception.core.errors import ConfigError, DataError, DecodeError, GeometryError
+from anovox_perception.core.geometry import CameraModel, camera_from_lidar, invert_transform
 from anovox_training.data import decode
+from anovox_training.data.carla_mount import carla_mount_to_body
 from anovox_training.data.frame import SENSORS, AnomalyInfo, AnoVoxFrame
 from anovox_training.data.layout import (
     CAMERA_KINDS,

@@ -22,8 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.ticker import FuncFormatter
 
-from anovox_perception.errors import DataError
-from anovox_perception.geometry import ANOVOX_VOXEL_M, GridSpec, anovox_voxel_center
+from anovox_perception.core.errors import DataError
+from anovox_perception.core.geometry import ANOVOX_VOXEL_M, GridSpec, anovox_voxel_center
 from anovox_training.data.frame import AnoVoxFrame
 from anovox_training.data.labels import is_anomaly, label_colors
 from anovox_training.data.reader import ScenarioReader

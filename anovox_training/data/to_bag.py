@@ -5,7 +5,7 @@
         [--receive-delay-ms D] [--period-s P]
 
 The scenario is read frame by frame with the dataset reader and handed to the
-runtime's ROS-free bag writer (``anovox_perception.bags.write_bag``), so only
+runtime's ROS-free bag writer (``anovox_perception.tools.bags.write_bag``), so only
 one frame is in memory at a time. Frame times come from the ACTION
 timestamps when every frame has one, else from the frame's position times
 ``--period-s`` (AnoVox records at 10 Hz). A frame lacking a sensor file is
@@ -19,8 +19,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from anovox_perception.bags import STORAGES, BagFrame, BagSummary, BagTiming, BagTopics, write_bag
-from anovox_perception.errors import AnovoxError, ConfigError, DataError
+from anovox_perception.core.errors import AnovoxError, ConfigError, DataError
+from anovox_perception.tools.bags import STORAGES, BagFrame, BagSummary, BagTiming, BagTopics, write_bag
 from anovox_training.data.reader import ScenarioReader
 
 __all__ = ['DEFAULT_PERIOD_S', 'main', 'scenario_frames', 'scenario_to_bag']
@@ -82,7 +82,7 @@ def scenario_to_bag(
     topics: BagTopics | None = None,
     period_s: float = DEFAULT_PERIOD_S,
 ) -> BagSummary:
-    """Write one scenario as a bag; see :func:`anovox_perception.bags.write_bag` for the contents.
+    """Write one scenario as a bag; see :func:`anovox_perception.tools.bags.write_bag` for the contents.
 
     Raises:
         ConfigError: bad options or an existing output.

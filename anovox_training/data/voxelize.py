@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from anovox_perception.errors import DataError
-from anovox_perception.geometry import ANOVOX_GRID_SHAPE, ANOVOX_ORIGIN_OFFSET_M, ANOVOX_VOXEL_M
+from anovox_perception.core.errors import DataError
+from anovox_perception.core.geometry import ANOVOX_GRID_SHAPE, ANOVOX_ORIGIN_OFFSET_M, ANOVOX_VOXEL_M
 from anovox_training.data.labels import ROAD_LINE_LABEL
 
 __all__ = ['voxelize_labels']

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import resnet18
 
-from anovox_perception.errors import ConfigError
+from anovox_perception.core.errors import ConfigError
 
 __all__ = ['BevBackbone', 'Backbones', 'ImageBackbone', 'conv_bn_relu']
 

@@ -26,9 +26,9 @@ from typing import Any
 
 import torch
 
-from anovox_perception.atomic_file import atomic_writer
-from anovox_perception.calibration import Calibration, CalibrationError, read_calibration
-from anovox_perception.errors import ConfigError, DataError
+from anovox_perception.core.atomic_file import atomic_writer
+from anovox_perception.core.calibration import Calibration, CalibrationError, read_calibration
+from anovox_perception.core.errors import ConfigError, DataError
 from anovox_training.model.config import ModelConfig
 from anovox_training.model.detector import AnomalyDetector, build_model
 
@@ -226,7 +226,7 @@ def model_config_of(config: Mapping[str, Any]) -> ModelConfig:
 
 
 def checkpoint_calibration(ckpt: Mapping[str, Any], path: str | Path) -> Calibration:
-    """The calibration of a checkpoint dict read from ``path`` (see ``anovox_perception.calibration``).
+    """The calibration of a checkpoint dict read from ``path`` (see ``anovox_perception.core.calibration``).
 
     Raises:
         DataError: The checkpoint has no calibration section (written before checkpoints carried

@@ -2,7 +2,7 @@
 
 The decision rule (occupancy threshold and score rule) is not part of it: it is chosen
 after training and travels as the checkpoint's and model card's ``calibration``
-(:mod:`anovox_perception.calibration`).
+(:mod:`anovox_perception.core.calibration`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from anovox_perception.calibration import is_smoothing_window
-from anovox_perception.errors import ConfigError, GeometryError
-from anovox_perception.geometry import GridSpec
-from anovox_perception.preprocess import LIDAR_INTENSITY_MODES, InputSpec
+from anovox_perception.core.calibration import is_smoothing_window
+from anovox_perception.core.errors import ConfigError, GeometryError
+from anovox_perception.core.geometry import GridSpec
+from anovox_perception.core.preprocess import LIDAR_INTENSITY_MODES, InputSpec
 
 __all__ = ['MODALITIES', 'NORMAL_CLASSES', 'SCORE_RULE_KEYS', 'ModelConfig', 'is_smoothing_window']
 
@@ -163,7 +163,8 @@ class ModelConfig:
                 'any more: the score rule is part of the '
                 f'calibration chosen after training; in a training config set eval.{", eval.".join(moved)} '
                 '(the value validation uses until the score rule is chosen), and add the calibration section to '
-                'checkpoints and model cards written before with python -m anovox_training.upgrade_calibration FILE'
+                'checkpoints and model cards written before with '
+                'python -m anovox_training.export.upgrade_calibration FILE'
             )
             raise ConfigError(msg)
         known = {f.name for f in fields(cls)}

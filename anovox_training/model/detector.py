@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from anovox_perception.calibration import ScoreRule
-from anovox_perception.preprocess import InputSpec
+from anovox_perception.core.calibration import ScoreRule
+from anovox_perception.core.preprocess import InputSpec
 from anovox_training.model.backbones import Backbones, BevBackbone, ImageBackbone
 from anovox_training.model.config import ModelConfig
 from anovox_training.model.fusion import CrossModalFusion

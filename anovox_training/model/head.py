@@ -16,8 +16,8 @@ the training outliers, while the normal classes are learned from every frame.
 ``T`` (``ScoreRule.anomaly_temperature``) only spreads the scores: AnoVox's
 FPR95, F1 and PPV read them on a fixed 0.01 threshold grid, and an over-confident
 logit would crowd all normal voxels and the hardest anomalies below 0.01. Both are
-chosen on validation after training (``anovox_training.score_tuning``) and travel in
-the model's calibration (:mod:`anovox_perception.calibration`).
+chosen on validation after training (``anovox_training.calibrate.score_tuning``) and travel in
+the model's calibration (:mod:`anovox_perception.core.calibration`).
 
 The last layer sees one feature vector per BEV column and gives each z cell its own
 linear read-out of it, so it cannot tell "the ground under (or in front of) an
@@ -50,7 +50,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from anovox_perception.preprocess import BEV_COLUMN_FEATURES
+from anovox_perception.core.preprocess import BEV_COLUMN_FEATURES
 from anovox_training.model.backbones import conv_bn_relu
 
 __all__ = ['HeadLogits', 'VoxelHead', 'VoxelRefiner', 'anomaly_score', 'smooth_scores']

@@ -1,6 +1,6 @@
 """Stage 1: model inputs. Names, shapes, example tensors, and the modality switch.
 
-The tensors themselves are built in numpy by ``anovox_perception.preprocess`` (the
+The tensors themselves are built in numpy by ``anovox_perception.core.preprocess`` (the
 node runs the same code); this stage only routes them and applies the variant's
 modality, so a LiDAR-only or camera-only model sees exactly what it may use.
 """
@@ -13,14 +13,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from anovox_perception.geometry import OPTICAL_FROM_BODY, CameraModel, make_transform
-from anovox_perception.preprocess import INPUT_NAMES, InputSpec, build_inputs
+from anovox_perception.core.geometry import OPTICAL_FROM_BODY, CameraModel, make_transform
+from anovox_perception.core.preprocess import INPUT_NAMES, InputSpec, build_inputs
 
 __all__ = ['INPUT_NAMES', 'DetectorInputs', 'InputStage', 'example_inputs']
 
 
 class DetectorInputs(NamedTuple):
-    """The model inputs (see ``anovox_perception.preprocess`` for shapes and meaning)."""
+    """The model inputs (see ``anovox_perception.core.preprocess`` for shapes and meaning)."""
 
     image: Tensor
     bev: Tensor

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from anovox_perception.errors import ConfigError
+from anovox_perception.core.errors import ConfigError
 from anovox_training.model.checkpoint import read_checkpoint
 from anovox_training.model.detector import AnomalyDetector
 

@@ -6,10 +6,10 @@ import uuid
 
 import numpy as np
 
-from anovox_perception.bag_reader import BagReader
-from anovox_perception.bags import BagFrame, BagTiming, BagTopics, write_bag
-from anovox_perception.geometry import CameraModel, camera_from_lidar
-from anovox_perception.stamps import stamp_to_ns
+from anovox_perception.core.geometry import CameraModel, camera_from_lidar
+from anovox_perception.core.stamps import stamp_to_ns
+from anovox_perception.tools.bag_reader import BagReader
+from anovox_perception.tools.bags import BagFrame, BagTiming, BagTopics, write_bag
 
 
 def make_bag(path, frames: int = 5, topics: BagTopics | None = None) -> BagTopics:

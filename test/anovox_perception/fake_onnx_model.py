@@ -21,11 +21,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from anovox_perception.calibration import Calibration
-from anovox_perception.geometry import CameraModel, GridSpec
-from anovox_perception.model_card import CARD_METADATA_KEY
-from anovox_perception.onnx_file import read_onnx_file
-from anovox_perception.preprocess import INPUT_NAMES, InputSpec, input_shapes
+from anovox_perception.core.calibration import Calibration
+from anovox_perception.core.geometry import CameraModel, GridSpec
+from anovox_perception.core.model_card import CARD_METADATA_KEY
+from anovox_perception.core.onnx_file import read_onnx_file
+from anovox_perception.core.preprocess import INPUT_NAMES, InputSpec, input_shapes
 
 # A small grid and image keep every test fast; still aligned on the AnoVox lattice.
 SMALL_SPEC = InputSpec(

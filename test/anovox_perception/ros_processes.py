@@ -24,7 +24,7 @@ SUBSCRIBER = textwrap.dedent(
     import json, os, signal, sys, time
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from anovox_perception.replay import import_message_type
+    from anovox_perception.tools.replay import import_message_type
 
     # argv: ready_file out_file expected_total timeout_s topic=type=reliable|best_effort ...
     ready_file, out_file, expected, timeout_s = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])

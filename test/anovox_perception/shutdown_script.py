@@ -24,9 +24,9 @@ import time
 
 import numpy as np
 
-from anovox_perception import node as node_module
-from anovox_perception.detector import CloudFrame
-from anovox_perception.sync import SyncedPair
+from anovox_perception.core.detector import CloudFrame
+from anovox_perception.core.sync import SyncedPair
+from anovox_perception.ros import node as node_module
 
 
 def main() -> int:

@@ -6,7 +6,7 @@ import platform
 
 import numpy as np
 
-from anovox_perception.allocator import retain_freed_memory
+from anovox_perception.core.allocator import retain_freed_memory
 
 
 def test_freed_memory_is_retained_on_glibc_and_left_alone_elsewhere() -> None:

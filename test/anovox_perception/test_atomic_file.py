@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from anovox_perception.atomic_file import atomic_writer, write_bytes_atomic
+from anovox_perception.core.atomic_file import atomic_writer, write_bytes_atomic
 
 
 def test_written_file_has_the_data_and_readable_permissions(tmp_path):

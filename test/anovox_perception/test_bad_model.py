@@ -9,9 +9,9 @@ import onnx
 import pytest
 from fake_onnx_model import write_fake_model
 
-from anovox_perception.detector import Detector, DetectorConfig
-from anovox_perception.errors import AnovoxError
-from anovox_perception.model_card import CARD_METADATA_KEY
+from anovox_perception.core.detector import Detector, DetectorConfig
+from anovox_perception.core.errors import AnovoxError
+from anovox_perception.core.model_card import CARD_METADATA_KEY
 
 
 @pytest.fixture(scope='module')

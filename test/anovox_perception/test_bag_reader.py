@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import yaml
 
-from anovox_perception.bag_reader import BagDescription, BagReader, TopicInfo
-from anovox_perception.bags import BagFrame, BagTiming, BagTopics, write_bag
-from anovox_perception.errors import DataError
-from anovox_perception.geometry import CameraModel
-from anovox_perception.stamps import stamp_to_ns
+from anovox_perception.core.errors import DataError
+from anovox_perception.core.geometry import CameraModel
+from anovox_perception.core.stamps import stamp_to_ns
+from anovox_perception.tools.bag_reader import BagDescription, BagReader, TopicInfo
+from anovox_perception.tools.bags import BagFrame, BagTiming, BagTopics, write_bag
 
 START_NS = 1_700_000_000 * 1_000_000_000
 DELAY_NS = 2_000_000  # BagTiming's default receive delay
@@ -69,7 +69,7 @@ def test_messages_are_decoded_in_log_time_order_within_start_and_stop(tmp_path, 
 
 
 def test_raw_messages_are_the_serialized_bytes_of_the_decoded_ones(tmp_path):
-    from anovox_perception import bag_messages as bm
+    from anovox_perception.tools import bag_messages as bm
 
     write_frames(tmp_path / 'bag', count=1)
     with BagReader(tmp_path / 'bag') as bag:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anovox_perception import bag_messages as bm
-from anovox_perception import msg_decode
-from anovox_perception.bag_reader import BagReader
-from anovox_perception.bags import BagFrame, BagTiming, BagTopics, write_bag
-from anovox_perception.errors import ConfigError, DataError, DecodeError, GeometryError
-from anovox_perception.geometry import CameraModel, camera_from_lidar, carla_mount_to_body, rotation_from_rpy
-from anovox_perception.msg_layout import POINT_DTYPE
-from anovox_perception.stamps import stamp_to_ns
+from anovox_perception.core import msg_decode
+from anovox_perception.core.errors import ConfigError, DataError, DecodeError, GeometryError
+from anovox_perception.core.geometry import CameraModel, camera_from_lidar, rotation_from_rpy
+from anovox_perception.core.msg_layout import POINT_DTYPE
+from anovox_perception.core.stamps import stamp_to_ns
+from anovox_perception.tools import bag_messages as bm
+from anovox_perception.tools.bag_reader import BagReader
+from anovox_perception.tools.bags import BagFrame, BagTiming, BagTopics, write_bag
+from anovox_training.data.carla_mount import carla_mount_to_body
 
 WIDTH, HEIGHT = 96, 64
 PERIOD_S = 0.1

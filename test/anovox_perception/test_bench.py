@@ -11,9 +11,10 @@ from fake_onnx_model import write_fake_model
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
-from anovox_perception import bench, msg_codec
-from anovox_perception.bench_pointcloud import lidar_sweep, read_points_numpy
-from anovox_perception.bench_sync import message_stream, sync_cost_per_message
+from anovox_perception.ros import msg_codec
+from anovox_perception.tools import bench
+from anovox_perception.tools.bench_pointcloud import lidar_sweep, read_points_numpy
+from anovox_perception.tools.bench_sync import message_stream, sync_cost_per_message
 
 FAST = ['--iterations', '2', '--warmup', '0', '--reference-rounds', '1', '--threads', '1']
 
@@ -46,7 +47,7 @@ def test_cpu_sections_write_one_row_per_stage_with_its_command_and_load(
     ]
     for row in rows.values():
         assert 0 < row['min_ms'] <= row['p50_ms'] <= row['p99_ms'] <= row['max_ms']
-        assert row['command'].startswith('python -m anovox_perception.bench --model ')
+        assert row['command'].startswith('python -m anovox_perception.tools.bench --model ')
         assert f'--only {row["section"]}' in row['command'] and len(row['load_average_1min']) == 2
     assert rows['pointcloud_decode_bev_reference']['n'] == 1 and rows['image_768x512']['n'] == 2
     ours, ref = rows['pointcloud_decode_bev'], rows['pointcloud_decode_bev_reference']
@@ -137,7 +138,7 @@ def test_e2e_rows_carry_latency_overhead_stages_and_overload_windows() -> None:
     }
     overload = {**run, 'input_hz': 70.0, 'pairs': 700, 'dropped': 600, 'drop_rate': 0.857}
     report = {'nominal': run, 'overload': overload, 'highest_sustained_hz': 12.5, 'peak_rss_mib': 300.0}
-    rows = bench.e2e_rows(report, 'python -m anovox_perception.bench_e2e bag')
+    rows = bench.e2e_rows(report, 'python -m anovox_perception.tools.bench_e2e bag')
     assert list(rows) == [
         'e2e_latency_10hz',
         'e2e_node_overhead_10hz',
@@ -147,7 +148,7 @@ def test_e2e_rows_carry_latency_overhead_stages_and_overload_windows() -> None:
     ]
     assert rows['e2e_latency_10hz']['highest_sustained_hz'] == 12.5
     assert rows['e2e_latency_overload_70hz']['note'].startswith('600 of 700 pairs dropped; p99 per 10 s window [120.0]')
-    assert all(row['command'] == 'python -m anovox_perception.bench_e2e bag' for row in rows.values())
+    assert all(row['command'] == 'python -m anovox_perception.tools.bench_e2e bag' for row in rows.values())
 
 
 def test_round_robin_times_every_stage_each_round() -> None:

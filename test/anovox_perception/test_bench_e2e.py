@@ -9,10 +9,10 @@ import pytest
 from bag_samples import make_bag
 from fake_onnx_model import write_fake_model
 
-from anovox_perception import bench_e2e
-from anovox_perception.bags import BagTopics
-from anovox_perception.detector import Detector, DetectorConfig
-from anovox_perception.errors import DataError
+from anovox_perception.core.detector import Detector, DetectorConfig
+from anovox_perception.core.errors import DataError
+from anovox_perception.tools import bench_e2e
+from anovox_perception.tools.bags import BagTopics
 
 
 @pytest.fixture(scope='module')

@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 import yaml
 
-from anovox_perception.errors import ConfigError
-from anovox_perception.parameters import PARAMETERS, defaults, flatten, load_params_file, validate_values
+from anovox_perception.core.errors import ConfigError
+from anovox_perception.core.parameters import PARAMETERS, defaults, flatten, load_params_file, validate_values
 
 ROOT = Path(__file__).resolve().parents[2]
 YAML_PATH = ROOT / 'config' / 'detector.yaml'
@@ -130,7 +130,7 @@ def test_node_declares_exactly_the_schema_keys(schema):
     rclpy = pytest.importorskip('rclpy')
     from rclpy.node import Node
 
-    from anovox_perception.node import declare_detector_parameters
+    from anovox_perception.ros.node import declare_detector_parameters
 
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=97)

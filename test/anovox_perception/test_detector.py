@@ -11,20 +11,20 @@ import onnx
 import pytest
 from fake_onnx_model import CAMERA, SMALL_SPEC, expected_outputs, write_fake_model
 
-import anovox_perception.package_data as package_data
-from anovox_perception.calibration import Calibration, ChosenOn
-from anovox_perception.detector import (
+import anovox_perception.core.package_data as package_data
+from anovox_perception.core.calibration import Calibration, ChosenOn
+from anovox_perception.core.detector import (
     CameraFrame,
     CloudFrame,
     Detector,
     DetectorConfig,
     resolve_model_path,
 )
-from anovox_perception.errors import ConfigError, DecodeError, ModelCardError
-from anovox_perception.geometry import CameraModel
-from anovox_perception.parameters import defaults
-from anovox_perception.preprocess import points_to_bev
-from anovox_perception.sync import SyncedPair
+from anovox_perception.core.errors import ConfigError, DecodeError, ModelCardError
+from anovox_perception.core.geometry import CameraModel
+from anovox_perception.core.parameters import defaults
+from anovox_perception.core.preprocess import points_to_bev
+from anovox_perception.core.sync import SyncedPair
 
 GRID = SMALL_SPEC.grid
 

@@ -7,17 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anovox_perception.errors import GeometryError
-from anovox_perception.geometry import (
+from anovox_perception.core.errors import GeometryError
+from anovox_perception.core.geometry import (
     CameraModel,
     GridSpec,
     anovox_voxel_center,
     anovox_voxel_index,
     camera_from_lidar,
-    carla_mount_to_body,
     invert_transform,
     transform_points,
 )
+from anovox_training.data.carla_mount import carla_mount_to_body
 
 GRID = GridSpec()
 finite = st.floats(min_value=-200, max_value=200, allow_nan=False, allow_infinity=False)

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from anovox_perception.handoff import LatestSlot
+from anovox_perception.core.handoff import LatestSlot
 
 
 def test_take_returns_the_newest_item_and_put_reports_the_one_it_replaced():

@@ -18,11 +18,11 @@ from PIL import Image as PILImage
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
-from anovox_perception import msg_codec
-from anovox_perception import pipeline_stats as ps
-from anovox_perception.detector import CameraFrame, CloudFrame
-from anovox_perception.intake import InputIntake, IntakeLimits
-from anovox_perception.sync import LidarDrivenSync
+from anovox_perception.core import pipeline_stats as ps
+from anovox_perception.core.detector import CameraFrame, CloudFrame
+from anovox_perception.core.intake import InputIntake, IntakeLimits
+from anovox_perception.core.sync import LidarDrivenSync
+from anovox_perception.ros import msg_codec
 
 NOW_NS = 1_700_000_000 * 1_000_000_000
 FUZZ = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from anovox_perception.node import INPUT_CAMERA_INFO, INPUT_COMPRESSED_IMAGE, INPUT_IMAGE, INPUT_POINTS
+from anovox_perception.ros.node import INPUT_CAMERA_INFO, INPUT_COMPRESSED_IMAGE, INPUT_IMAGE, INPUT_POINTS
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = ROOT / 'launch' / 'detect.launch.py'

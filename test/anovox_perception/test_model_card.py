@@ -13,18 +13,18 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from anovox_perception.calibration import Calibration, ChosenOn, ScoreRule
-from anovox_perception.errors import ModelCardError
-from anovox_perception.geometry import GridSpec
-from anovox_perception.model_card import (
+from anovox_perception.core.calibration import Calibration, ChosenOn, ScoreRule
+from anovox_perception.core.errors import ModelCardError
+from anovox_perception.core.geometry import GridSpec
+from anovox_perception.core.model_card import (
     CARD_METADATA_KEY,
     ModelCard,
     card_path_for,
     load_card,
     verify_onnx_against_card,
 )
-from anovox_perception.onnx_file import read_onnx_file
-from anovox_perception.preprocess import InputSpec
+from anovox_perception.core.onnx_file import read_onnx_file
+from anovox_perception.core.preprocess import InputSpec
 
 SPEC = InputSpec(grid=GridSpec(-4.0, 12.0, -8.0, 8.0, -3.0, 1.0), image_width=96, image_height=64)
 
@@ -219,7 +219,10 @@ def test_a_card_without_calibration_names_the_file_and_the_upgrade_command(tmp_p
     del data['calibration']
     with pytest.raises(
         ModelCardError,
-        match=r'model card x.json has no calibration section .* python -m anovox_training.upgrade_calibration x.json',
+        match=(
+            r'model card x.json has no calibration section .* '
+            r'python -m anovox_training.export.upgrade_calibration x.json'
+        ),
     ):
         ModelCard.from_dict(data, source='x.json')
     path, card = _write(tmp_path)

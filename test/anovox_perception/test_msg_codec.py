@@ -1,4 +1,4 @@
-"""Tests for anovox_perception.msg_codec against hand-built ROS 2 messages."""
+"""Tests for anovox_perception.ros.msg_codec against hand-built ROS 2 messages."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Poi
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
-from anovox_perception.errors import DecodeError
-from anovox_perception.geometry import GridSpec
-from anovox_perception.msg_codec import (
+from anovox_perception.core.errors import DecodeError
+from anovox_perception.core.geometry import GridSpec
+from anovox_perception.core.tracker import MarkerSpec
+from anovox_perception.ros.msg_codec import (
     array_to_pointcloud2,
     camera_info_to_model,
     compressed_to_rgb,
@@ -30,7 +31,6 @@ from anovox_perception.msg_codec import (
     stamp_to_ns,
     xyzi_to_pointcloud2,
 )
-from anovox_perception.tracker import MarkerSpec
 
 HEADER = Header(frame_id='lidar', stamp=ns_to_stamp(1_700_000_000_123_456_789))
 RGB = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 7  # 2 rows, 3 columns

@@ -29,10 +29,10 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Poi
 from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
-from anovox_perception import msg_codec  # noqa: E402
-from anovox_perception.errors import AnovoxError  # noqa: E402
-from anovox_perception.node import DetectorNode, ros_argv  # noqa: E402
-from anovox_perception.preprocess import points_to_bev  # noqa: E402
+from anovox_perception.core.errors import AnovoxError  # noqa: E402
+from anovox_perception.core.preprocess import points_to_bev  # noqa: E402
+from anovox_perception.ros import msg_codec  # noqa: E402
+from anovox_perception.ros.node import DetectorNode, ros_argv  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -353,7 +353,7 @@ def test_anovox_detect_runs_with_a_params_file_and_stops_cleanly_on_sigint(model
 def test_ctrl_c_while_the_node_starts_is_a_clean_stop(model_path, monkeypatch):
     # rclpy's SIGINT handler shuts the context down; the constructor's next create_* call then
     # raises RCLError. Simulated here by shutting down right after the model loads.
-    from anovox_perception import node as node_module
+    from anovox_perception.ros import node as node_module
 
     class InterruptedDetector(node_module.Detector):
         def __init__(self, *args, **kwargs):

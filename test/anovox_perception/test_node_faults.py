@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from test_intake import BAD_CLOUDS, BAD_IMAGES, calibrated_info, clouds, images  # noqa: E402
 
-from anovox_perception import msg_codec  # noqa: E402
-from anovox_perception import pipeline_stats as ps  # noqa: E402
-from anovox_perception.node import DetectorNode  # noqa: E402
+from anovox_perception.core import pipeline_stats as ps  # noqa: E402
+from anovox_perception.ros import msg_codec  # noqa: E402
+from anovox_perception.ros.node import DetectorNode  # noqa: E402
 
 pytestmark = pytest.mark.ros
 

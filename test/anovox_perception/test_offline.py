@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from fake_onnx_model import CAMERA, T_CAM_LIDAR, write_fake_model
 
-from anovox_perception import msg_decode
-from anovox_perception.bag_reader import BagReader
-from anovox_perception.bags import BagFrame, BagTiming, BagTopics, write_bag
-from anovox_perception.detector import CameraFrame, CloudFrame, Detector, DetectorConfig, FrameResult
-from anovox_perception.errors import ConfigError, DataError
-from anovox_perception.offline import OfflineStats, main, run_offline
-from anovox_perception.stamps import stamp_to_ns
-from anovox_perception.sync import LidarDrivenSync, StampedMsg, SyncedPair, make_sync
+from anovox_perception.core import msg_decode
+from anovox_perception.core.detector import CameraFrame, CloudFrame, Detector, DetectorConfig, FrameResult
+from anovox_perception.core.errors import ConfigError, DataError
+from anovox_perception.core.stamps import stamp_to_ns
+from anovox_perception.core.sync import LidarDrivenSync, StampedMsg, SyncedPair, make_sync
+from anovox_perception.tools.bag_reader import BagReader
+from anovox_perception.tools.bags import BagFrame, BagTiming, BagTopics, write_bag
+from anovox_perception.tools.offline import OfflineStats, main, run_offline
 
 
 @pytest.fixture(scope='module')

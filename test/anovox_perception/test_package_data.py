@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import anovox_perception.package_data as package_data
+import anovox_perception.core.package_data as package_data
 
-SOURCE_ROOT = Path(package_data.__file__).resolve().parents[1]
+SOURCE_ROOT = Path(package_data.__file__).resolve().parents[2]
 
 
 def test_data_dirs_put_the_source_checkout_first_and_the_pip_share_last() -> None:
@@ -31,6 +31,6 @@ def test_find_data_file_takes_the_first_directory_holding_the_file(tmp_path, mon
 
 
 def test_the_fastdds_profile_of_the_checkout_is_found() -> None:
-    from anovox_training.node_run import FASTDDS_PROFILE
+    from anovox_training.integration.node_run import FASTDDS_PROFILE
 
     assert FASTDDS_PROFILE == SOURCE_ROOT / 'config' / 'fastdds_large_data.xml'

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from anovox_perception import parameter_files
-from anovox_perception.detector import DetectorConfig
-from anovox_perception.parameters import (
+from anovox_perception.core.detector import DetectorConfig
+from anovox_perception.core.parameters import (
     PARAMETERS,
     defaults,
     flatten,
@@ -19,14 +18,15 @@ from anovox_perception.parameters import (
     params_document,
     spec_by_name,
 )
-from anovox_perception.sync import ON_MISSING_CAMERA, ApproximateSync, LidarDrivenSync
+from anovox_perception.core.sync import ON_MISSING_CAMERA, ApproximateSync, LidarDrivenSync
+from anovox_perception.tools import parameter_files
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'config'
 
 
 def test_committed_config_files_are_what_the_generator_writes():
     stale = parameter_files.stale_files(CONFIG_DIR)
-    assert not stale, f'{stale} differ from the parameter table: run python -m anovox_perception.parameter_files'
+    assert not stale, f'{stale} differ from the parameter table: run python -m anovox_perception.tools.parameter_files'
 
 
 def test_check_mode_reports_a_stale_or_missing_file(tmp_path, capsys):

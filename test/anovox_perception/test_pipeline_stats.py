@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from anovox_perception import pipeline_stats as ps
+from anovox_perception.core import pipeline_stats as ps
 
 
 class FakeClock:

@@ -1,4 +1,4 @@
-"""Tests for anovox_perception.postprocess: score grids, voxel scores, components."""
+"""Tests for anovox_perception.core.postprocess: score grids, voxel scores, components."""
 
 from __future__ import annotations
 
@@ -7,9 +7,15 @@ from collections import deque
 import numpy as np
 import pytest
 
-from anovox_perception.errors import BackendError, ConfigError, GeometryError
-from anovox_perception.geometry import GridSpec
-from anovox_perception.postprocess import component_voxels, find_components, label_components, score_grid, voxel_scores
+from anovox_perception.core.errors import BackendError, ConfigError, GeometryError
+from anovox_perception.core.geometry import GridSpec
+from anovox_perception.core.postprocess import (
+    component_voxels,
+    find_components,
+    label_components,
+    score_grid,
+    voxel_scores,
+)
 
 # 8 x 6 x 4 cells of 0.5 m: x in [-2, 2), y in [-1, 2), z in [-1, 1).
 GRID = GridSpec(x_min_m=-2.0, x_max_m=2.0, y_min_m=-1.0, y_max_m=2.0, z_min_m=-1.0, z_max_m=1.0, cell_m=0.5)

@@ -8,10 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from anovox_perception.bench_pointcloud import bev_per_point, lidar_sweep
-from anovox_perception.errors import ConfigError, DecodeError, GeometryError
-from anovox_perception.geometry import OPTICAL_FROM_BODY, CameraModel, GridSpec, make_transform, rotation_from_rpy
-from anovox_perception.preprocess import (
+from anovox_perception.core.errors import ConfigError, DecodeError, GeometryError
+from anovox_perception.core.geometry import OPTICAL_FROM_BODY, CameraModel, GridSpec, make_transform, rotation_from_rpy
+from anovox_perception.core.preprocess import (
     INPUT_NAMES,
     InputSpec,
     build_inputs,
@@ -21,6 +20,7 @@ from anovox_perception.preprocess import (
     points_to_bev,
     prepare_image,
 )
+from anovox_perception.tools.bench_pointcloud import bev_per_point, lidar_sweep
 
 GRID = GridSpec(x_min_m=-4.0, x_max_m=12.0, y_min_m=-8.0, y_max_m=8.0, z_min_m=-3.0, z_max_m=1.0)
 SPEC = InputSpec(grid=GRID, image_width=96, image_height=64, image_stride=8, bev_stride=4, lift_heights_m=(-1.5, 0.0))

@@ -8,9 +8,9 @@ import pytest
 from bag_samples import make_bag, unique_topics
 from ros_processes import finish, ros_env, start
 
-from anovox_perception.bag_reader import BagReader
-from anovox_perception.errors import ConfigError
-from anovox_perception.recorder import RecorderOptions
+from anovox_perception.core.errors import ConfigError
+from anovox_perception.tools.bag_reader import BagReader
+from anovox_perception.tools.recorder import RecorderOptions
 
 
 def test_options_reject_relative_topics_bad_limits_and_existing_output(tmp_path):
@@ -26,7 +26,7 @@ def test_options_reject_relative_topics_bad_limits_and_existing_output(tmp_path)
 
 
 def replay_args(bag, *topics: str) -> list[str]:
-    return ['-m', 'anovox_perception.replay', str(bag), '--topics', *topics, '--wait-for-subscribers', '10']
+    return ['-m', 'anovox_perception.tools.replay', str(bag), '--topics', *topics, '--wait-for-subscribers', '10']
 
 
 def recorded(bag) -> dict[str, list[bytes]]:
@@ -52,7 +52,7 @@ def test_recording_a_replay_keeps_every_message_as_sent(tmp_path, storage):
     recorder = start(
         [
             '-m',
-            'anovox_perception.recorder',
+            'anovox_perception.tools.recorder',
             '--out',
             str(tmp_path / 'rec'),
             '--storage',
@@ -86,7 +86,7 @@ def test_sigint_ends_the_recording_and_keeps_what_arrived(tmp_path):
     topics = make_bag(tmp_path / 'bag', frames=3, topics=unique_topics())
     env = ros_env()
     recorder = start(
-        ['-m', 'anovox_perception.recorder', '--out', str(tmp_path / 'rec'), '--topics', topics.points],
+        ['-m', 'anovox_perception.tools.recorder', '--out', str(tmp_path / 'rec'), '--topics', topics.points],
         env,
         tmp_path / 'recorder.log',
     )
@@ -105,7 +105,7 @@ def test_idle_timeout_ends_a_recording_that_got_nothing(tmp_path):
     recorder = start(
         [
             '-m',
-            'anovox_perception.recorder',
+            'anovox_perception.tools.recorder',
             '--out',
             str(tmp_path / 'rec'),
             '--topics',

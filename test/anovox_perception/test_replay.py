@@ -9,9 +9,9 @@ import pytest
 from bag_samples import bag_stamps, make_bag, unique_topics
 from ros_processes import finish, read_probe, ros_env, start, start_probe, wait_for_file
 
-from anovox_perception.bag_reader import BagReader
-from anovox_perception.errors import ConfigError
-from anovox_perception.replay import Pacer, ReplayOptions, import_message_type, parse_remap, plan_topics
+from anovox_perception.core.errors import ConfigError
+from anovox_perception.tools.bag_reader import BagReader
+from anovox_perception.tools.replay import Pacer, ReplayOptions, import_message_type, parse_remap, plan_topics
 
 IMAGE = 'sensor_msgs/msg/Image'
 CLOUD = 'sensor_msgs/msg/PointCloud2'
@@ -126,7 +126,7 @@ def test_replay_delivers_every_message_with_the_bag_stamps_in_order(tmp_path):
     replay = start(
         [
             '-m',
-            'anovox_perception.replay',
+            'anovox_perception.tools.replay',
             str(tmp_path / 'bag'),
             '--rate',
             '2.0',
@@ -168,7 +168,7 @@ def test_looping_replay_with_clock_repeats_the_bag_and_stops_cleanly_on_sigint(t
     replay = start(
         [
             '-m',
-            'anovox_perception.replay',
+            'anovox_perception.tools.replay',
             str(tmp_path / 'bag'),
             '--loop',
             '--clock',
@@ -226,7 +226,7 @@ class FakeNode:
 
 def test_player_skips_the_start_offset_and_publishes_the_raw_bytes_in_log_order(tmp_path):
     pytest.importorskip('rclpy')
-    from anovox_perception.replay import BagPlayer
+    from anovox_perception.tools.replay import BagPlayer
 
     topics = make_bag(tmp_path / 'bag', frames=4)
     stop = threading.Event()
@@ -242,7 +242,7 @@ def test_player_skips_the_start_offset_and_publishes_the_raw_bytes_in_log_order(
 
 def test_looping_player_repeats_until_stopped(tmp_path):
     pytest.importorskip('rclpy')
-    from anovox_perception.replay import BagPlayer
+    from anovox_perception.tools.replay import BagPlayer
 
     topics = make_bag(tmp_path / 'bag', frames=2)
     stop = threading.Event()
@@ -271,7 +271,7 @@ class TimedNode(FakeNode):
 
 def test_delay_holds_back_the_first_message_once_and_keeps_the_bag_spacing(tmp_path):
     pytest.importorskip('rclpy')
-    from anovox_perception.replay import BagPlayer
+    from anovox_perception.tools.replay import BagPlayer
 
     topics = make_bag(tmp_path / 'bag', frames=3)
     clock = FakeClock()

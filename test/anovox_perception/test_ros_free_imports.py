@@ -28,14 +28,14 @@ BLOCKED = (
     'rosbags',
 )
 ROS_FREE_MODULES = (
-    'anovox_perception.stamps',
-    'anovox_perception.msg_layout',
-    'anovox_perception.msg_decode',
-    'anovox_perception.detector',
-    'anovox_perception.intake',
-    'anovox_perception.sync',
-    'anovox_perception.preprocess',
-    'anovox_perception.postprocess',
+    'anovox_perception.core.stamps',
+    'anovox_perception.core.msg_layout',
+    'anovox_perception.core.msg_decode',
+    'anovox_perception.core.detector',
+    'anovox_perception.core.intake',
+    'anovox_perception.core.sync',
+    'anovox_perception.core.preprocess',
+    'anovox_perception.core.postprocess',
 )
 
 _BLOCKER = """
@@ -77,7 +77,7 @@ def test_decode_module_and_core_import_and_decode_without_ros() -> None:
         leaked = sorted(m for m in sys.modules if m.split('.')[0] in BLOCKED)
         assert not leaked, leaked
 
-        from anovox_perception import msg_decode
+        from anovox_perception.core import msg_decode
 
         # Messages as plain objects: the decoders read attributes only.
         stamp = SimpleNamespace(sec=12, nanosec=345)
@@ -103,7 +103,7 @@ def test_decode_module_and_core_import_and_decode_without_ros() -> None:
     assert 'decoded without ROS' in done.stdout
 
 
-@pytest.mark.parametrize('module', ['anovox_perception.msg_encode', 'anovox_perception.msg_codec'])
+@pytest.mark.parametrize('module', ['anovox_perception.ros.msg_encode', 'anovox_perception.ros.msg_codec'])
 def test_the_blocker_refuses_modules_that_need_ros(module: str) -> None:
     # The check above only means something if the blocker stops a real ROS import.
     done = run_without_ros(f'import {module}')

@@ -55,7 +55,7 @@ def test_stop_signals_end_the_node_with_status_0_and_no_traceback(scenario, mode
 def test_two_real_sigints_in_quick_succession_end_the_process_with_status_0(model_path):
     # The second signal lands while the node shuts down or Python tears down (the process
     # used to die of it with -2 there); either way the exit status must be 0.
-    cmd = [sys.executable, '-m', 'anovox_perception.node', '--ros-args', '-p', f'model_path:={model_path}']
+    cmd = [sys.executable, '-m', 'anovox_perception.ros.node', '--ros-args', '-p', f'model_path:={model_path}']
     proc = subprocess.Popen(cmd, env=ros_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines = []

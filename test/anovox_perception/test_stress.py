@@ -1,4 +1,4 @@
-"""anovox_perception.stress: the scenarios run, and stress.json has the documented rows."""
+"""anovox_perception.tools.stress: the scenarios run, and stress.json has the documented rows."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ pytest.importorskip('rclpy')
 
 from fake_onnx_model import write_fake_model
 
-from anovox_perception import stress
+from anovox_perception.tools import stress
 
 pytestmark = pytest.mark.ros
 

@@ -1,4 +1,4 @@
-"""Tests for anovox_perception.sync: LiDAR-driven and message_filters-style approximate sync."""
+"""Tests for anovox_perception.core.sync: LiDAR-driven and message_filters-style approximate sync."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anovox_perception.errors import ConfigError
-from anovox_perception.sync import ApproximateSync, LidarDrivenSync, StampedMsg, SyncedPair, make_sync
+from anovox_perception.core.errors import ConfigError
+from anovox_perception.core.sync import ApproximateSync, LidarDrivenSync, StampedMsg, SyncedPair, make_sync
 
 MS = 1_000_000  # nanoseconds per millisecond
 

@@ -1,13 +1,13 @@
-"""Tests for anovox_perception.tracker: stable marker ids across frames, marker specs and colours."""
+"""Tests for anovox_perception.core.tracker: stable marker ids across frames, marker specs and colours."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from anovox_perception.errors import ConfigError
-from anovox_perception.postprocess import Component
-from anovox_perception.tracker import MarkerSpec, MarkerTracker, score_color
+from anovox_perception.core.errors import ConfigError
+from anovox_perception.core.postprocess import Component
+from anovox_perception.core.tracker import MarkerSpec, MarkerTracker, score_color
 
 
 def component_at(x: float, y: float, score: float = 0.9) -> Component:

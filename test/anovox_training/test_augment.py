@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from anovox_perception.errors import ConfigError
-from anovox_perception.geometry import CameraModel, GridSpec, make_transform, rotation_from_rpy
-from anovox_perception.preprocess import INPUT_NAMES, build_inputs, points_to_bev
-from anovox_training.augment import check_mirrorable, intensity_channel, jitter_intensity, mirror_mask, mirror_y
+from anovox_perception.core.errors import ConfigError
+from anovox_perception.core.geometry import CameraModel, GridSpec, make_transform, rotation_from_rpy
+from anovox_perception.core.preprocess import INPUT_NAMES, build_inputs, points_to_bev
 from anovox_training.model import ModelConfig
+from anovox_training.train.augment import check_mirrorable, intensity_channel, jitter_intensity, mirror_mask, mirror_y
 
 LIDAR_MIRROR = np.diag([1.0, -1.0, 1.0, 1.0])  # y -> -y in the LiDAR frame
 OPTICAL_MIRROR = np.diag([-1.0, 1.0, 1.0, 1.0])  # x (image right) -> -x in the camera optical frame

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from anovox_perception.geometry import GridSpec
-from anovox_perception.preprocess import InputSpec, points_to_bev
-from anovox_training.baseline import GeometricBaseline, dilate
+from anovox_perception.core.geometry import GridSpec
+from anovox_perception.core.preprocess import InputSpec, points_to_bev
+from anovox_training.evaluate.baseline import GeometricBaseline, dilate
 
 GRID = GridSpec(x_min_m=-4.0, x_max_m=12.0, y_min_m=-8.0, y_max_m=8.0, z_min_m=-3.0, z_max_m=5.0)
 SPEC = InputSpec(grid=GRID, image_width=96, image_height=64, image_stride=8, bev_stride=4, lift_heights_m=(0.0,))

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from tiny_data import make_split
 
-from anovox_perception.errors import DataError
-from anovox_perception.preprocess import build_inputs, input_shapes
-from anovox_training import cache as cache_module
-from anovox_training.cache import SampleCache, frame_refs
+from anovox_perception.core.errors import DataError
+from anovox_perception.core.preprocess import build_inputs, input_shapes
+from anovox_training.data import cache as cache_module
+from anovox_training.data.cache import SampleCache, frame_refs
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.reader import ScenarioReader
 from anovox_training.model import ModelConfig
-from anovox_training.targets import sparse_targets
+from anovox_training.train.targets import sparse_targets
 
 SPEC = ModelConfig.tiny().input_spec()
 

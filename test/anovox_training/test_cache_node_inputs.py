@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from tiny_data import make_split
 
-from anovox_perception.detector import CameraFrame, CloudFrame, Detector, DetectorConfig
-from anovox_perception.errors import DecodeError, GeometryError
-from anovox_perception.model_card import ModelCard, TensorSpec, load_card
-from anovox_perception.package_data import resolve_model_path
-from anovox_perception.preprocess import (
+from anovox_perception.core.detector import CameraFrame, CloudFrame, Detector, DetectorConfig
+from anovox_perception.core.errors import DecodeError, GeometryError
+from anovox_perception.core.model_card import ModelCard, TensorSpec, load_card
+from anovox_perception.core.package_data import resolve_model_path
+from anovox_perception.core.preprocess import (
     INPUT_NAMES,
     FrameEncoding,
     InputSpec,
@@ -29,13 +29,13 @@ from anovox_perception.preprocess import (
     encode_frame,
     input_shapes,
 )
-from anovox_perception.sync import SyncedPair
-from anovox_training.augment import intensity_channel
-from anovox_training.cache import FrameRef, SampleCache, frame_refs
+from anovox_perception.core.sync import SyncedPair
+from anovox_training.data.cache import FrameRef, SampleCache, frame_refs
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.frame import AnoVoxFrame
 from anovox_training.data.reader import ScenarioReader
 from anovox_training.model import ModelConfig
+from anovox_training.train.augment import intensity_channel
 
 SPEC = ModelConfig.tiny().input_spec()
 IGNORE_SPEC = ModelConfig.tiny(lidar_intensity='ignore').input_spec()

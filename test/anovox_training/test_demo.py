@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import anovox_perception.package_data as package_data
-from anovox_perception.geometry import CameraModel, GridSpec, anovox_voxel_center
-from anovox_perception.postprocess import voxel_scores
-from anovox_training import demo
-from anovox_training.cache import CachedFrame
-from anovox_training.demo_render import box_corners, render_frame, write_gif
-from anovox_training.evaluate import VariantAccumulator
-from anovox_training.node_eval import FrameTruth, evaluate_published, metrics_report
-from anovox_training.node_run import FrameOutput, output_topics
-from anovox_training.targets import sparse_targets
+import anovox_perception.core.package_data as package_data
+from anovox_perception.core.geometry import CameraModel, GridSpec, anovox_voxel_center
+from anovox_perception.core.postprocess import voxel_scores
+from anovox_training.data.cache import CachedFrame
+from anovox_training.evaluate.run import VariantAccumulator
+from anovox_training.integration import demo
+from anovox_training.integration.demo_render import box_corners, render_frame, write_gif
+from anovox_training.integration.node_eval import FrameTruth, evaluate_published, metrics_report
+from anovox_training.integration.node_run import FrameOutput, output_topics
+from anovox_training.train.targets import sparse_targets
 
 GRID = GridSpec(x_min_m=-4.0, x_max_m=12.0, y_min_m=-8.0, y_max_m=8.0, z_min_m=-3.0, z_max_m=1.0)
 

@@ -14,19 +14,19 @@ from onnx import TensorProto, helper
 from tiny_data import make_split
 
 import anovox_perception
-from anovox_perception.calibration import Calibration, ChosenOn, ScoreRule
-from anovox_perception.model_card import CARD_METADATA_KEY, load_card
-from anovox_perception.onnx_file import read_onnx_file
-from anovox_perception.preprocess import build_inputs, points_to_bev
-from anovox_training.augment import intensity_channel
-from anovox_training.cache import SampleCache, frame_refs
+from anovox_perception.core.calibration import Calibration, ChosenOn, ScoreRule
+from anovox_perception.core.model_card import CARD_METADATA_KEY, load_card
+from anovox_perception.core.onnx_file import read_onnx_file
+from anovox_perception.core.preprocess import build_inputs, points_to_bev
+from anovox_training.data.cache import SampleCache, frame_refs
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.reader import ScenarioReader
-from anovox_training.export import ExportError, ExportResult, export_model, main
+from anovox_training.export.onnx_passes import drop_unit_pow, drop_unused_constants, fuse_max_softmax
+from anovox_training.export.run import ExportError, ExportResult, export_model, main
+from anovox_training.export.trt_ops import SOURCE, TENSORRT_SUPPORTED_OPS, check_tensorrt_compatible
 from anovox_training.model import INPUT_NAMES, ModelConfig, build_model, save_checkpoint
 from anovox_training.model.inputs import example_inputs
-from anovox_training.onnx_passes import drop_unit_pow, drop_unused_constants, fuse_max_softmax
-from anovox_training.trt_ops import SOURCE, TENSORRT_SUPPORTED_OPS, check_tensorrt_compatible
+from anovox_training.train.augment import intensity_channel
 
 PARITY_ATOL = 1e-4
 # A model that was never calibrated: the default score rule and threshold, chosen on no data.
@@ -270,7 +270,7 @@ def test_a_model_that_ignores_intensity_says_so_in_its_card_and_the_node_builds_
     cache.ensure([ref])
     training = cache.load(ref).inputs
     frame = ScenarioReader(ref.scenario_dir).read(ref.frame_id)
-    # What the node computes: preprocessing with the card's input spec (anovox_perception.detector).
+    # What the node computes: preprocessing with the card's input spec (anovox_perception.core.detector).
     runtime = build_inputs(card.make_input_spec(), frame.rgb, frame.points, frame.camera, frame.T_cam_lidar)
     for name in INPUT_NAMES:
         np.testing.assert_allclose(training[name], runtime[name], rtol=0, atol=1e-6, err_msg=name)

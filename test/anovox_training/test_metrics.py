@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anovox_perception.errors import ConfigError
-from anovox_training import metrics
-from anovox_training.metrics import (
+from anovox_perception.core.errors import ConfigError
+from anovox_training.evaluate import metrics
+from anovox_training.evaluate.metrics import (
     F1_THRESHOLDS,
     FPR_THRESHOLDS,
     METRIC_KEYS,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anovox_perception.geometry import GridSpec
-from anovox_perception.parameters import defaults
-from anovox_training.object_metrics import ObjectCounts, anomaly_instances, match_components
+from anovox_perception.core.geometry import GridSpec
+from anovox_perception.core.parameters import defaults
+from anovox_training.evaluate.object_metrics import ObjectCounts, anomaly_instances, match_components
 
 GRID = GridSpec(x_min_m=0.0, x_max_m=5.0, y_min_m=0.0, y_max_m=5.0, z_min_m=0.0, z_max_m=1.0)  # 10 x 10 x 2
 

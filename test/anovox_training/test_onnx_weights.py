@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from anovox_perception.backends import BackendOptions, OnnxRuntimeBackend, TorchBackend
-from anovox_perception.calibration import Calibration, ScoreRule
-from anovox_training.export import export_model
+from anovox_perception.core.calibration import Calibration, ScoreRule
+from anovox_training.export.onnx_weights import OnnxWeightsError, eager_model_from_onnx, main
+from anovox_training.export.run import export_model
 from anovox_training.model import ModelConfig, build_model
 from anovox_training.model.inputs import example_inputs
-from anovox_training.onnx_weights import OnnxWeightsError, eager_model_from_onnx, main
 
 
 @pytest.fixture(scope='module')

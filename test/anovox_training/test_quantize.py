@@ -11,13 +11,13 @@ import torch
 from tiny_data import make_split
 
 from anovox_perception.backends import BackendOptions, OnnxRuntimeBackend
-from anovox_perception.calibration import Calibration
-from anovox_perception.errors import AnovoxError
-from anovox_perception.model_card import load_card
-from anovox_training.export import export_model
+from anovox_perception.core.calibration import Calibration
+from anovox_perception.core.errors import AnovoxError
+from anovox_perception.core.model_card import load_card
+from anovox_training.export.quantize import main, quantize_model
+from anovox_training.export.run import export_model
 from anovox_training.model import ModelConfig, build_model
 from anovox_training.model.inputs import example_inputs
-from anovox_training.quantize import main, quantize_model
 
 
 @pytest.fixture(scope='module')

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from anovox_perception.errors import ConfigError
+from anovox_perception.core.errors import ConfigError
 from anovox_training import make_model
-from anovox_training.reading_ledger import Reading, ReadingLedger, headline, recipe_id, recipe_of_config
+from anovox_training.evaluate.reading_ledger import Reading, ReadingLedger, headline, recipe_id, recipe_of_config
 
 CONFIG = {
     'seed': 0,

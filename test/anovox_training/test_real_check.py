@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anovox_perception.detector import Detector, DetectorConfig
-from anovox_perception.errors import ConfigError, DataError
-from anovox_perception.sync import SyncedPair
+from anovox_perception.core.detector import Detector, DetectorConfig
+from anovox_perception.core.errors import ConfigError, DataError
+from anovox_perception.core.sync import SyncedPair
 from anovox_training.data.kitti import KittiFolder
 from anovox_training.data.kitti_bag import rig_parameters
-from anovox_training.real_check import (
+from anovox_training.evaluate.real_check import (
     check_real_frames,
     fpr95_threshold,
     load_fpr95_threshold,

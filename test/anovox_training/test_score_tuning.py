@@ -7,12 +7,12 @@ import pytest
 import torch
 from tiny_data import make_split, tiny_config
 
-from anovox_perception.calibration import ChosenOn
-from anovox_training.cache import SampleCache, data_hash, evenly_spread, frame_refs
+from anovox_perception.core.calibration import ChosenOn
+from anovox_training.calibrate.score_tuning import AP_TOLERANCE, ValidationVoxels, choose, choose_smoothing, main, score
+from anovox_training.data.cache import SampleCache, data_hash, evenly_spread, frame_refs
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.model.checkpoint import checkpoint_calibration, model_config_of, read_checkpoint
-from anovox_training.score_tuning import AP_TOLERANCE, ValidationVoxels, choose, choose_smoothing, main, score
-from anovox_training.train import train
+from anovox_training.train.trainer import train
 
 
 def _voxels() -> ValidationVoxels:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anovox_perception.errors import DataError
-from anovox_perception.geometry import GridSpec
+from anovox_perception.core.errors import DataError
+from anovox_perception.core.geometry import GridSpec
 from anovox_training.model.config import NORMAL_CLASSES
-from anovox_training.targets import (
+from anovox_training.train.targets import (
     EMPTY,
     IGNORE_INDEX,
     anomaly_lut,

@@ -10,13 +10,13 @@ import pytest
 import torch
 from tiny_data import make_split, tiny_config
 
-from anovox_perception.calibration import Calibration, ChosenOn, ScoreRule
-from anovox_perception.errors import DataError
-from anovox_training.cache import data_hash
-from anovox_training.losses import DetectorLoss
+from anovox_perception.core.calibration import Calibration, ChosenOn, ScoreRule
+from anovox_perception.core.errors import DataError
+from anovox_training.data.cache import data_hash
 from anovox_training.model import load_checkpoint
 from anovox_training.model.checkpoint import checkpoint_calibration, model_config_of
-from anovox_training.train import (
+from anovox_training.train.losses import DetectorLoss
+from anovox_training.train.trainer import (
     THRESHOLD_GRID,
     CachedDataset,
     DistContext,
@@ -172,7 +172,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes_the_run(data, tmp_path, 
     import os
     import signal
 
-    from anovox_training import train as train_module
+    from anovox_training.train import trainer as train_module
 
     original = train_module._camera_dropout
 
@@ -211,7 +211,7 @@ def test_a_warm_started_run_begins_from_the_source_weights_and_a_resume_does_not
 
 
 def test_a_model_that_ignores_intensity_trains_on_a_zero_intensity_channel_and_records_it(data, tmp_path):
-    from anovox_training.augment import intensity_channel
+    from anovox_training.train.augment import intensity_channel
 
     config = tiny_config(tmp_path, data, epochs=1, intensity_aug=1.0, intensity_drop=0.0)
     config['model']['lidar_intensity'] = 'ignore'

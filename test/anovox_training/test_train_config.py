@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from anovox_perception.calibration import ScoreRule
-from anovox_perception.errors import ConfigError
+from anovox_perception.core.calibration import ScoreRule
+from anovox_perception.core.errors import ConfigError
 from anovox_training.model import ModelConfig
-from anovox_training.train import get_args_parser, main
-from anovox_training.train_config import DEFAULTS, configured_score_rule, load_config, parse_overrides, resolve_config
+from anovox_training.train.config import DEFAULTS, configured_score_rule, load_config, parse_overrides, resolve_config
+from anovox_training.train.trainer import get_args_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,10 +20,11 @@ import yaml
 from tiny_data import make_split, tiny_config
 
 import anovox_training
-from anovox_perception.calibration import ScoreRule
-from anovox_perception.errors import DataError
+from anovox_perception.core.calibration import ScoreRule
+from anovox_perception.core.errors import DataError
 from anovox_training.data.check import main as check_main
 from anovox_training.data.reader import ScenarioReader
+from anovox_training.export.upgrade_calibration import main as upgrade_main
 from anovox_training.model.checkpoint import (
     checkpoint_calibration,
     model_config_of,
@@ -31,8 +32,7 @@ from anovox_training.model.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from anovox_training.train import DistContext, TrainingError, _prepare_data, train
-from anovox_training.upgrade_calibration import main as upgrade_main
+from anovox_training.train.trainer import DistContext, TrainingError, _prepare_data, train
 
 torch.set_num_threads(1)
 
@@ -65,7 +65,7 @@ def save_half_then_hang(obj, f, *args, **kwargs):
 
 
 torch.save = save_half_then_hang
-from anovox_training.train import main
+from anovox_training.train.trainer import main
 
 sys.exit(main(['--config', config]))
 """

@@ -12,14 +12,14 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from anovox_perception.calibration import UNRECORDED, Calibration, ChosenOn, ScoreRule
-from anovox_perception.errors import DataError, ModelCardError
-from anovox_perception.model_card import CARD_METADATA_KEY, card_path_for, load_card
-from anovox_training.export import export_model
-from anovox_training.export import main as export_main
+from anovox_perception.core.calibration import UNRECORDED, Calibration, ChosenOn, ScoreRule
+from anovox_perception.core.errors import DataError, ModelCardError
+from anovox_perception.core.model_card import CARD_METADATA_KEY, card_path_for, load_card
+from anovox_training.export.run import export_model
+from anovox_training.export.run import main as export_main
+from anovox_training.export.upgrade_calibration import main, upgrade_card_dict, upgrade_checkpoint_dict
 from anovox_training.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
 from anovox_training.model.checkpoint import checkpoint_calibration, read_checkpoint
-from anovox_training.upgrade_calibration import main, upgrade_card_dict, upgrade_checkpoint_dict
 
 torch.set_num_threads(1)
 RULE = ScoreRule(semantic_weight=0.0, anomaly_temperature=2.0, score_smoothing=3)

@@ -28,7 +28,7 @@ def make_split(out: Path, split: str, scenarios: int, frames: int, seed: int) ->
 
 def tiny_config(tmp: Path, train: Path, val: Path | None = None, **train_overrides: object) -> dict:
     """A resolved training config for the tiny model on tiny data."""
-    from anovox_training.train_config import resolve_config
+    from anovox_training.train.config import resolve_config
 
     user = {
         'out_dir': str(tmp / 'run'),

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from anovox_perception.errors import ConfigError
+from anovox_perception.core.errors import ConfigError
 from anovox_training.data.synth.generate import GenerateConfig, generate
 from anovox_training.data.synth.variation import RigVariation
 

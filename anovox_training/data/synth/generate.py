@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from anovox_perception.errors import ConfigError
+from anovox_perception.core.errors import ConfigError
 from anovox_training.data.synth.anomalies import BUILDERS, SPLIT_CATEGORIES
 from anovox_training.data.synth.drape import drape
 from anovox_training.data.synth.pipeline import FrameRenderer, SensorRig

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anovox_perception.geometry import rotation_from_rpy
+from anovox_perception.core.geometry import rotation_from_rpy
 from anovox_training.data.synth.primitives import PrimitiveBatch, aabb_half_extents
 
 __all__ = [

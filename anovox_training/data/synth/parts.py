@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from anovox_perception.geometry import rotation_from_rpy
+from anovox_perception.core.geometry import rotation_from_rpy
 from anovox_training.data.synth.primitives import BOX, CYLINDER, ELLIPSOID, PrimitiveBatch
 
 __all__ = ['Parts', 'yaw_rotation']

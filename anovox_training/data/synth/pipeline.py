@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from anovox_perception.geometry import CameraModel, invert_transform
+from anovox_perception.core.geometry import CameraModel, invert_transform
 from anovox_training.data.labels import LABEL_IDS
 from anovox_training.data.synth.lidar_returns import lidar_returns
 from anovox_training.data.synth.primitives import PrimitiveBatch

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from anovox_perception.geometry import make_transform
+from anovox_perception.core.geometry import make_transform
 from anovox_training.data.labels import CATEGORY_TO_LABEL
 from anovox_training.data.synth.ground import RoadLayout
 from anovox_training.data.synth.motion import FRAME_DT_S, EgoPath, Track

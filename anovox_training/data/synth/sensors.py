@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anovox_perception.geometry import OPTICAL_FROM_BODY, CameraModel, carla_mount_to_body
+from anovox_perception.core.geometry import OPTICAL_FROM_BODY, CameraModel
+from anovox_training.data.carla_mount import carla_mount_to_body
 from anovox_training.data.layout import anovox_rotation_to_pyr
 from anovox_training.data.synth.lidar_returns import LidarResponse
 from anovox_training.data.synth.primitives import PrimitiveBatch

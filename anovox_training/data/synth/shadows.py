@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from anovox_perception.geometry import OPTICAL_FROM_BODY, CameraModel
+from anovox_perception.core.geometry import OPTICAL_FROM_BODY, CameraModel
 from anovox_training.data.synth.primitives import PrimitiveBatch
 from anovox_training.data.synth.raycast import cast
 from anovox_training.data.synth.sensors import CameraRig

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anovox_perception.geometry import CameraModel
+from anovox_perception.core.geometry import CameraModel
 from anovox_training.data.synth.ground import RoadLayout
 from anovox_training.data.synth.lidar_returns import LidarResponse
 from anovox_training.data.synth.pipeline import SensorRig

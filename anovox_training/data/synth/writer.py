@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from anovox_perception.geometry import invert_transform
+from anovox_perception.core.geometry import invert_transform
 from anovox_training.data.synth.lidar_returns import LidarResponse
 from anovox_training.data.synth.pipeline import FrameData, SensorRig
 from anovox_training.data.synth.scene import AnomalyBox

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from anovox_perception.model_card import ModelCard, load_card
+from anovox_perception.core.model_card import ModelCard, load_card
 
 
 @pytest.fixture(scope='session')
 def tiny_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``anovox_tiny.onnx`` (+ .json, .pt2) of the tiny detector with seeded random weights."""
-    from anovox_perception.calibration import Calibration
-    from anovox_training.export import export_model
+    from anovox_perception.core.calibration import Calibration
+    from anovox_training.export.run import export_model
     from anovox_training.model import ModelConfig, build_model
 
     torch.manual_seed(0)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from anovox_perception.backends.engine_cache import CACHE_FORMAT, EngineCache, EngineKey, default_cache_dir
-from anovox_perception.errors import EngineCacheError
+from anovox_perception.core.errors import EngineCacheError
 
 KEY = EngineKey(
     onnx_sha256='a' * 64,

@@ -14,10 +14,10 @@ from onnx import TensorProto, helper
 from anovox_perception.backends import BackendOptions, OnnxRuntimeBackend
 from anovox_perception.backends.base import Backend
 from anovox_perception.backends.onnxruntime import make_session_options
-from anovox_perception.calibration import Calibration
-from anovox_perception.errors import BackendError, ModelCardError
-from anovox_perception.model_card import CARD_METADATA_KEY, ModelCard, card_path_for
-from anovox_perception.onnx_file import read_onnx_file
+from anovox_perception.core.calibration import Calibration
+from anovox_perception.core.errors import BackendError, ModelCardError
+from anovox_perception.core.model_card import CARD_METADATA_KEY, ModelCard, card_path_for
+from anovox_perception.core.onnx_file import read_onnx_file
 
 
 @pytest.fixture(scope='module')

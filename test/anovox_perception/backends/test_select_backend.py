@@ -16,7 +16,7 @@ from anovox_perception.backends import (
     probe,
     select_backend,
 )
-from anovox_perception.errors import BackendError, ConfigError
+from anovox_perception.core.errors import BackendError, ConfigError
 
 
 @pytest.fixture
@@ -126,7 +126,8 @@ def test_invalid_backend_options_are_rejected(options: dict, problem: str) -> No
 
 def test_runtime_imports_neither_the_training_package_nor_any_inference_library() -> None:
     code = (
-        'import sys, anovox_perception.backends, anovox_perception.backends.build_engine, anovox_perception.bench; '
+        'import sys, anovox_perception.backends, anovox_perception.backends.build_engine, '
+        'anovox_perception.tools.bench; '
         "print(sorted(m for m in ('anovox_training', 'torch', 'onnxruntime', 'tensorrt', 'onnx') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)

@@ -14,8 +14,8 @@ import pytest
 from anovox_perception.backends import BackendOptions, OnnxRuntimeBackend, TensorRTBackend, probe
 from anovox_perception.backends import tensorrt as trt_backend
 from anovox_perception.backends.build_engine import main as build_engine_main
-from anovox_perception.errors import BackendError, ModelCardError
-from anovox_perception.model_card import ModelCard, card_path_for
+from anovox_perception.core.errors import BackendError, ModelCardError
+from anovox_perception.core.model_card import ModelCard, card_path_for
 
 needs_tensorrt = pytest.mark.skipif(not probe.tensorrt_status()[0], reason='needs tensorrt and a CUDA GPU')
 

@@ -11,8 +11,8 @@ import torch
 
 from anovox_perception.backends import BackendOptions, OnnxRuntimeBackend, TorchBackend
 from anovox_perception.backends.torch import program_path_for
-from anovox_perception.errors import BackendError, ModelCardError
-from anovox_perception.model_card import ModelCard, card_path_for
+from anovox_perception.core.errors import BackendError, ModelCardError
+from anovox_perception.core.model_card import ModelCard, card_path_for
 
 PARITY_ATOL = 1e-4
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from anovox_perception.geometry import anovox_voxel_index
+from anovox_perception.core.geometry import anovox_voxel_index
 from anovox_training.data.labels import LABEL_COLORS
 from anovox_training.data.pcd import encode_pcd
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from handmade_scenarios import write_layout_a, write_layout_b
 
-from anovox_perception.errors import ConfigError, DataError
+from anovox_perception.core.errors import ConfigError, DataError
 from anovox_training.data.dataset import read_split_file, resolve_scenarios
 
 

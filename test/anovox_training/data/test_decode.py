@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anovox_perception.errors import DecodeError
+from anovox_perception.core.errors import DecodeError
 from anovox_training.data.decode import (
     anomalies_from_csv,
     as_matrix4,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anovox_perception.errors import DataError
-from anovox_perception.geometry import transform_points
+from anovox_perception.core.errors import DataError
+from anovox_perception.core.geometry import transform_points
 from anovox_training.data.kitti import KittiFolder, read_velodyne
 from anovox_training.data.kitti_calib import load_calib
 

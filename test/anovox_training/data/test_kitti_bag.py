@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anovox_perception import bag_messages as bm
-from anovox_perception import msg_decode
-from anovox_perception.bag_reader import BagReader
-from anovox_perception.bags import BagTopics
-from anovox_perception.detector import DetectorConfig
-from anovox_perception.errors import ConfigError
-from anovox_perception.offline import main as offline_main
-from anovox_perception.parameters import load_params_file
+from anovox_perception.core import msg_decode
+from anovox_perception.core.detector import DetectorConfig
+from anovox_perception.core.errors import ConfigError
+from anovox_perception.core.parameters import load_params_file
+from anovox_perception.tools import bag_messages as bm
+from anovox_perception.tools.bag_reader import BagReader
+from anovox_perception.tools.bags import BagTopics
+from anovox_perception.tools.offline import main as offline_main
 from anovox_training.data.kitti import KittiFolder
 from anovox_training.data.kitti_bag import frame_to_bag, rig_parameters, write_params_file
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from handmade_scenarios import FOLDERS_A, PCD_HEADER, binary_compressed, write_layout_a
 
-from anovox_perception.errors import DecodeError
+from anovox_perception.core.errors import DecodeError
 from anovox_training.data.decode import MissingIntensityWarning, points_from_pcd, read_pcd_points
 from anovox_training.data.pcd import encode_pcd, lzf_decompress, parse_pcd, unpack_rgb
 from anovox_training.data.reader import ScenarioReader

@@ -18,8 +18,8 @@ from handmade_scenarios import (
 )
 from PIL import Image
 
-from anovox_perception.errors import ConfigError, DataError
-from anovox_perception.geometry import CameraModel, transform_points
+from anovox_perception.core.errors import ConfigError, DataError
+from anovox_perception.core.geometry import CameraModel, transform_points
 from anovox_training.data.frame import SENSORS
 from anovox_training.data.reader import ScenarioReader, find_scenarios
 

@@ -7,8 +7,8 @@ import pytest
 from handmade_scenarios import FOLDERS_A, HEIGHT, WIDTH, binary_compressed, write_layout_a
 from PIL import Image
 
-from anovox_perception.errors import DataError
-from anovox_perception.geometry import CameraModel
+from anovox_perception.core.errors import DataError
+from anovox_perception.core.geometry import CameraModel
 from anovox_training.data.reader import ScenarioReader
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anovox_perception.geometry import CameraModel, anovox_voxel_center, camera_from_lidar, transform_points
-from anovox_perception.preprocess import InputSpec, camera_geometry
-from anovox_training.cache import sample_arrays
+from anovox_perception.core.geometry import CameraModel, anovox_voxel_center, camera_from_lidar, transform_points
+from anovox_perception.core.preprocess import InputSpec, camera_geometry
+from anovox_training.data.cache import sample_arrays
 from anovox_training.data.check import check_dataset
 from anovox_training.data.frame import SENSORS, AnomalyInfo
 from anovox_training.data.labels import LABEL_IDS, is_anomaly

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anovox_perception.errors import ConfigError
+from anovox_perception.core.errors import ConfigError
 from anovox_training.data.labels import CATEGORY_TO_LABEL, LABEL_NAMES
 from anovox_training.data.synth import SPLIT_CATEGORIES, GenerateConfig, encode_depth, generate
 from anovox_training.data.synth.__main__ import main

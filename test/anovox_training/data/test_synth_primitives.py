@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from anovox_perception.geometry import rotation_from_rpy
+from anovox_perception.core.geometry import rotation_from_rpy
 from anovox_training.data.synth.parts import Parts
 from anovox_training.data.synth.primitives import (
     BOX,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from anovox_perception.geometry import CameraModel
+from anovox_perception.core.geometry import CameraModel
 from anovox_training.data.synth.ground import RoadLayout
 from anovox_training.data.synth.parts import Parts, yaw_rotation
 from anovox_training.data.synth.raycast import GROUND, SKY, cast

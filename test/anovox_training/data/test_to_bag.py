@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from handmade_scenarios import CAMERA_FOLDERS_B, write_layout_b
 
-from anovox_perception import msg_decode
-from anovox_perception.bag_reader import BagDescription, BagReader
-from anovox_perception.bags import BagTiming, BagTopics
-from anovox_perception.errors import ConfigError
-from anovox_perception.geometry import OPTICAL_FROM_BODY, make_transform
-from anovox_perception.msg_layout import POINT_DTYPE
+from anovox_perception.core import msg_decode
+from anovox_perception.core.errors import ConfigError
+from anovox_perception.core.geometry import OPTICAL_FROM_BODY, make_transform
+from anovox_perception.core.msg_layout import POINT_DTYPE
+from anovox_perception.tools.bag_reader import BagDescription, BagReader
+from anovox_perception.tools.bags import BagTiming, BagTopics
 from anovox_training.data.to_bag import main, scenario_to_bag
 
 START_NS = 1_700_000_000 * 1_000_000_000

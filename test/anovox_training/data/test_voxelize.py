@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anovox_perception.errors import DataError
-from anovox_perception.geometry import anovox_voxel_center, anovox_voxel_index
+from anovox_perception.core.errors import DataError
+from anovox_perception.core.geometry import anovox_voxel_center, anovox_voxel_index
 from anovox_training.data.voxelize import voxelize_labels
 
 

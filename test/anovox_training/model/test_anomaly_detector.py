@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from anovox_perception.calibration import ScoreRule
+from anovox_perception.core.calibration import ScoreRule
 from anovox_training.model import INPUT_NAMES, OUTPUT_NAMES, ModelConfig, build_model
 from anovox_training.model.head import anomaly_score, smooth_scores
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torchvision.models import resnet18
 
-from anovox_perception.calibration import Calibration, ChosenOn, ScoreRule
-from anovox_perception.errors import ConfigError, DataError
+from anovox_perception.core.calibration import Calibration, ChosenOn, ScoreRule
+from anovox_perception.core.errors import ConfigError, DataError
 from anovox_training.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
 from anovox_training.model.checkpoint import (
     checkpoint_calibration,

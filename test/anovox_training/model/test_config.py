@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from anovox_perception.errors import ConfigError
+from anovox_perception.core.errors import ConfigError
 from anovox_training.model import ModelConfig
 
 

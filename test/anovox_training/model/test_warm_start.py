@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from anovox_perception.errors import ConfigError, DataError
+from anovox_perception.core.errors import ConfigError, DataError
 from anovox_training.model import ModelConfig, build_model, save_checkpoint
 from anovox_training.model.warm_start import warm_start
 

@@ -1,0 +1,1 @@
+"""Calibration after training: the score rule chosen on validation."""

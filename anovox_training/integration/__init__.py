@@ -1,0 +1,1 @@
+"""Integration: the demo and the drivers that run the node on bags for evaluation."""

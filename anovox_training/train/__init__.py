@@ -1,0 +1,4 @@
+"""Training: the trainer, its typed configuration, losses, targets and augmentation.
+
+python -m anovox_training.train --config config/train.yaml
+"""
