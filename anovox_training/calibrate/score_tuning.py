@@ -48,6 +48,7 @@ from anovox_perception.core.preprocess import INPUT_NAMES, InputSpec
 from anovox_training.data.cache import CachedFrame, SampleCache, data_hash, evenly_spread, frame_refs, load_cached
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.labels import is_anomaly
+from anovox_training.data.targets import EVAL_IGNORED_LABELS
 from anovox_training.evaluate.metrics import binary_metrics
 from anovox_training.model.checkpoint import (
     checkpoint_calibration,
@@ -59,7 +60,6 @@ from anovox_training.model.checkpoint import (
 from anovox_training.model.detector import AnomalyDetector
 from anovox_training.model.head import HeadLogits
 from anovox_training.train.config import DEFAULTS
-from anovox_training.train.targets import EVAL_IGNORED_LABELS
 
 __all__ = [
     'AP_TOLERANCE',

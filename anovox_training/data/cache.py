@@ -53,7 +53,7 @@ from anovox_perception.core.geometry import CameraModel
 from anovox_perception.core.preprocess import FrameEncoding, InputSpec, assemble_inputs, encode_frame
 from anovox_training.data.frame import AnoVoxFrame
 from anovox_training.data.reader import ScenarioReader
-from anovox_training.train.targets import SparseTargets, sparse_targets
+from anovox_training.data.targets import SparseTargets, sparse_targets
 
 __all__ = [
     'BAD_FRAME_POLICIES',

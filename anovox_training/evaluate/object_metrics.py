@@ -28,7 +28,7 @@ from anovox_perception.core.geometry import GridSpec
 from anovox_perception.core.parameters import defaults
 from anovox_perception.core.postprocess import component_voxels, label_components
 from anovox_training.data.labels import is_anomaly
-from anovox_training.train.targets import EVAL_IGNORED_LABELS, SIZE_BUCKETS, category_of_label
+from anovox_training.data.targets import EVAL_IGNORED_LABELS, SIZE_BUCKETS, category_of_label
 
 __all__ = ['ObjectCounts', 'anomaly_instances', 'match_components']
 

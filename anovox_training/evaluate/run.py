@@ -45,13 +45,13 @@ from anovox_perception.core.preprocess import INPUT_NAMES, InputSpec
 from anovox_training.data.cache import CachedFrame, FrameRef, SampleCache, frame_refs
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.labels import LABEL_TO_CATEGORY, is_anomaly
+from anovox_training.data.targets import EVAL_IGNORED_LABELS, SIZE_BUCKETS, category_of_label, class_lut, size_bucket
 from anovox_training.evaluate.baseline import GeometricBaseline
 from anovox_training.evaluate.metrics import METRIC_KEYS, BinnedScoreCounts, Curves, ScoreCounts
 from anovox_training.evaluate.object_metrics import ObjectCounts
 from anovox_training.model.checkpoint import checkpoint_calibration, load_checkpoint
 from anovox_training.model.config import NORMAL_CLASSES
 from anovox_training.model.detector import AnomalyDetector
-from anovox_training.train.targets import EVAL_IGNORED_LABELS, SIZE_BUCKETS, category_of_label, class_lut, size_bucket
 
 __all__ = [
     'SUBSETS',

@@ -23,9 +23,9 @@ from anovox_perception.core.geometry import GridSpec
 from anovox_perception.tools.bag_reader import BagReader
 from anovox_perception.tools.offline import OfflineFrame
 from anovox_training.data.cache import CachedFrame
+from anovox_training.data.targets import sparse_targets
 from anovox_training.evaluate.run import VariantAccumulator
 from anovox_training.integration.node_run import FrameOutput
-from anovox_training.train.targets import sparse_targets
 
 __all__ = [
     'FrameTruth',

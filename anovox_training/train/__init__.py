@@ -1,4 +1,4 @@
-"""Training: the trainer, its typed configuration, losses, targets and augmentation.
+"""Training: the trainer, its typed configuration, losses and augmentation.
 
 python -m anovox_training.train --config config/train.yaml
 """

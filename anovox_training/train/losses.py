@@ -38,8 +38,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from anovox_training.data.targets import EMPTY, IGNORE_INDEX, anomaly_lut, class_lut
 from anovox_training.model.head import HeadLogits
-from anovox_training.train.targets import EMPTY, IGNORE_INDEX, anomaly_lut, class_lut
 
 __all__ = ['LOSS_TERMS', 'DetectorLoss', 'LossWeights']
 

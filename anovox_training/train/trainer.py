@@ -53,6 +53,7 @@ from anovox_perception.core.preprocess import INPUT_NAMES, InputSpec
 from anovox_training.calibrate.score_tuning import tune_checkpoints
 from anovox_training.data.cache import CachedFrame, SampleCache, data_hash, evenly_spread, frame_refs, load_cached
 from anovox_training.data.dataset import resolve_scenarios
+from anovox_training.data.targets import EVAL_IGNORED_LABELS, dense_labels
 from anovox_training.evaluate.run import VariantAccumulator, model_scorer
 from anovox_training.model.checkpoint import (
     checkpoint_calibration,
@@ -67,7 +68,6 @@ from anovox_training.model.warm_start import warm_start
 from anovox_training.train.augment import intensity_channel, jitter_intensity, mirror_mask, mirror_y
 from anovox_training.train.config import configured_score_rule, load_config
 from anovox_training.train.losses import LOSS_TERMS, DetectorLoss, LossWeights
-from anovox_training.train.targets import EVAL_IGNORED_LABELS, dense_labels
 
 __all__ = [
     'THRESHOLD_GRID',

@@ -16,8 +16,8 @@ from anovox_training.data import cache as cache_module
 from anovox_training.data.cache import SampleCache, frame_refs
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.reader import ScenarioReader
+from anovox_training.data.targets import sparse_targets
 from anovox_training.model import ModelConfig
-from anovox_training.train.targets import sparse_targets
 
 SPEC = ModelConfig.tiny().input_spec()
 

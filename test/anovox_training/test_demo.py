@@ -10,12 +10,12 @@ import anovox_perception.core.package_data as package_data
 from anovox_perception.core.geometry import CameraModel, GridSpec, anovox_voxel_center
 from anovox_perception.core.postprocess import voxel_scores
 from anovox_training.data.cache import CachedFrame
+from anovox_training.data.targets import sparse_targets
 from anovox_training.evaluate.run import VariantAccumulator
 from anovox_training.integration import demo
 from anovox_training.integration.demo_render import box_corners, render_frame, write_gif
 from anovox_training.integration.node_eval import FrameTruth, evaluate_published, metrics_report
 from anovox_training.integration.node_run import FrameOutput, output_topics
-from anovox_training.train.targets import sparse_targets
 
 GRID = GridSpec(x_min_m=-4.0, x_max_m=12.0, y_min_m=-8.0, y_max_m=8.0, z_min_m=-3.0, z_max_m=1.0)
 

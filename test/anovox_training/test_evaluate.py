@@ -13,10 +13,10 @@ from anovox_perception.core.calibration import Calibration
 from anovox_perception.core.errors import ConfigError
 from anovox_perception.core.geometry import GridSpec
 from anovox_training.data.cache import CachedFrame
+from anovox_training.data.targets import SparseTargets
 from anovox_training.evaluate.metrics import binary_metrics
 from anovox_training.evaluate.run import VariantAccumulator, main, parse_groups
 from anovox_training.model import ModelConfig, build_model, save_checkpoint
-from anovox_training.train.targets import SparseTargets
 
 torch.set_num_threads(1)
 GRID = GridSpec(x_min_m=0.0, x_max_m=2.0, y_min_m=0.0, y_max_m=2.0, z_min_m=0.0, z_max_m=1.0)  # 4 x 4 x 2

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
+from anovox_training.data.targets import EMPTY
 from anovox_training.model.config import NORMAL_CLASSES
 from anovox_training.model.head import HeadLogits
 from anovox_training.train.losses import DetectorLoss, LossWeights
-from anovox_training.train.targets import EMPTY
 
 CLASSES = tuple(NORMAL_CLASSES)
 K = len(CLASSES)

@@ -7,8 +7,7 @@ import pytest
 
 from anovox_perception.core.errors import DataError
 from anovox_perception.core.geometry import GridSpec
-from anovox_training.model.config import NORMAL_CLASSES
-from anovox_training.train.targets import (
+from anovox_training.data.targets import (
     EMPTY,
     IGNORE_INDEX,
     anomaly_lut,
@@ -17,6 +16,7 @@ from anovox_training.train.targets import (
     size_bucket,
     sparse_targets,
 )
+from anovox_training.model.config import NORMAL_CLASSES
 
 GRID = GridSpec(x_min_m=-4.0, x_max_m=12.0, y_min_m=-8.0, y_max_m=8.0, z_min_m=-3.0, z_max_m=1.0)
 
