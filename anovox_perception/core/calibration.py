@@ -1,17 +1,21 @@
 """The model's calibration: the decision rule chosen after training, and the data it was chosen on.
 
 None of it is a trained weight. Training picks the occupancy threshold on validation
-(``anovox_training.train.trainer``) and the score rule on the score-rule frames
-(``anovox_training.calibrate.score_tuning``); checkpoints carry the result as ``calibration``,
-the exporter builds the graph's anomaly score with its score rule and copies it into
-the model card, and the runtime selects voxels with its occupancy threshold.
+(``anovox_training.train.trainer``), the score rule on the score-rule frames
+(``anovox_training.calibrate.score_tuning``) and then, on the same validation frames, the
+operating point of the anomaly markers (``anovox_training.calibrate.operating_point``);
+checkpoints carry the result as ``calibration``, the exporter builds the graph's anomaly
+score with its score rule and copies it into the model card, and the runtime selects voxels
+with its occupancy threshold and turns them into markers at its operating point.
 
 JSON shape (all keys required, no others)::
 
     {"occupancy_threshold": 0.2,
      "score_rule": {"semantic_weight": 0.0, "anomaly_temperature": 1.0, "score_smoothing": 7},
+     "operating_point": {"anomaly_threshold": 0.6, "min_component_points": 3},
      "threshold_chosen_on": {"folders": ["val"], "data_hash": "<16 hex>"},
-     "score_rule_chosen_on": {"folders": ["val", "val_large"], "data_hash": "<16 hex>"}}
+     "score_rule_chosen_on": {"folders": ["val", "val_large"], "data_hash": "<16 hex>"},
+     "operating_point_chosen_on": {"folders": ["val", "val_large"], "data_hash": "<16 hex>"}}
 
 ``folders`` are the names of the dataset folders the value was chosen on and ``data_hash``
 the hash of their cached frames (``anovox_training.data.cache.data_hash``); a value that was
@@ -39,6 +43,7 @@ __all__ = [
     'Calibration',
     'CalibrationError',
     'ChosenOn',
+    'OperatingPoint',
     'ScoreRule',
     'is_smoothing_window',
     'read_calibration',
@@ -120,6 +125,44 @@ class ScoreRule:
 
 
 @dataclass(frozen=True)
+class OperatingPoint:
+    """Which occupied voxels become anomaly markers (``anovox_perception.core.postprocess.find_components``).
+
+    The defaults are the values the node used before calibrations carried an operating point
+    (its fixed ``anomaly_threshold`` parameter, no LiDAR-support rule): the configured one.
+
+    Attributes:
+        anomaly_threshold: Anomaly score at or above which an occupied voxel joins a component, in [0, 1].
+        min_component_points: LiDAR points a component needs in its supported columns to get a
+            marker (0: no support needed; see ``postprocess.component_points``).
+    """
+
+    anomaly_threshold: float = 0.5
+    min_component_points: int = 0
+
+    def __post_init__(self) -> None:
+        if not _number(self.anomaly_threshold) or not 0.0 <= self.anomaly_threshold <= 1.0:
+            msg = f'operating_point.anomaly_threshold must be a number in [0, 1], got {self.anomaly_threshold!r}'
+            raise CalibrationError(msg)
+        points = self.min_component_points
+        if not isinstance(points, int) or isinstance(points, bool) or points < 0:
+            msg = f'operating_point.min_component_points must be an integer >= 0, got {points!r}'
+            raise CalibrationError(msg)
+        object.__setattr__(self, 'anomaly_threshold', float(self.anomaly_threshold))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {'anomaly_threshold': self.anomaly_threshold, 'min_component_points': self.min_component_points}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = 'operating_point') -> OperatingPoint:
+        data = _exact_keys(data, ('anomaly_threshold', 'min_component_points'), where)
+        try:
+            return cls(data['anomaly_threshold'], data['min_component_points'])
+        except CalibrationError as err:
+            raise CalibrationError(f'{where}: {err}') from None
+
+
+@dataclass(frozen=True)
 class ChosenOn:
     """The data a calibration value was chosen on.
 
@@ -172,7 +215,16 @@ class ChosenOn:
             raise CalibrationError(f'{where}: {err}') from None
 
 
-_KEYS = ('occupancy_threshold', 'score_rule', 'threshold_chosen_on', 'score_rule_chosen_on')
+_KEYS = (
+    'occupancy_threshold',
+    'score_rule',
+    'operating_point',
+    'threshold_chosen_on',
+    'score_rule_chosen_on',
+    'operating_point_chosen_on',
+)
+# Added after the first calibrated files were written: a section without them needs the upgrade.
+_OPERATING_POINT_KEYS = ('operating_point', 'operating_point_chosen_on')
 
 
 @dataclass(frozen=True)
@@ -184,12 +236,16 @@ class Calibration:
         score_rule: How the graph computes the anomaly score.
         threshold_chosen_on: The data the occupancy threshold was chosen on.
         score_rule_chosen_on: The data the score rule was chosen on.
+        operating_point: Which occupied voxels become markers.
+        operating_point_chosen_on: The data the operating point was chosen on.
     """
 
     occupancy_threshold: float
     score_rule: ScoreRule = field(default_factory=ScoreRule)
     threshold_chosen_on: ChosenOn = field(default_factory=ChosenOn)
     score_rule_chosen_on: ChosenOn = field(default_factory=ChosenOn)
+    operating_point: OperatingPoint = field(default_factory=OperatingPoint)
+    operating_point_chosen_on: ChosenOn = field(default_factory=ChosenOn)
 
     def __post_init__(self) -> None:
         value = self.occupancy_threshold
@@ -202,8 +258,10 @@ class Calibration:
         return {
             'occupancy_threshold': self.occupancy_threshold,
             'score_rule': self.score_rule.to_dict(),
+            'operating_point': self.operating_point.to_dict(),
             'threshold_chosen_on': self.threshold_chosen_on.to_dict(),
             'score_rule_chosen_on': self.score_rule_chosen_on.to_dict(),
+            'operating_point_chosen_on': self.operating_point_chosen_on.to_dict(),
         }
 
     @classmethod
@@ -220,6 +278,10 @@ class Calibration:
                 score_rule=ScoreRule.from_dict(data['score_rule'], f'{where}.score_rule'),
                 threshold_chosen_on=ChosenOn.from_dict(data['threshold_chosen_on'], f'{where}.threshold_chosen_on'),
                 score_rule_chosen_on=ChosenOn.from_dict(data['score_rule_chosen_on'], f'{where}.score_rule_chosen_on'),
+                operating_point=OperatingPoint.from_dict(data['operating_point'], f'{where}.operating_point'),
+                operating_point_chosen_on=ChosenOn.from_dict(
+                    data['operating_point_chosen_on'], f'{where}.operating_point_chosen_on'
+                ),
             )
         except CalibrationError as err:
             if str(err).startswith(where):
@@ -236,12 +298,21 @@ def read_calibration(record: Mapping[str, Any], source: str, upgrade_target: str
         upgrade_target: The file to name in the upgrade command when the section is missing.
 
     Raises:
-        CalibrationError: No ``calibration`` section (the message says how to add it), or an invalid one.
+        CalibrationError: No ``calibration`` section, or one without the operating point (the message
+            says how to add it), or an invalid one.
     """
     if 'calibration' not in record:
         msg = (
-            f'{source} has no calibration section (occupancy threshold and score rule); it was written before '
-            f'models carried one: add it with {UPGRADE_COMMAND} {upgrade_target}'
+            f'{source} has no calibration section (occupancy threshold, score rule and operating point); it was '
+            f'written before models carried one: add it with {UPGRADE_COMMAND} {upgrade_target}'
         )
         raise CalibrationError(msg)
-    return Calibration.from_dict(record['calibration'], f'{source}: calibration')
+    section = record['calibration']
+    if isinstance(section, Mapping) and not any(key in section for key in _OPERATING_POINT_KEYS):
+        msg = (
+            f'{source}: its calibration has no operating point (anomaly threshold, smallest LiDAR support of a '
+            f'marker); it was written before calibrations carried one: add the values the node used then with '
+            f'{UPGRADE_COMMAND} {upgrade_target}'
+        )
+        raise CalibrationError(msg)
+    return Calibration.from_dict(section, f'{source}: calibration')

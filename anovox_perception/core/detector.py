@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from anovox_perception.core.calibration import OperatingPoint
 from anovox_perception.core.errors import ConfigError, DecodeError, ModelCardError
 from anovox_perception.core.geometry import CameraModel, GridSpec
 from anovox_perception.core.model_card import ModelCard, load_card
@@ -95,6 +96,7 @@ class DetectorConfig:
     occupancy_threshold: float = _parameter('occupancy_threshold')
     anomaly_threshold: float = _parameter('anomaly_threshold')
     min_component_voxels: int = _parameter('markers.min_component_voxels')
+    min_component_points: int = _parameter('markers.min_component_points')
     marker_lifetime_s: float = _parameter('markers.lifetime_s')
     marker_match_distance_m: float = _parameter('markers.match_distance_m')
     intrinsics_source: str = _parameter('camera.intrinsics_source')
@@ -166,6 +168,7 @@ class FrameResult:
         timings_ms: Per-stage wall times: preprocess, inference, postprocess.
         received_s: When the cloud arrived (monotonic s); None when unknown.
         occupancy_threshold: The threshold that selected ``voxel_scores``.
+        operating_point: The anomaly threshold and LiDAR support that made ``components``.
     """
 
     stamp_ns: int
@@ -184,6 +187,7 @@ class FrameResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     received_s: float | None = None
     occupancy_threshold: float = 0.5
+    operating_point: OperatingPoint = field(default_factory=OperatingPoint)
 
     @property
     def camera_used(self) -> bool:
@@ -268,6 +272,17 @@ class Detector:
         return configured if configured >= 0.0 else self.card.calibration.occupancy_threshold
 
     @property
+    def operating_point(self) -> OperatingPoint:
+        """The marker rule in force: each of ``anomaly_threshold`` and ``min_component_points`` configured,
+        or the model card's calibrated one when -1."""
+        calibrated = self.card.calibration.operating_point
+        threshold, points = self._config.anomaly_threshold, self._config.min_component_points
+        return OperatingPoint(
+            threshold if threshold >= 0.0 else calibrated.anomaly_threshold,
+            points if points >= 0 else calibrated.min_component_points,
+        )
+
+    @property
     def backend_name(self) -> str:
         """Name and device of the backend in use, e.g. ``onnxruntime (cpu)``."""
         return f'{getattr(self.backend, "name", type(self.backend).__name__)} ({getattr(self.backend, "device", "?")})'
@@ -347,6 +362,7 @@ class Detector:
     def _process_locked(self, pair: SyncedPair) -> FrameResult:
         cfg = self._config
         occupancy_threshold = self.occupancy_threshold
+        operating_point = self.operating_point
         t0 = time.perf_counter()
         raw, frame_id, received_s = _points_array(pair.points)
         points = np.asarray(raw)
@@ -387,8 +403,10 @@ class Detector:
             anomaly,
             grid,
             occupancy_threshold=occupancy_threshold,
-            anomaly_threshold=cfg.anomaly_threshold,
+            anomaly_threshold=operating_point.anomaly_threshold,
             min_voxels=cfg.min_component_voxels,
+            min_points=operating_point.min_component_points,
+            lidar_bev=inputs['bev'],
         )
         markers = self._tracker.update(components, pair.points_stamp_ns)
         t3 = time.perf_counter()
@@ -413,6 +431,7 @@ class Detector:
             },
             received_s=received_s,
             occupancy_threshold=occupancy_threshold,
+            operating_point=operating_point,
         )
 
     def close(self) -> None:

@@ -183,10 +183,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec(
         'anomaly_threshold',
-        0.5,
-        'Anomaly probability (unitless, 0..1) above which an occupied voxel joins an anomaly component (marker).',
-        minimum=0.0,
+        -1.0,
+        'Anomaly probability (unitless, 0..1) at or above which an occupied voxel joins an anomaly component '
+        "(marker); -1 = the operating point calibrated in training, from the model card's calibration.",
+        minimum=-1.0,
         maximum=1.0,
+        excluded=(-1.0, 0.0),
     ),
     ParamSpec(
         'markers.min_component_voxels',
@@ -194,6 +196,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         'Smallest anomaly component (voxels) that gets a marker.',
         minimum=1,
         maximum=100000,
+    ),
+    ParamSpec(
+        'markers.min_component_points',
+        -1,
+        'LiDAR points (count) an anomaly component needs in the columns where its voxels hold a return to get '
+        "a marker; 0 = no LiDAR support needed; -1 = the operating point calibrated in training, from the model "
+        "card's calibration.",
+        minimum=-1,
+        maximum=1000000,
     ),
     ParamSpec(
         'markers.lifetime_s',

@@ -16,12 +16,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from anovox_perception.core.calibration import OperatingPoint
 from anovox_perception.core.errors import BackendError, ConfigError, GeometryError
 from anovox_perception.core.geometry import GridSpec
 from anovox_perception.core.parameters import defaults
+from anovox_perception.core.preprocess import bev_column_points
 
 __all__ = [
     'Component',
+    'ComponentCandidates',
+    'component_candidates',
+    'component_points',
     'component_voxels',
     'find_components',
     'label_components',
@@ -29,8 +34,11 @@ __all__ = [
     'voxel_scores',
 ]
 
-# The anomaly threshold and smallest component default to the detector node's parameters.
+# The smallest component defaults to the detector node's parameter; the anomaly threshold and the
+# LiDAR support, whose node parameters default to the model card's calibration, to the configured
+# operating point (the node's values before calibrations carried one).
 _DEFAULTS = defaults()
+_CONFIGURED = OperatingPoint()
 
 UNKNOWN_CELL = -1  # nav_msgs/OccupancyGrid's "unknown" value
 
@@ -271,40 +279,153 @@ class Component:
         return math.hypot(self.centroid_m[0], self.centroid_m[1])
 
 
-def _ranked_components(
+def _lidar_bev(lidar_bev: np.ndarray, grid: GridSpec) -> np.ndarray:
+    """Validate the BEV input (height slices, then the log-density channel) and drop a batch dim of 1."""
+    arr = np.asarray(lidar_bev)
+    if arr.ndim == 4 and arr.shape[0] == 1:
+        arr = arr[0]
+    nx, ny, nz = grid.shape
+    if arr.ndim != 3 or arr.shape[1:] != (nx, ny) or arr.shape[0] < nz + 1:
+        msg = (
+            f'lidar_bev has shape {arr.shape}; expected the BEV model input (nz + 4, nx, ny) = '
+            f'({nz + 4}, {nx}, {ny}) of the grid, or at least its {nz} height slices and log-density channel'
+        )
+        raise GeometryError(msg)
+    return arr
+
+
+def component_points(coords: np.ndarray, counts: np.ndarray, lidar_bev: np.ndarray, grid: GridSpec) -> np.ndarray:
+    """LiDAR support of components: the points in the columns where a voxel of the component holds a return.
+
+    The BEV input says exactly which voxels hold at least one return (its 0/1 height slices)
+    and how many points each column holds (its log-density channel), not how many points each
+    voxel holds. So a component's support is the point count of each column in which one of
+    its voxels holds a return, summed over those columns: 0 exactly when none of its voxels
+    holds a return, whatever lies below or above it in the same columns (the ground under an
+    occupancy the network filled in behind an object does not count).
+
+    Args:
+        coords: (K, 3) voxel indices (ix, iy, iz), grouped by component.
+        counts: (C,) voxels of each component, in ``coords`` order.
+        lidar_bev: The frame's BEV model input, (nz + 4, nx, ny) (a batch dim of 1 is accepted).
+        grid: The grid of ``coords`` and the BEV.
+
+    Returns:
+        (C,) int64 points per component.
+
+    Raises:
+        GeometryError: ``lidar_bev`` does not match the grid.
+    """
+    bev = _lidar_bev(lidar_bev, grid)
+    nx, ny, nz = grid.shape
+    n_columns = nx * ny
+    owner = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+    hit = bev[coords[:, 2], coords[:, 0], coords[:, 1]] > 0
+    # Each (component, column) pair once: a column's points count once however many voxels hold returns.
+    key = np.unique(owner[hit] * n_columns + coords[hit, 0] * ny + coords[hit, 1])
+    component, column = np.divmod(key, n_columns)
+    points = bev_column_points(bev[nz].reshape(-1)[column])
+    return np.bincount(component, weights=points, minlength=counts.size).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class ComponentCandidates:
+    """Connected components of occupied anomalous voxels before the support rule, ranking and cap.
+
+    Made by :func:`component_candidates`; :meth:`select` applies the rest of the marker rule, so
+    a rule evaluated for several ``min_points`` labels the voxels once.
+
+    Attributes:
+        coords: (K, 3) int64 voxel indices, grouped by component in order of their first voxel (C order).
+        scores: (K,) float64 anomaly scores of those voxels.
+        counts: (C,) voxels per component (each at least ``min_voxels``).
+        points: (C,) int64 LiDAR support (:func:`component_points`), or None without the BEV input.
+    """
+
+    coords: np.ndarray
+    scores: np.ndarray
+    counts: np.ndarray
+    points: np.ndarray | None
+
+    def select(
+        self, min_points: int = 0, max_components: int | None = 64
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The components that get a marker, as grouped voxels.
+
+        Returns:
+            ``(coords, scores, starts, counts, rank)``: the voxels and scores of the components with
+            at least ``min_points`` LiDAR points, grouped as in :attr:`coords`; each component's first
+            row and voxel count; the components kept, highest ``max_score`` first (ties: first voxel
+            first), at most ``max_components``.
+
+        Raises:
+            ConfigError: ``min_points`` > 0 without the BEV input, or a negative bound.
+        """
+        if min_points < 0:
+            msg = f'min_points must be >= 0, got {min_points}'
+            raise ConfigError(msg)
+        if max_components is not None and max_components < 0:
+            msg = f'max_components must be >= 0 or None, got {max_components}'
+            raise ConfigError(msg)
+        coords, scores, counts = self.coords, self.scores, self.counts
+        if min_points > 0:
+            if self.points is None:
+                msg = f'min_points={min_points} needs the frame\'s BEV input (lidar_bev) to count LiDAR points'
+                raise ConfigError(msg)
+            keep = self.points >= min_points
+            voxel_kept = np.repeat(keep, counts)
+            coords, scores, counts = coords[voxel_kept], scores[voxel_kept], counts[keep]
+        if counts.size == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return coords, scores, empty, empty, empty
+        starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
+        # Stable sort on -score keeps label (first voxel) order among ties.
+        rank = np.argsort(-np.maximum.reduceat(scores, starts), kind='stable')
+        if max_components is not None:
+            rank = rank[:max_components]
+        return coords, scores, starts, counts, rank
+
+    def voxels(self, min_points: int = 0, max_components: int | None = 64) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`component_voxels` of these candidates: ``(coords (K, 3), component (K,))``."""
+        coords, _, _, counts, rank = self.select(min_points, max_components)
+        position = np.full(counts.size, -1, dtype=np.int64)
+        position[rank] = np.arange(rank.size)
+        component = np.repeat(position, counts)
+        listed = component >= 0  # components past max_components are left out
+        return coords[listed].astype(np.int64), component[listed]
+
+
+def component_candidates(
     occupancy: np.ndarray,
     anomaly: np.ndarray,
     grid: GridSpec,
-    occupancy_threshold: float,
-    anomaly_threshold: float,
-    min_voxels: int,
-    connectivity: int,
-    bev: bool,
-    max_components: int | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The components :func:`find_components` reports, as grouped voxels.
+    occupancy_threshold: float = 0.5,
+    anomaly_threshold: float = _CONFIGURED.anomaly_threshold,
+    min_voxels: int = _DEFAULTS['markers.min_component_voxels'],
+    connectivity: int = 26,
+    bev: bool = False,
+    lidar_bev: np.ndarray | None = None,
+) -> ComponentCandidates:
+    """The components of :func:`find_components` (same arguments) before the support rule, ranking and cap.
 
-    Returns:
-        ``(coords, scores, starts, counts, rank)``: (K, 3) voxel indices and (K,)
-        float64 scores of the components with at least ``min_voxels`` voxels, grouped
-        by component in order of their first voxel (C order); each component's first
-        row in ``coords`` and voxel count; the components kept, highest ``max_score``
-        first (ties: first voxel first), at most ``max_components``.
+    Raises:
+        GeometryError: an array does not match the grid's shape.
+        BackendError: an array holds non-finite values.
+        ConfigError: a threshold, ``min_voxels`` or ``connectivity`` is invalid.
     """
     occ_thr = _check_threshold('occupancy_threshold', occupancy_threshold)
     anom_thr = _check_threshold('anomaly_threshold', anomaly_threshold)
     if min_voxels < 1:
         msg = f'min_voxels must be >= 1, got {min_voxels}'
         raise ConfigError(msg)
-    if max_components is not None and max_components < 0:
-        msg = f'max_components must be >= 0 or None, got {max_components}'
-        raise ConfigError(msg)
     occ, anom = _grid_arrays(grid, occupancy, anomaly)
+    if lidar_bev is not None:
+        lidar_bev = _lidar_bev(lidar_bev, grid)
     active = (occ >= occ_thr) & (anom >= anom_thr)
     coords = np.stack(_nonzero3(active), axis=1)
     if coords.size == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return coords.reshape(0, 3), np.zeros(0), empty, empty, empty
+        return ComponentCandidates(coords.reshape(0, 3), np.zeros(0), empty, None if lidar_bev is None else empty)
     if bev:
         columns, column_of_voxel = np.unique(coords[:, :2], axis=0, return_inverse=True)
         col_labels, _ = label_components(columns, connectivity)
@@ -320,14 +441,8 @@ def _ranked_components(
     keep = counts >= min_voxels
     voxel_kept = np.repeat(keep, counts)
     coords, scores, counts = coords[voxel_kept], scores[voxel_kept], counts[keep]
-    if counts.size == 0:
-        return coords, scores, counts, counts, counts
-    starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
-    # Stable sort on -score keeps label (first voxel) order among ties.
-    rank = np.argsort(-np.maximum.reduceat(scores, starts), kind='stable')
-    if max_components is not None:
-        rank = rank[:max_components]
-    return coords, scores, starts, counts, rank
+    points = None if lidar_bev is None else component_points(coords, counts, lidar_bev, grid)
+    return ComponentCandidates(coords, scores, counts, points)
 
 
 def find_components(
@@ -335,13 +450,15 @@ def find_components(
     anomaly: np.ndarray,
     grid: GridSpec,
     occupancy_threshold: float = 0.5,
-    anomaly_threshold: float = _DEFAULTS['anomaly_threshold'],
+    anomaly_threshold: float = _CONFIGURED.anomaly_threshold,
     min_voxels: int = _DEFAULTS['markers.min_component_voxels'],
     connectivity: int = 26,
     bev: bool = False,
     max_components: int | None = 64,
+    min_points: int = _CONFIGURED.min_component_points,
+    lidar_bev: np.ndarray | None = None,
 ) -> list[Component]:
-    """Connected components of voxels that are both occupied and anomalous.
+    """Connected components of voxels that are both occupied and anomalous: the node's marker rule.
 
     Args:
         occupancy: (nx, ny, nz) occupancy probabilities.
@@ -354,6 +471,10 @@ def find_components(
         bev: join voxels whose bird's-eye columns touch, whatever their height.
         max_components: keep at most this many, highest ``max_score`` first
             (bounds the marker count whatever the model outputs); None keeps all.
+        min_points: components with fewer LiDAR points (:func:`component_points`) are dropped
+            before the ranking and the cap; 0 keeps them all.
+        lidar_bev: the frame's BEV model input (``bev``), where those points are counted; needed
+            when ``min_points`` > 0.
 
     Returns:
         Components sorted by ``max_score`` descending, ties by their first voxel
@@ -362,11 +483,13 @@ def find_components(
     Raises:
         GeometryError: an array does not match the grid's shape.
         BackendError: an array holds non-finite values.
-        ConfigError: a threshold, ``min_voxels`` or ``connectivity`` is invalid.
+        ConfigError: a threshold, ``min_voxels``, ``min_points`` or ``connectivity`` is invalid, or
+            ``min_points`` > 0 without ``lidar_bev``.
     """
-    coords, scores, starts, counts, rank = _ranked_components(
-        occupancy, anomaly, grid, occupancy_threshold, anomaly_threshold, min_voxels, connectivity, bev, max_components
+    candidates = component_candidates(
+        occupancy, anomaly, grid, occupancy_threshold, anomaly_threshold, min_voxels, connectivity, bev, lidar_bev
     )
+    coords, scores, starts, counts, rank = candidates.select(min_points, max_components)
     if rank.size == 0:
         return []
     idx_min = np.minimum.reduceat(coords, starts, axis=0)
@@ -397,11 +520,13 @@ def component_voxels(
     anomaly: np.ndarray,
     grid: GridSpec,
     occupancy_threshold: float = 0.5,
-    anomaly_threshold: float = _DEFAULTS['anomaly_threshold'],
+    anomaly_threshold: float = _CONFIGURED.anomaly_threshold,
     min_voxels: int = _DEFAULTS['markers.min_component_voxels'],
     connectivity: int = 26,
     bev: bool = False,
     max_components: int | None = 64,
+    min_points: int = _CONFIGURED.min_component_points,
+    lidar_bev: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The voxels of the components :func:`find_components` returns (same arguments).
 
@@ -412,13 +537,10 @@ def component_voxels(
     Raises:
         GeometryError: an array does not match the grid's shape.
         BackendError: an array holds non-finite values.
-        ConfigError: a threshold, ``min_voxels`` or ``connectivity`` is invalid.
+        ConfigError: a threshold, ``min_voxels``, ``min_points`` or ``connectivity`` is invalid, or
+            ``min_points`` > 0 without ``lidar_bev``.
     """
-    coords, _, _, counts, rank = _ranked_components(
-        occupancy, anomaly, grid, occupancy_threshold, anomaly_threshold, min_voxels, connectivity, bev, max_components
+    candidates = component_candidates(
+        occupancy, anomaly, grid, occupancy_threshold, anomaly_threshold, min_voxels, connectivity, bev, lidar_bev
     )
-    position = np.full(counts.size, -1, dtype=np.int64)
-    position[rank] = np.arange(rank.size)
-    component = np.repeat(position, counts)
-    listed = component >= 0  # components past max_components are left out
-    return coords[listed].astype(np.int64), component[listed]
+    return candidates.voxels(min_points, max_components)

@@ -71,6 +71,7 @@ __all__ = [
     'FrameEncoding',
     'InputSpec',
     'assemble_inputs',
+    'bev_column_points',
     'build_inputs',
     'camera_geometry',
     'encode_frame',
@@ -427,6 +428,21 @@ def points_to_bev(points: np.ndarray, spec: InputSpec) -> np.ndarray:
     bev[nz + 2] = np.where(occupied, z_max, 0.0).reshape(nx, ny)
     bev[nz + 3] = np.where(occupied, z_min, 0.0).reshape(nx, ny)
     return bev
+
+
+def bev_column_points(log_density: np.ndarray) -> np.ndarray:
+    """LiDAR points per column from values of the BEV's ``log_density`` channel (channel ``nz``).
+
+    The inverse of :func:`points_to_bev`'s encoding, exact: its float32 values give back every
+    count up to a million points per column.
+
+    Args:
+        log_density: Values of that channel, any shape.
+
+    Returns:
+        int64 point counts, same shape.
+    """
+    return np.rint(np.expm1(np.asarray(log_density, dtype=np.float64) * _LOG_DENSITY_SCALE)).astype(np.int64)
 
 
 def _check_extrinsics(t_cam_lidar: np.ndarray) -> np.ndarray:

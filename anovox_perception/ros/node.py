@@ -122,7 +122,9 @@ class DetectorNode(Node):
         self._detector = Detector(DetectorConfig.from_parameters(self._values))
         self.get_logger().info(
             f'model {self._detector.card.name!r} ({self._detector.model_path}) on {self._detector.backend_name}, '
-            f'occupancy threshold {self._detector.occupancy_threshold:g}: {self._detector.backend_reason}'
+            f'occupancy threshold {self._detector.occupancy_threshold:g}, anomaly threshold '
+            f'{self._detector.operating_point.anomaly_threshold:g}, markers need '
+            f'{self._detector.operating_point.min_component_points} LiDAR points: {self._detector.backend_reason}'
         )
         self._stats = ps.PipelineStats()
         self._slot: LatestSlot[SyncedPair] = LatestSlot()
@@ -322,6 +324,8 @@ class DetectorNode(Node):
             ('backend', self._detector.backend_name),
             ('model', self._detector.card.name),
             ('occupancy_threshold', f'{self._detector.occupancy_threshold:g}'),
+            ('anomaly_threshold', f'{self._detector.operating_point.anomaly_threshold:g}'),
+            ('min_component_points', str(self._detector.operating_point.min_component_points)),
             ('period_s', f'{snap.period_s:.2f}'),
         ]
         for name in (ps.CLOUDS_IN, ps.IMAGES_IN, ps.CAMERA_INFO_IN, ps.PAIRS, ps.FRAMES_OUT):

@@ -1,4 +1,4 @@
-"""Add the ``calibration`` section to model cards and checkpoints written before it existed.
+"""Add the ``calibration`` section, or its operating point, to model cards and checkpoints written before them.
 
     python -m anovox_training.export.upgrade_calibration models/anovox_base.onnx runs/fusion/best.pt \
         [--threshold-chosen-on val] [--score-rule-chosen-on val val_large]
@@ -13,7 +13,11 @@ used, so nothing the model computes or selects changes:
 - occupancy threshold: the card's ``training_config.occupancy_threshold``, else its
   ``training_config.eval.occupancy_threshold``, else 0.5 (what the runtime read); for a
   checkpoint its ``occupancy_threshold``, else ``config.eval.occupancy_threshold``;
-- score rule: the model config's values (the previous defaults 1, 1, 1 where absent).
+- score rule: the model config's values (the previous defaults 1, 1, 1 where absent);
+- operating point: anomaly threshold 0.5 and no LiDAR-support rule (``min_component_points`` 0),
+  recorded as configured (chosen on no data): the node's fixed ``anomaly_threshold`` default and
+  its marker rule before calibrations carried an operating point. A calibration section written
+  before the operating point existed gets these two keys and keeps everything else.
 
 The data they were chosen on is recorded from the training config (``data.val`` for the
 threshold, when it was calibrated; ``data.tune`` or else ``data.val`` for the score rule, when
@@ -23,7 +27,7 @@ names instead, e.g. for a model re-tuned on other folders than its training conf
 
 An ``.onnx`` file gets the card in its metadata and its ``.json`` beside it upgraded (the graph,
 and so its hash, is untouched); a ``.pt`` checkpoint is rewritten with a fresh checksum. Files
-that already have the section are left as they are.
+whose section is complete are left as they are.
 """
 
 from __future__ import annotations
@@ -39,17 +43,49 @@ from typing import Any
 import onnx
 
 from anovox_perception.core.atomic_file import write_bytes_atomic
-from anovox_perception.core.calibration import UNRECORDED, Calibration, CalibrationError, ChosenOn, ScoreRule
+from anovox_perception.core.calibration import (
+    UNRECORDED,
+    Calibration,
+    CalibrationError,
+    ChosenOn,
+    OperatingPoint,
+    ScoreRule,
+)
 from anovox_perception.core.errors import AnovoxError, DataError, ModelCardError
 from anovox_perception.core.model_card import CARD_METADATA_KEY, ModelCard, card_path_for, load_card
 from anovox_training.model.checkpoint import read_checkpoint, save_checkpoint
 from anovox_training.model.config import SCORE_RULE_KEYS
 
-__all__ = ['main', 'upgrade_card_dict', 'upgrade_checkpoint', 'upgrade_checkpoint_dict', 'upgrade_model']
+__all__ = [
+    'main',
+    'needs_upgrade',
+    'upgrade_card_dict',
+    'upgrade_checkpoint',
+    'upgrade_checkpoint_dict',
+    'upgrade_model',
+]
 
 # What the previous version used where a file held no value.
 _PREVIOUS_THRESHOLD = 0.5
 _PREVIOUS_RULE = ScoreRule()
+# The node's marker rule before calibrations carried one: its fixed anomaly_threshold default 0.5,
+# no LiDAR support needed; configured, not chosen on data.
+_PREVIOUS_MARKER_RULE = OperatingPoint(anomaly_threshold=0.5, min_component_points=0)
+_PREVIOUS_OPERATING_POINT = {
+    'operating_point': _PREVIOUS_MARKER_RULE.to_dict(),
+    'operating_point_chosen_on': ChosenOn().to_dict(),
+}
+
+
+def needs_upgrade(record: Mapping[str, Any]) -> bool:
+    """Whether a card or checkpoint dict lacks the calibration section or its operating point."""
+    section = record.get('calibration')
+    return not isinstance(section, Mapping) or any(key not in section for key in _PREVIOUS_OPERATING_POINT)
+
+
+def _with_operating_point(section: Mapping[str, Any]) -> dict[str, Any]:
+    """A calibration section of the version before the operating point, with the node's values of then added."""
+    return {**section, **{k: v for k, v in _PREVIOUS_OPERATING_POINT.items() if k not in section}}
 
 
 def _number(value: Any) -> bool:
@@ -91,15 +127,17 @@ def upgrade_card_dict(
     threshold_folders: Sequence[str] | None = None,
     score_rule_folders: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """A card JSON object of the previous version with its calibration section added (a new dict).
+    """A card JSON object of a previous version with its calibration section completed (a new dict).
 
-    The score rule leaves ``training_config.model`` and the copied threshold leaves
+    A card without the section gets all of it; the score rule leaves ``training_config.model`` and the copied threshold leaves
     ``training_config``; ``eval.occupancy_threshold`` (the configured one) stays.
 
     Raises:
         DataError: The card holds no usable score rule.
     """
     card = copy.deepcopy(dict(data))
+    if isinstance(card.get('calibration'), Mapping):
+        return {**card, 'calibration': _with_operating_point(card['calibration'])}
     config = card.get('training_config')
     config = config if isinstance(config, dict) else {}
     evaluation = config.get('eval') if isinstance(config.get('eval'), Mapping) else {}
@@ -113,6 +151,8 @@ def upgrade_card_dict(
         _score_rule(config.get('model'), f'model card {card.get("name")!r}'),
         _threshold_chosen_on(config, calibrated, threshold_folders),
         _score_rule_chosen_on(config, tuned, score_rule_folders),
+        operating_point=_PREVIOUS_MARKER_RULE,
+        operating_point_chosen_on=ChosenOn(),
     )
     config = {k: v for k, v in config.items() if k != 'occupancy_threshold'}
     if 'model' in config:
@@ -125,12 +165,16 @@ def upgrade_checkpoint_dict(
     threshold_folders: Sequence[str] | None = None,
     score_rule_folders: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """A checkpoint dict of the previous version with its calibration section added (a new dict).
+    """A checkpoint dict of a previous version with its calibration section completed (a new dict).
 
-    The threshold was calibrated when validation ran at least once with ``eval.calibrate_occupancy``;
+    A section without the operating point gets the node's values of then. A checkpoint without
+    the section gets all of it: the threshold was calibrated when validation ran at least once with ``eval.calibrate_occupancy``;
     the score rule was chosen when the checkpoint holds ``score_tuning`` (written with the choice).
     """
     state = dict(ckpt)
+    if isinstance(state.get('calibration'), Mapping):
+        state['calibration'] = _with_operating_point(state['calibration'])
+        return state
     config = copy.deepcopy(state['config'])
     data, evaluation = config.get('data', {}), config.get('eval', {})
     stored = state.pop('occupancy_threshold', None)
@@ -144,6 +188,8 @@ def upgrade_checkpoint_dict(
         _score_rule(config.get('model'), 'checkpoint'),
         _threshold_chosen_on(config, calibrated, threshold_folders),
         _score_rule_chosen_on(config, 'score_tuning' in state, score_rule_folders),
+        operating_point=_PREVIOUS_MARKER_RULE,
+        operating_point_chosen_on=ChosenOn(),
     )
     config['model'] = _architecture_only(config.get('model'))
     state['config'] = config
@@ -154,13 +200,13 @@ def upgrade_checkpoint_dict(
 def upgrade_checkpoint(
     path: str | Path, threshold_folders: Sequence[str] | None = None, score_rule_folders: Sequence[str] | None = None
 ) -> bool:
-    """Add the calibration section to the checkpoint at ``path``; False when it already had one.
+    """Complete the calibration section of the checkpoint at ``path``; False when it was complete.
 
     Raises:
         DataError: Unreadable checkpoint.
     """
     ckpt = read_checkpoint(path)
-    if 'calibration' in ckpt:
+    if not needs_upgrade(ckpt):
         return False
     save_checkpoint(path, upgrade_checkpoint_dict(ckpt, threshold_folders, score_rule_folders))
     return True
@@ -169,10 +215,10 @@ def upgrade_checkpoint(
 def upgrade_model(
     path: str | Path, threshold_folders: Sequence[str] | None = None, score_rule_folders: Sequence[str] | None = None
 ) -> list[Path]:
-    """Add the calibration section to the card of an ``.onnx`` model (metadata and sidecar) or a ``.json`` card.
+    """Complete the calibration section of the card of an ``.onnx`` model (metadata and sidecar) or a ``.json`` card.
 
     Returns:
-        The files rewritten (empty when every card already had the section).
+        The files rewritten (empty when every card's section was complete).
 
     Raises:
         ModelCardError: No card, or the upgraded card does not validate or match the graph.
@@ -182,7 +228,7 @@ def upgrade_model(
     if path.suffix == '.onnx':
         proto = onnx.load(str(path))
         entries = [e for e in proto.metadata_props if e.key == CARD_METADATA_KEY]
-        if entries and 'calibration' not in json.loads(entries[0].value):
+        if entries and needs_upgrade(json.loads(entries[0].value)):
             upgraded = upgrade_card_dict(json.loads(entries[0].value), threshold_folders, score_rule_folders)
             card = ModelCard.from_dict(upgraded, f'{path} (upgraded ONNX metadata)')
             entries[0].value = card.to_json(indent=None)
@@ -193,7 +239,7 @@ def upgrade_model(
         sidecar = path
     if sidecar.is_file():
         data = json.loads(sidecar.read_text(encoding='utf-8'))
-        if 'calibration' not in data:
+        if needs_upgrade(data):
             upgraded = upgrade_card_dict(data, threshold_folders, score_rule_folders)
             card = ModelCard.from_dict(upgraded, f'{sidecar} (upgraded)')
             write_bytes_atomic(sidecar, (card.to_json() + '\n').encode())
@@ -237,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 msg = f'{path}: expected an .onnx model, a .json model card or a .pt checkpoint'
                 raise DataError(msg)
-            print(f'upgraded {", ".join(map(str, changed))}' if changed else f'{path}: already has a calibration')
+            print(f'upgraded {", ".join(map(str, changed))}' if changed else f'{path}: its calibration is complete')
     except (AnovoxError, OSError, json.JSONDecodeError) as err:
         print(f'upgrade_calibration: error: {err}', file=sys.stderr)
         return 1

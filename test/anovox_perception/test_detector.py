@@ -12,7 +12,7 @@ import pytest
 from fake_onnx_model import CAMERA, SMALL_SPEC, expected_outputs, write_fake_model
 
 import anovox_perception.core.package_data as package_data
-from anovox_perception.core.calibration import Calibration, ChosenOn
+from anovox_perception.core.calibration import Calibration, ChosenOn, OperatingPoint
 from anovox_perception.core.detector import (
     CameraFrame,
     CloudFrame,
@@ -159,6 +159,33 @@ def test_the_default_occupancy_threshold_is_the_one_calibrated_in_training(tmp_p
         det.close()
 
 
+def test_the_default_operating_point_is_the_one_calibrated_in_training(tmp_path):
+    points = scene_points()
+    unsupported = Calibration(
+        occupancy_threshold=0.5,
+        operating_point=OperatingPoint(anomaly_threshold=0.5, min_component_points=10**6),
+        operating_point_chosen_on=ChosenOn(('val',), 'abc'),
+    )
+    det = Detector(DetectorConfig(model_path=str(write_fake_model(tmp_path / 'm.onnx', calibration=unsupported))))
+    try:
+        assert (det.config.anomaly_threshold, det.config.min_component_points) == (-1.0, -1)
+        assert det.operating_point == OperatingPoint(0.5, 10**6)
+        result = det.process(SyncedPair(10, points))
+        # No component holds a million LiDAR points: no marker.
+        assert result.operating_point == OperatingPoint(0.5, 10**6) and result.components == []
+        det.update(min_component_points=0)  # set by the user: the calibrated threshold stays
+        assert det.operating_point == OperatingPoint(0.5, 0)
+        result = det.process(SyncedPair(20, points))
+        assert result.components and all(c.max_score >= 0.5 for c in result.components)
+        det.update(anomaly_threshold=0.6)  # the box scores 0.55 (fake model)
+        assert det.operating_point == OperatingPoint(0.6, 0)
+        assert det.process(SyncedPair(30, points)).components == []
+        det.update(anomaly_threshold=-1.0, min_component_points=-1)  # back to the calibration
+        assert det.operating_point == OperatingPoint(0.5, 10**6)
+    finally:
+        det.close()
+
+
 def test_the_training_config_of_a_card_never_sets_the_threshold(tmp_path):
     # Only the calibration does: a threshold left in the free-form training config is not read.
     leftovers = {'occupancy_threshold': 0.7, 'eval': {'occupancy_threshold': 0.4}}
@@ -222,8 +249,10 @@ def test_config_from_the_default_parameters_is_the_default_config():
     assert DetectorConfig.from_parameters(defaults()) == DetectorConfig()
     config = DetectorConfig.from_parameters({**defaults(), 'markers.lifetime_s': 2.0, 'sync.slop_s': 0.2})
     assert config.marker_lifetime_s == 2.0
-    with pytest.raises(ConfigError, match=r'anomaly_threshold: -0\.1 is below the minimum 0\.0'):
+    with pytest.raises(ConfigError, match=r'anomaly_threshold: -0\.1 is not allowed: use -1 or a value from 0 to 1'):
         DetectorConfig.from_parameters({'anomaly_threshold': -0.1})
+    with pytest.raises(ConfigError, match=r'markers.min_component_points: -2 is below the minimum -1'):
+        DetectorConfig.from_parameters({'markers.min_component_points': -2})
     with pytest.raises(ConfigError, match="backend: 'cuda' is not one of"):
         dataclasses.replace(DetectorConfig(), backend='cuda')
 

@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from anovox_perception.core.calibration import Calibration, ChosenOn, ScoreRule
+from anovox_perception.core.calibration import Calibration, ChosenOn, OperatingPoint, ScoreRule
 from anovox_perception.core.errors import ModelCardError
 from anovox_perception.core.geometry import GridSpec
 from anovox_perception.core.model_card import (
@@ -54,7 +54,13 @@ def _card_dict(digest: str) -> dict[str, Any]:
         'classes': ['road', 'vehicle'],
         'inputs': {'x': {'shape': [1, 1024], 'dtype': 'float32'}},
         'outputs': {'y': {'shape': [1, 1024], 'dtype': 'float32'}},
-        'calibration': Calibration(0.3, ScoreRule(0.5, 2.0, 5), ChosenOn(('val',), 'ab12')).to_dict(),
+        'calibration': Calibration(
+            0.3,
+            ScoreRule(0.5, 2.0, 5),
+            ChosenOn(('val',), 'ab12'),
+            operating_point=OperatingPoint(0.65, 3),
+            operating_point_chosen_on=ChosenOn(('val', 'val_large'), 'cd34'),
+        ).to_dict(),
         'training_config': {'epochs': 1},
         'data_hash': 'none',
         'onnx_sha256': digest,
@@ -209,9 +215,32 @@ def test_invalid_fields_are_rejected_naming_the_field(field: str, value: Any, pr
 
 def test_the_card_carries_its_calibration_typed() -> None:
     card = ModelCard.from_dict(_card_dict('0' * 64), source='card.json')
-    assert card.calibration == Calibration(0.3, ScoreRule(0.5, 2.0, 5), ChosenOn(('val',), 'ab12'))
+    assert card.calibration == Calibration(
+        0.3,
+        ScoreRule(0.5, 2.0, 5),
+        ChosenOn(('val',), 'ab12'),
+        operating_point=OperatingPoint(anomaly_threshold=0.65, min_component_points=3),
+        operating_point_chosen_on=ChosenOn(('val', 'val_large'), 'cd34'),
+    )
     assert card.calibration.score_rule_chosen_on.configured and not card.calibration.threshold_chosen_on.configured
     assert Calibration.from_dict(card.to_dict()['calibration']) == card.calibration
+    assert Calibration.from_dict(json.loads(json.dumps(card.calibration.to_dict()))) == card.calibration
+
+
+def test_a_calibration_without_the_operating_point_names_the_upgrade_command() -> None:
+    data = _card_dict('0' * 64)
+    for key in ('operating_point', 'operating_point_chosen_on'):
+        del data['calibration'][key]
+    with pytest.raises(
+        ModelCardError,
+        match=r'x.json: its calibration has no operating point .* python -m anovox_training.export.upgrade_calibration x.json',
+    ):
+        ModelCard.from_dict(data, source='x.json')
+    # Only one of the two is not a file of the previous version: an invalid section.
+    data = _card_dict('0' * 64)
+    del data['calibration']['operating_point_chosen_on']
+    with pytest.raises(ModelCardError, match=r"missing keys \['operating_point_chosen_on'\]"):
+        ModelCard.from_dict(data, source='x.json')
 
 
 def test_a_card_without_calibration_names_the_file_and_the_upgrade_command(tmp_path: Path) -> None:
@@ -251,6 +280,10 @@ def test_a_card_without_calibration_names_the_file_and_the_upgrade_command(tmp_p
             {'score_rule_chosen_on': {'folders': 'val', 'data_hash': 'ab12'}},
             'score_rule_chosen_on: folders must be a list',
         ),
+        ({'operating_point': {'anomaly_threshold': 1.2, 'min_component_points': 0}}, r'anomaly_threshold must be'),
+        ({'operating_point': {'anomaly_threshold': 0.5, 'min_component_points': -1}}, 'min_component_points must'),
+        ({'operating_point': {'anomaly_threshold': 0.5, 'min_component_points': 2.5}}, 'min_component_points must'),
+        ({'operating_point': {'anomaly_threshold': 0.5}}, r"operating_point: missing keys \['min_component_points'\]"),
         ({'colour': 'red'}, r"unknown keys \['colour'\]"),
     ],
 )
@@ -268,6 +301,9 @@ def test_the_shipped_card_records_the_threshold_the_runtime_used_and_the_tuned_s
     assert card.calibration.score_rule == ScoreRule(semantic_weight=0.0, anomaly_temperature=1.0, score_smoothing=7)
     assert card.calibration.threshold_chosen_on.folders == ('val',)
     assert card.calibration.score_rule_chosen_on.folders == ('val', 'val_large')
+    # Its operating point is the node's before calibrations carried one: anomaly threshold 0.5, no support rule.
+    assert card.calibration.operating_point == OperatingPoint(anomaly_threshold=0.5, min_component_points=0)
+    assert card.calibration.operating_point_chosen_on.configured
     assert 'occupancy_threshold' not in card.training_config
     assert not {'semantic_weight', 'anomaly_temperature', 'score_smoothing'} & set(card.training_config['model'])
 

@@ -10,12 +10,15 @@ import pytest
 from anovox_perception.core.errors import BackendError, ConfigError, GeometryError
 from anovox_perception.core.geometry import GridSpec
 from anovox_perception.core.postprocess import (
+    component_candidates,
+    component_points,
     component_voxels,
     find_components,
     label_components,
     score_grid,
     voxel_scores,
 )
+from anovox_perception.core.preprocess import InputSpec, bev_column_points, points_to_bev
 
 # 8 x 6 x 4 cells of 0.5 m: x in [-2, 2), y in [-1, 2), z in [-1, 1).
 GRID = GridSpec(x_min_m=-2.0, x_max_m=2.0, y_min_m=-1.0, y_max_m=2.0, z_min_m=-1.0, z_max_m=1.0, cell_m=0.5)
@@ -238,3 +241,75 @@ def test_label_components_matches_a_flood_fill_on_random_masks(shape: tuple[int,
 def test_label_components_of_nothing_is_empty() -> None:
     labels, count = label_components(np.zeros((0, 3), np.int64), 26)
     assert labels.shape == (0,) and count == 0
+
+
+# The BEV input of GRID, as the node's preprocessing makes it.
+BEV_SPEC = InputSpec(grid=GRID, image_width=64, image_height=48, image_stride=16, bev_stride=2)
+
+
+def cell_points(cell: tuple[int, int, int], n: int) -> np.ndarray:
+    """``n`` LiDAR points (x, y, z, intensity) inside voxel ``cell`` of GRID."""
+    centre = GRID.mins + (np.asarray(cell) + 0.5) * GRID.cell_m
+    offsets = np.linspace(-0.2, 0.2, n)[:, None] * np.array([1.0, 0.5, -0.5])
+    return np.c_[centre + offsets, np.full(n, 0.5)].astype(np.float32)
+
+
+def supported_and_hallucinated() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A blob holding LiDAR returns and a higher-scoring one holding none, with ground returns below it."""
+    occ, anom = empty_volumes()
+    blob(occ, anom, (0, 0, 0), (2, 2, 2), 0.8)  # returns in two of its voxels
+    blob(occ, anom, (5, 3, 1), (8, 4, 2), 0.95)  # filled in by the network: no return in its voxels
+    points = np.concatenate([
+        cell_points((0, 0, 0), 3),
+        cell_points((0, 0, 3), 4),  # above the blob, same column: counted with it
+        cell_points((1, 1, 1), 2),
+        cell_points((5, 3, 0), 6),  # ground under the second blob, not in its voxels
+    ])  # fmt: skip
+    return occ, anom, points_to_bev(points, BEV_SPEC)
+
+
+def test_the_bev_gives_back_every_column_point_count() -> None:
+    counts = np.arange(0, 200_000, 7)
+    log_density = (np.log1p(counts.astype(np.float64)) / np.log1p(64.0)).astype(np.float32)  # points_to_bev's channel
+    assert np.array_equal(bev_column_points(log_density), counts)
+    bev = points_to_bev(cell_points((2, 1, 0), 5), BEV_SPEC)
+    assert bev_column_points(bev[GRID.nz])[2, 1] == 5 and bev_column_points(bev[GRID.nz]).sum() == 5
+
+
+def test_a_component_counts_the_points_of_the_columns_where_its_voxels_hold_returns() -> None:
+    occ, anom, bev = supported_and_hallucinated()
+    candidates = component_candidates(occ, anom, GRID, min_voxels=1, lidar_bev=bev)
+    # First voxel order: the blob at the origin first. Its columns (0, 0) and (1, 1) hold 3 + 4 and 2 points;
+    # the other blob's voxels hold no return, so the ground in its columns does not count.
+    assert candidates.counts.tolist() == [8, 3]
+    assert candidates.points.tolist() == [9, 0]
+    assert component_points(candidates.coords, candidates.counts, bev[None], GRID).tolist() == [9, 0]
+
+
+def test_a_component_without_lidar_support_gets_no_marker_and_one_with_it_keeps_its_marker() -> None:
+    occ, anom, bev = supported_and_hallucinated()
+    every = find_components(occ, anom, GRID, min_voxels=1, min_points=0, lidar_bev=bev)
+    assert [c.voxel_count for c in every] == [3, 8]  # no support rule: both, highest score first
+    for min_points in (1, 9):
+        (kept,) = find_components(occ, anom, GRID, min_voxels=1, min_points=min_points, lidar_bev=bev)
+        assert kept == every[1]
+    assert find_components(occ, anom, GRID, min_voxels=1, min_points=10, lidar_bev=bev) == []
+    # The rule drops before the cap: the one marker allowed goes to the supported component.
+    assert find_components(occ, anom, GRID, min_voxels=1, min_points=1, lidar_bev=bev, max_components=1) == [every[1]]
+    coords, component = component_voxels(occ, anom, GRID, min_voxels=1, min_points=1, lidar_bev=bev)
+    assert len(coords) == 8 and set(component.tolist()) == {0}
+    assert {tuple(c) for c in coords} == {(x, y, z) for x in (0, 1) for y in (0, 1) for z in (0, 1)}
+
+
+def test_the_lidar_support_rule_needs_the_bev_input_of_the_grid() -> None:
+    occ, anom, bev = supported_and_hallucinated()
+    with pytest.raises(ConfigError, match='min_points=1 needs the frame.s BEV input'):
+        find_components(occ, anom, GRID, min_voxels=1, min_points=1)
+    with pytest.raises(ConfigError, match='min_points must be >= 0'):
+        find_components(occ, anom, GRID, min_voxels=1, min_points=-1, lidar_bev=bev)
+    with pytest.raises(GeometryError, match=r'lidar_bev has shape \(8, 6, 8\)'):
+        find_components(occ, anom, GRID, min_voxels=1, min_points=1, lidar_bev=bev.transpose(0, 2, 1))
+    # Without the rule, no BEV is needed: the components are those of every caller before it existed.
+    assert find_components(occ, anom, GRID, min_voxels=1) == find_components(
+        occ, anom, GRID, min_voxels=1, lidar_bev=bev
+    )

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from anovox_perception.core.calibration import UNRECORDED, Calibration, ChosenOn, ScoreRule
+from anovox_perception.core.calibration import UNRECORDED, Calibration, ChosenOn, OperatingPoint, ScoreRule
 from anovox_perception.core.errors import DataError, ModelCardError
 from anovox_perception.core.model_card import CARD_METADATA_KEY, card_path_for, load_card
 from anovox_training.export.run import export_model
@@ -74,7 +74,7 @@ def test_an_upgraded_model_keeps_its_graph_and_gets_the_threshold_and_rule_it_ra
     # Running it again changes nothing.
     before = old_model.read_bytes()
     assert main([str(old_model)]) == 0 and old_model.read_bytes() == before
-    assert 'already has a calibration' in capsys.readouterr().out
+    assert 'its calibration is complete' in capsys.readouterr().out
 
 
 def test_the_folders_can_be_named_when_the_config_does_not_say(old_model: Path) -> None:
@@ -165,3 +165,72 @@ def test_the_shipped_model_was_upgraded_from_the_fields_the_runtime_read() -> No
     previous['training_config']['model'].update(card.calibration.score_rule.to_dict())
     redone = upgrade_card_dict(previous, score_rule_folders=['val', 'val_large'])
     assert redone['calibration'] == card.calibration.to_dict()
+
+
+# The node's marker rule before calibrations carried an operating point, configured (chosen on no data).
+PREVIOUS_MARKER_RULE = OperatingPoint(anomaly_threshold=0.5, min_component_points=0)
+
+
+def _without_operating_point(section: dict) -> dict:
+    return {k: v for k, v in section.items() if k not in ('operating_point', 'operating_point_chosen_on')}
+
+
+def test_a_calibration_without_the_operating_point_gets_the_rule_the_node_used(tmp_path: Path, capsys) -> None:
+    torch.manual_seed(0)
+    chosen = Calibration(0.2, RULE, ChosenOn(('val',), 'ab12'), ChosenOn(('val', 'val_large'), 'cd34'))
+    export_model(build_model(ModelConfig.tiny()), tmp_path, calibration=chosen, name='m', write_program=False)
+    path = tmp_path / 'm.onnx'
+    proto = onnx.load(str(path))
+    entry = next(e for e in proto.metadata_props if e.key == CARD_METADATA_KEY)
+    card = json.loads(entry.value)
+    card['calibration'] = _without_operating_point(card['calibration'])
+    entry.value = json.dumps(card)
+    path.write_bytes(proto.SerializeToString())
+    card_path_for(path).write_text(json.dumps(card, indent=2) + '\n')
+    graph = proto.graph.SerializeToString()
+    with pytest.raises(ModelCardError, match=rf'calibration has no operating point .*upgrade_calibration {path}$'):
+        load_card(path)
+    assert main([str(path)]) == 0
+    upgraded = load_card(path, verify=True)  # still names the same graph
+    assert onnx.load(str(path)).graph.SerializeToString() == graph
+    assert load_card(card_path_for(path)) == upgraded
+    # Everything chosen before stays; the operating point is the one the node used, recorded as configured.
+    assert upgraded.calibration == Calibration(
+        0.2,
+        RULE,
+        ChosenOn(('val',), 'ab12'),
+        ChosenOn(('val', 'val_large'), 'cd34'),
+        operating_point=PREVIOUS_MARKER_RULE,
+        operating_point_chosen_on=ChosenOn(),
+    )
+    capsys.readouterr()
+    assert main([str(path)]) == 0 and 'its calibration is complete' in capsys.readouterr().out
+
+
+def test_a_checkpoint_calibrated_without_the_operating_point_is_refused_then_upgraded(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.tiny(), RULE)
+    chosen = Calibration(0.3, RULE, ChosenOn(('val',), 'ab12'), ChosenOn(('val',), 'ab12'))
+    state = _old_checkpoint(model, epoch=1, calibration=_without_operating_point(chosen.to_dict()))
+    state['config']['model'] = model.config.to_dict()
+    path = save_checkpoint(tmp_path / 'best.pt', state)
+    with pytest.raises(DataError, match=rf'calibration has no operating point .*upgrade_calibration {path}'):
+        load_checkpoint(path)
+    assert main([str(path)]) == 0
+    upgraded = read_checkpoint(path)
+    assert checkpoint_calibration(upgraded, path) == Calibration(
+        0.3, RULE, ChosenOn(('val',), 'ab12'), ChosenOn(('val',), 'ab12'), PREVIOUS_MARKER_RULE, ChosenOn()
+    )
+    assert upgraded['config'] == state['config'] and upgraded['epoch'] == 1
+    # A checkpoint of the version before the section gets the same operating point with the rest.
+    old = upgrade_checkpoint_dict(_old_checkpoint(model, epoch=0, occupancy_threshold=0.5))
+    assert Calibration.from_dict(old['calibration']).operating_point == PREVIOUS_MARKER_RULE
+
+
+def test_the_shipped_model_runs_at_the_operating_point_the_node_used_before() -> None:
+    card = load_card(Path(__file__).resolve().parents[2] / 'models' / 'anovox_base.onnx', verify=True)
+    previous = copy.deepcopy(card.to_dict())
+    previous['calibration'] = _without_operating_point(previous['calibration'])
+    assert upgrade_card_dict(previous)['calibration'] == card.calibration.to_dict()
+    assert card.calibration.operating_point == PREVIOUS_MARKER_RULE
+    assert card.calibration.operating_point_chosen_on.configured
