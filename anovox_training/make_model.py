@@ -37,7 +37,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,12 +46,23 @@ from anovox_perception.core.errors import AnovoxError, ConfigError, DataError
 from anovox_training.data.cache import SampleCache, frame_refs
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.reader import ScenarioReader, find_scenarios
-from anovox_training.evaluate import run as evaluate
 from anovox_training.evaluate.reading_ledger import Reading, ReadingLedger, recipe_id, recipe_of_config
+from anovox_training.evaluate.run import EvaluateOptions
+from anovox_training.evaluate.run import run as evaluate
 from anovox_training.model.checkpoint import checkpoint_calibration, model_config_of, read_checkpoint
-from anovox_training.train import trainer as train
+from anovox_training.train.config import TrainingConfig, load_config, training_config
+from anovox_training.train.trainer import Trainer, TrainingInterrupted, distributed
 
-__all__ = ['DATA_PLAN', 'QUICK_PLAN', 'VARIANT_OVERRIDES', 'SplitPlan', 'main', 'split_folders']
+__all__ = [
+    'DATA_PLAN',
+    'QUICK_PLAN',
+    'QUICK_SETTINGS',
+    'VARIANT_SETTINGS',
+    'SplitPlan',
+    'main',
+    'split_folders',
+    'variant_config',
+]
 
 
 @dataclass(frozen=True)
@@ -107,20 +118,18 @@ QUICK_PLAN = (
     SplitPlan('val', scenarios=1, frames=3, seed=101, width=96, height=64),
     SplitPlan('test', scenarios=1, frames=3, seed=102, width=96, height=64),
 )
-QUICK_OVERRIDES = [
-    'model.preset=tiny',
-    'train.epochs=1',
-    'train.progress=false',
-    'eval.semantic_weights=[]',
-    'eval.anomaly_temperatures=[]',
-    'eval.score_smoothings=[]',
-]
+QUICK_SETTINGS: dict[str, Any] = {
+    'model': {'preset': 'tiny'},
+    'train': {'epochs': 1, 'progress': False},
+    'eval': {'semantic_weights': [], 'anomaly_temperatures': [], 'score_smoothings': []},
+}
 # Real frames (camera + LiDAR, no anomaly) every exported model is checked on.
 REAL_FRAMES = Path(__file__).resolve().parents[1] / 'real'
-VARIANT_OVERRIDES = {
-    'fusion': ['model.modality=fusion'],
-    'lidar': ['model.modality=lidar'],
-    'camera': ['model.modality=camera', 'train.camera_dropout=0.0'],
+# The training config settings of each variant, over the recipe's.
+VARIANT_SETTINGS: dict[str, dict[str, Any]] = {
+    'fusion': {'model': {'modality': 'fusion'}},
+    'lidar': {'model': {'modality': 'lidar'}},
+    'camera': {'model': {'modality': 'camera'}, 'train': {'camera_dropout': 0.0}},
 }
 
 
@@ -164,43 +173,78 @@ def split_folders(data: Path, plans: Sequence[SplitPlan], *roles: str) -> list[P
     return [data / plan.folder_name for plan in plans if plan.purpose in roles]
 
 
+def variant_config(
+    config: Path,
+    name: str,
+    run_dir: Path,
+    folders: Mapping[str, Sequence[Path]],
+    settings: Sequence[Mapping[str, Any]] = (),
+    overrides: Sequence[str] = (),
+) -> TrainingConfig:
+    """The training config of variant ``name``: the YAML, then its folders, the variant, ``settings``, ``overrides``.
+
+    Args:
+        config: The training YAML.
+        name: A key of :data:`VARIANT_SETTINGS`.
+        run_dir: The variant's run folder (``out_dir``).
+        folders: The dataset folders of each data role (``train``, ``val``, ``tune``).
+        settings: More typed settings (the quick run's, the cache folder), after the variant's.
+        overrides: ``--set KEY=VALUE`` items, applied last.
+
+    Raises:
+        ConfigError: When the config is invalid.
+    """
+    where = {
+        'out_dir': str(run_dir),
+        'data': {role: [str(p) for p in folders[role]] for role in ('train', 'val', 'tune')},
+    }
+    return training_config(load_config(config, overrides, [where, VARIANT_SETTINGS[name], *settings]))
+
+
 def train_variants(
     config: Path,
     data: Path,
     runs: Path,
-    extra: Sequence[str],
+    overrides: Sequence[str],
     force: bool,
     cache_dir: Path | None = None,
     plans: Sequence[SplitPlan] = DATA_PLAN,
+    settings: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Path]:
-    """Step 2: train each variant; returns the checkpoint to evaluate per variant (best on validation)."""
+    """Step 2: train each variant; returns the checkpoint to evaluate per variant (best on validation).
+
+    An unfinished run is resumed from its ``last.pt``.
+
+    Raises:
+        ConfigError: When a variant stops before its last epoch (a signal, ``train.stop_at_step``).
+        TrainingError: On a non-finite loss or a resume with an incompatible model.
+    """
     out: dict[str, Path] = {}
-    train_roots = ','.join(str(p) for p in split_folders(data, plans, 'train'))
-    val_roots = ','.join(str(p) for p in split_folders(data, plans, 'val'))
-    tune_roots = ','.join(str(p) for p in split_folders(data, plans, 'val', 'tune'))
+    folders = {
+        'train': split_folders(data, plans, 'train'),
+        'val': split_folders(data, plans, 'val'),
+        'tune': split_folders(data, plans, 'val', 'tune'),
+    }
     if cache_dir is not None:
-        extra = [f'data.cache_dir={cache_dir}', *extra]
-    for name, overrides in VARIANT_OVERRIDES.items():
+        settings = [{'data': {'cache_dir': str(cache_dir)}}, *settings]
+    for name in VARIANT_SETTINGS:
         run_dir = runs / name
         best, last = run_dir / 'best.pt', run_dir / 'last.pt'
         if force and run_dir.exists():
             shutil.rmtree(run_dir)
         done = last.is_file() and _finished(last)
         if not done:
-            args = [
-                '--config', str(config), '--resume',
-                '--set', f'out_dir={run_dir}',
-                '--set', f'data.train=[{train_roots}]',
-                '--set', f'data.val=[{val_roots}]',
-                '--set', f'data.tune=[{tune_roots}]',
-            ]  # fmt: skip
-            for item in [*overrides, *extra]:
-                args += ['--set', item]
-            print(f'train {name}: python -m anovox_training.train {" ".join(args)}', flush=True)
-            code = train.main(args)
-            if code != 0 or not (last.is_file() and _finished(last)):
+            variant = variant_config(config, name, run_dir, folders, settings, overrides)
+            print(f'train {name}: {config} into {run_dir}', flush=True)
+            stopped = ''
+            try:
+                with distributed() as dist:
+                    Trainer(variant, dist).fit(resume=True)
+            except TrainingInterrupted as err:
+                stopped = f' ({err})'
+            if stopped or not (last.is_file() and _finished(last)):
                 msg = (
-                    f'training the {name} variant stopped before its last epoch (exit status {code}); '
+                    f'training the {name} variant stopped before its last epoch{stopped}; '
                     'run make model again to resume it'
                 )
                 raise ConfigError(msg)
@@ -245,7 +289,9 @@ def read_test_split_once(
     eval_dir: Path,
     reason: str,
     workers: int,
-    eval_args: Sequence[str] = (),
+    *,
+    cache_dir: Path | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Step 3: evaluate on the test split, once per recipe, and record the reading in ``ledger``.
 
@@ -253,8 +299,11 @@ def read_test_split_once(
     is that recipe's, and otherwise the run stops, unless ``reason`` says why the test
     split must be read again (the reason is recorded with the new reading).
 
+    ``cache_dir`` and ``progress`` are the evaluation's (:class:`EvaluateOptions`).
+
     Raises:
         ConfigError: When the recipe was read before, its report is gone and no reason is given.
+        DataError: When a checkpoint or the test split cannot be read.
     """
     rid = recipe_id(recipe)
     previous = ledger.readings_of(rid)
@@ -272,18 +321,18 @@ def read_test_split_once(
         )
         raise ConfigError(msg)
     prebuild_cache(checkpoints['fusion'], test, workers)
-    code = evaluate.main(
-        [
-            '--checkpoint', str(checkpoints['fusion']),
-            '--lidar-only', str(checkpoints['lidar']),
-            '--camera-only', str(checkpoints['camera']),
-            '--data', str(test), '--split', 'test', '--out', str(eval_dir),
-            *eval_args,
-        ]
-    )  # fmt: skip
-    if code != 0:
-        msg = 'evaluation failed; see the messages above'
-        raise ConfigError(msg)
+    options = EvaluateOptions(
+        checkpoint=checkpoints['fusion'],
+        lidar_only=checkpoints['lidar'],
+        camera_only=checkpoints['camera'],
+        data=(test,),
+        split='test',
+        out=eval_dir,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    evaluate(options)
+    print((eval_dir / 'metrics.md').read_text())
     report = json.loads(report_path.read_text())
     ledger.append(Reading.of(recipe, checkpoints, _test_data(test), report, reason))
     marker.write_text(json.dumps({'recipe_id': rid}) + '\n')
@@ -388,24 +437,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         timings['data'] = time.perf_counter() - start
 
         start = time.perf_counter()
-        overrides = [*QUICK_OVERRIDES, *args.set] if args.quick else list(args.set)
+        settings = [QUICK_SETTINGS] if args.quick else []
         cache_dir = args.runs / 'cache' if args.quick else None
         plans = QUICK_PLAN if args.quick else DATA_PLAN
-        checkpoints = train_variants(args.config, args.data, args.runs, overrides, args.force, cache_dir, plans)
+        checkpoints = train_variants(
+            args.config, args.data, args.runs, args.set, args.force, cache_dir, plans, settings
+        )
         timings['train'] = time.perf_counter() - start
 
         start = time.perf_counter()
         eval_dir = args.runs / 'eval'
         ledger = ReadingLedger(args.out / 'test_readings.jsonl')
         recipe = recipe_of_run(checkpoints, plans)
-        eval_args = ['--quiet', '--cache-dir', str(cache_dir)] if args.quick else []
         report = read_test_split_once(
-            ledger, recipe, checkpoints, args.data / 'test', eval_dir, args.reread_test, args.workers, eval_args
+            ledger,
+            recipe,
+            checkpoints,
+            args.data / 'test',
+            eval_dir,
+            args.reread_test,
+            args.workers,
+            cache_dir=cache_dir,
+            progress=not args.quick,
         )
         timings['evaluate'] = time.perf_counter() - start
 
         if not args.no_export:
             start = time.perf_counter()
+            # The documented command, in its own process: export sets up process-wide logging, and the files
+            # it writes are exactly those `python -m anovox_training.export --checkpoint ...` writes by hand.
             _run(
                 [
                     sys.executable, '-m', 'anovox_training.export', '--checkpoint', str(checkpoints['fusion']),

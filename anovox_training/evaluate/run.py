@@ -16,7 +16,9 @@ frames that contain it); ``mean_category_ap`` averages the categories' APs and
 ``ap_small`` is the AP of objects under 1 m. ``--group NAME=CAT,CAT`` adds a pooled
 subset of categories the same way, e.g. the categories held out of training
 (``by_group``). ``objects`` gives object-level recall and false alarms per frame of
-the node's anomaly components (``object_metrics``). Writes ``metrics.json``,
+the node's anomaly components (``object_metrics``) at the checkpoint's calibrated
+operating point (anomaly threshold, LiDAR support; the geometric baseline at the
+configured one). Writes ``metrics.json``,
 ``metrics.md``, ``roc.png`` and ``pr.png``.
 
 Without ``--lidar-only`` the LiDAR-only variant is the fusion model with the
@@ -38,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from anovox_perception.core.calibration import is_smoothing_window
+from anovox_perception.core.calibration import OperatingPoint, is_smoothing_window
 from anovox_perception.core.errors import AnovoxError, ConfigError, DataError
 from anovox_perception.core.geometry import GridSpec
 from anovox_perception.core.preprocess import INPUT_NAMES, InputSpec
@@ -56,11 +58,13 @@ from anovox_training.model.detector import AnomalyDetector
 __all__ = [
     'SUBSETS',
     'VARIANTS',
+    'EvaluateOptions',
     'Variant',
     'VariantAccumulator',
     'evaluate_frames',
     'main',
     'model_scorer',
+    'run',
     'write_report',
 ]
 
@@ -72,6 +76,8 @@ _IGNORED_LUT = np.zeros(256, dtype=bool)
 _IGNORED_LUT[sorted(EVAL_IGNORED_LABELS)] = True
 # Label id -> index into NORMAL_CLASSES (every normal label belongs to one class).
 _CLASS_LUT = class_lut(tuple(NORMAL_CLASSES))
+# Anomaly categories a --group may name.
+_KNOWN_CATEGORIES = frozenset(LABEL_TO_CATEGORY.values()) | {'generic'}
 
 
 @dataclass
@@ -108,7 +114,8 @@ class VariantAccumulator:
             lattice first (:class:`~anovox_training.evaluate.metrics.BinnedScoreCounts`: constant
             memory, for repeated validation passes).
         groups: Category groups reported in ``by_group`` (none: no ``by_group`` key).
-        objects: Object-level counts (default: at the node's default parameters).
+        objects: Object-level counts (default: at the configured operating point; evaluation counts each
+            variant at its calibrated one).
     """
 
     grid: GridSpec
@@ -147,7 +154,8 @@ class VariantAccumulator:
         scores = anomaly.reshape(-1)[index]
         positive = is_anomaly(label)
         buckets = self._size_buckets(index[positive], label[positive], frame.anomalies)
-        self.objects.add(self.grid, occupancy, anomaly, self.occupancy_threshold, all_index, all_label, buckets)
+        bev = frame.inputs['bev'][0] if 'bev' in frame.inputs else None  # where the LiDAR support is counted
+        self.objects.add(self.grid, occupancy, anomaly, self.occupancy_threshold, all_index, all_label, buckets, bev)
         self.subsets['Normality_Included'].add(scores, positive, predicted)
         if not positive.any():
             return
@@ -241,12 +249,13 @@ class VariantAccumulator:
 
 @dataclass(frozen=True)
 class Variant:
-    """One evaluated variant: how to score frames, and with which occupancy threshold."""
+    """One evaluated variant: how to score frames, with which occupancy threshold, and the markers' operating point."""
 
     name: str
     spec: InputSpec
     scorer: Scorer
     occupancy_threshold: float
+    operating_point: OperatingPoint = field(default_factory=OperatingPoint)
 
 
 def model_scorer(model: AnomalyDetector, camera: bool = True) -> Scorer:
@@ -291,7 +300,12 @@ def evaluate_frames(
         DataError: When a frame cannot be read or cached.
     """
     groups = groups or {}
-    accumulators = {v.name: VariantAccumulator(v.spec.grid, v.occupancy_threshold, groups=groups) for v in variants}
+    accumulators = {
+        v.name: VariantAccumulator(
+            v.spec.grid, v.occupancy_threshold, groups=groups, objects=ObjectCounts.at(v.operating_point)
+        )
+        for v in variants
+    }
     by_spec: dict[InputSpec, list[Variant]] = {}
     for v in variants:
         by_spec.setdefault(v.spec, []).append(v)
@@ -463,13 +477,22 @@ def checkpoint_threshold(ckpt: dict[str, Any], path: str | Path, override: float
     return calibrated if override is None else override
 
 
+def checkpoint_operating_point(ckpt: dict[str, Any], path: str | Path) -> OperatingPoint:
+    """The markers' operating point of the checkpoint's calibration, where the object metrics are counted.
+
+    Raises:
+        DataError: The checkpoint read from ``path`` has no valid calibration.
+    """
+    return checkpoint_calibration(ckpt, path).operating_point
+
+
 def parse_groups(items: Sequence[str]) -> dict[str, frozenset[str]]:
     """``['held_out=animal,airplane']`` -> ``{'held_out': frozenset({'animal', 'airplane'})}``.
 
     Raises:
         ConfigError: On a malformed item, a repeated name or an unknown category.
     """
-    known = set(LABEL_TO_CATEGORY.values()) | {'generic'}
+    known = _KNOWN_CATEGORIES
     groups: dict[str, frozenset[str]] = {}
     for item in items:
         name, sep, listed = item.partition('=')
@@ -526,48 +549,137 @@ def _load_model(path: str | Path, smoothing: int | None) -> tuple[AnomalyDetecto
     return model, config, ckpt
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Evaluate as the CLI arguments say; return the report dict.
+def _default_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """What to evaluate and how: ``python -m anovox_training.evaluate``'s arguments, typed.
+
+    Attributes:
+        checkpoint: Fusion model checkpoint (.pt).
+        data: Dataset roots, scenario folders or split files.
+        out: Output folder for ``metrics.json``, ``metrics.md`` and the plots.
+        lidar_only: LiDAR-only variant checkpoint (None: the fusion model with the camera off).
+        camera_only: Camera-only variant checkpoint (None: that variant is left out).
+        split: Split name for the report (None: the name of the first ``data`` source).
+        cache_dir: Sample cache root (None: the checkpoint config's ``data.cache_dir``).
+        occupancy_threshold: Overrides every variant's threshold, in [0, 1] (None: each checkpoint's calibration).
+        score_smoothing: Overrides every model's score smoothing window (odd cells, 1: none).
+        max_frames: Evaluate only the first N frames (smoke tests).
+        batch_size: Frames per forward pass.
+        threads: Torch CPU threads.
+        geometric: Also evaluate the geometric baseline.
+        groups: Category groups also reported pooled (``by_group``): name -> categories.
+        progress: Show a progress bar.
 
     Raises:
-        ConfigError: On bad arguments.
+        ConfigError: On an out-of-range value or an unknown category in ``groups``.
+    """
+
+    checkpoint: Path
+    data: tuple[Path, ...]
+    out: Path
+    lidar_only: Path | None = None
+    camera_only: Path | None = None
+    split: str | None = None
+    cache_dir: Path | None = None
+    occupancy_threshold: float | None = None
+    score_smoothing: int | None = None
+    max_frames: int | None = None
+    batch_size: int = 4
+    threads: int = field(default_factory=_default_threads)
+    geometric: bool = True
+    groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            msg = 'evaluate: give at least one dataset root, scenario folder or split file'
+            raise ConfigError(msg)
+        if self.occupancy_threshold is not None and not 0.0 <= self.occupancy_threshold <= 1.0:
+            msg = f'--occupancy-threshold must be in [0, 1], got {self.occupancy_threshold}'
+            raise ConfigError(msg)
+        if self.score_smoothing is not None and not is_smoothing_window(self.score_smoothing):
+            msg = f'--score-smoothing must be an odd integer >= 1 (1: none), got {self.score_smoothing}'
+            raise ConfigError(msg)
+        for name, value in (('batch size', self.batch_size), ('threads', self.threads)):
+            if value < 1:
+                msg = f'evaluate: the {name} must be >= 1, got {value}'
+                raise ConfigError(msg)
+        for name, categories in self.groups.items():
+            unknown = sorted(set(categories) - _KNOWN_CATEGORIES)
+            if unknown:
+                msg = f'--group {name}: unknown categories {unknown}; known: {sorted(_KNOWN_CATEGORIES)}'
+                raise ConfigError(msg)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> EvaluateOptions:
+        """The options the command line (:func:`get_args_parser`) gives.
+
+        Raises:
+            ConfigError: On a malformed ``--group`` or an out-of-range value.
+        """
+
+        def path(value: str | None) -> Path | None:
+            return None if value is None else Path(value)
+
+        return cls(
+            checkpoint=Path(args.checkpoint),
+            data=tuple(Path(p) for p in args.data),
+            out=Path(args.out),
+            lidar_only=path(args.lidar_only),
+            camera_only=path(args.camera_only),
+            split=args.split,
+            cache_dir=path(args.cache_dir),
+            occupancy_threshold=args.occupancy_threshold,
+            score_smoothing=args.score_smoothing,
+            max_frames=args.max_frames,
+            batch_size=args.batch_size,
+            threads=args.threads,
+            geometric=not args.no_geometric,
+            groups=parse_groups(args.group),
+            progress=not args.quiet,
+        )
+
+
+def run(options: EvaluateOptions) -> dict[str, Any]:
+    """Evaluate as ``options`` say; write the report into ``options.out`` and return it.
+
+    Raises:
+        ConfigError: When the variants use different grids.
         DataError: On unreadable checkpoints or data.
     """
-    if args.occupancy_threshold is not None and not 0.0 <= args.occupancy_threshold <= 1.0:
-        msg = f'--occupancy-threshold must be in [0, 1], got {args.occupancy_threshold}'
-        raise ConfigError(msg)
-    smoothing = args.score_smoothing
-    if smoothing is not None and not is_smoothing_window(smoothing):
-        msg = f'--score-smoothing must be an odd integer >= 1 (1: none), got {smoothing}'
-        raise ConfigError(msg)
-    groups = parse_groups(args.group)
-    torch.set_num_threads(args.threads)
-    model, config, ckpt = _load_model(args.checkpoint, smoothing)
+    smoothing = options.score_smoothing
+    torch.set_num_threads(options.threads)
+    model, config, ckpt = _load_model(options.checkpoint, smoothing)
     spec = model.input_spec
-    variants = [
-        Variant(
-            'fusion', spec, model_scorer(model), checkpoint_threshold(ckpt, args.checkpoint, args.occupancy_threshold)
-        )
-    ]
-    for name, path, camera in (('lidar_only', args.lidar_only, False), ('camera_only', args.camera_only, True)):
+    fusion_threshold = checkpoint_threshold(ckpt, options.checkpoint, options.occupancy_threshold)
+    fusion_point = checkpoint_operating_point(ckpt, options.checkpoint)
+    variants = [Variant('fusion', spec, model_scorer(model), fusion_threshold, fusion_point)]
+    for name, path, camera in (('lidar_only', options.lidar_only, False), ('camera_only', options.camera_only, True)):
         if path:
             other, _, other_ckpt = _load_model(path, smoothing)
-            threshold = checkpoint_threshold(other_ckpt, path, args.occupancy_threshold)
-            variants.append(Variant(name, other.input_spec, model_scorer(other, camera=camera), threshold))
+            threshold = checkpoint_threshold(other_ckpt, path, options.occupancy_threshold)
+            point = checkpoint_operating_point(other_ckpt, path)
+            variants.append(Variant(name, other.input_spec, model_scorer(other, camera=camera), threshold, point))
         elif name == 'lidar_only':
-            variants.append(Variant(name, spec, model_scorer(model, camera=False), variants[0].occupancy_threshold))
-    if not args.no_geometric:
+            variants.append(
+                Variant(name, spec, model_scorer(model, camera=False), variants[0].occupancy_threshold, fusion_point)
+            )
+    if options.geometric:
         variants.append(Variant('geometric', spec, geometric_scorer(spec), 0.5))
-    scenarios = resolve_scenarios(args.data)
+    scenarios = resolve_scenarios(options.data)
     refs = frame_refs(scenarios)
-    if args.max_frames is not None:
-        refs = refs[: args.max_frames]
+    if options.max_frames is not None:
+        refs = refs[: options.max_frames]
     if not refs:
-        msg = f'no frames with LiDAR points and voxel grids under {args.data}'
+        msg = f'no frames with LiDAR points and voxel grids under {[str(p) for p in options.data]}'
         raise DataError(msg)
-    cache_root = Path(args.cache_dir or config['data']['cache_dir'])
+    cache_root = Path(options.cache_dir or config['data']['cache_dir'])
     progress = None
-    if not args.quiet:
+    if options.progress:
         from tqdm import tqdm
 
         def progress(items: Iterable[Any]) -> Iterable[Any]:
@@ -578,21 +690,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if other.spec.grid != variant.spec.grid:
                 msg = f'variants {variant.name} and {other.name} use different grids; evaluate them separately'
                 raise ConfigError(msg)
-    accumulators = evaluate_frames(refs, variants, cache_root, args.batch_size, progress, groups)
-    split = args.split or Path(args.data[0]).name
+    accumulators = evaluate_frames(refs, variants, cache_root, options.batch_size, progress, options.groups)
+    split = options.split or options.data[0].name
     n_scenarios = len({ref.scenario for ref in refs})
-    return write_report(accumulators, Path(args.out), split, len(refs), n_scenarios)
+    return write_report(accumulators, options.out, split, len(refs), n_scenarios)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     try:
-        report = run(args)
+        options = EvaluateOptions.from_args(args)
+        run(options)
     except AnovoxError as err:
         print(f'evaluate: error: {err}', file=sys.stderr)
         return 2
-    print((Path(args.out) / 'metrics.md').read_text())
-    del report
+    print((options.out / 'metrics.md').read_text())
     return 0
 
 

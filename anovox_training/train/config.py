@@ -1,4 +1,4 @@
-"""Training configuration: defaults, YAML loading, ``--set key=value`` overrides, validation.
+"""Training configuration: defaults, YAML loading, ``--set key=value`` overrides, validation, typed sections.
 
 The YAML mirrors :data:`DEFAULTS` (``config/train.yaml`` documents every key with
 units). Unknown keys, wrong types and out-of-range values fail with a message
@@ -8,6 +8,10 @@ the resolved config stores the full model dict without ``preset``. The score rul
 is not a model key: ``eval.semantic_weight``, ``eval.anomaly_temperature`` and
 ``eval.score_smoothing`` are the rule validation scores with during training and the
 one kept when its candidate list (``eval.semantic_weights`` ...) is empty.
+
+:func:`training_config` turns the validated dict into a frozen :class:`TrainingConfig`
+(one dataclass per section, the model section a ``ModelConfig``); its ``to_dict()`` is
+that dict again, key for key: what checkpoints store and what recipe ids hash.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -25,8 +30,20 @@ from anovox_perception.core.errors import AnovoxError, ConfigError
 from anovox_training.data.cache import BAD_FRAME_POLICIES
 from anovox_training.model.config import ModelConfig
 from anovox_training.train.augment import check_mirrorable
+from anovox_training.train.losses import LossWeights
 
-__all__ = ['DEFAULTS', 'configured_score_rule', 'load_config', 'parse_overrides', 'resolve_config']
+__all__ = [
+    'DEFAULTS',
+    'DataConfig',
+    'EvalConfig',
+    'TrainConfig',
+    'TrainingConfig',
+    'configured_score_rule',
+    'load_config',
+    'parse_overrides',
+    'resolve_config',
+    'training_config',
+]
 
 DEFAULTS: dict[str, Any] = {
     'seed': 0,
@@ -303,11 +320,19 @@ def configured_score_rule(config: Mapping[str, Any]) -> ScoreRule:
     return ScoreRule(evaluation['semantic_weight'], evaluation['anomaly_temperature'], evaluation['score_smoothing'])
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Read a training YAML, apply ``key=value`` overrides and validate.
+def load_config(
+    path: str | Path, overrides: Sequence[str] = (), settings: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """Read a training YAML, apply ``settings``, then the ``key=value`` overrides, and validate.
 
     Relative paths in the file are taken relative to the current directory (the
     repository root for ``make``), as the CLI user expects.
+
+    Args:
+        path: The training YAML.
+        overrides: ``--set`` items (``train.lr=0.001``), applied last, in order.
+        settings: Nested mappings of typed values (``{'train': {'epochs': 1}}``), applied in
+            order before ``overrides``: what a program sets (``make model``'s folders and variants).
 
     Raises:
         ConfigError: When the file is missing or not valid YAML, or the config is invalid.
@@ -327,5 +352,155 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict[str, An
         msg = f'training config {path} must be a mapping at the top level'
         raise ConfigError(msg)
     merged = _merge(copy.deepcopy(DEFAULTS), user, str(path))
+    for setting in settings:
+        merged = _merge(merged, copy.deepcopy(setting), f'{path} (settings)')
     merged = _merge(merged, parse_overrides(overrides), f'{path} (--set)')
     return resolve_config(merged, where=str(path))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``data``: the frame sources (folders, scenario folders or split files) and the sample cache.
+
+    Attributes:
+        train: Training sources.
+        val: Per-epoch validation sources (empty: no validation).
+        tune: Score-rule sources (empty: the validation frames).
+        cache_dir: Sample cache root.
+        cache_workers: Processes building missing cache entries.
+        on_bad_frame: ``skip`` (count and warn) or ``stop`` on a frame whose files cannot be read.
+    """
+
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    tune: tuple[str, ...]
+    cache_dir: str
+    cache_workers: int
+    on_bad_frame: str
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``train``: optimisation, augmentation, logging and checkpoint cadence (``config/train.yaml`` has the units)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    grad_clip_norm: float
+    camera_dropout: float
+    mirror: float
+    intensity_aug: float
+    intensity_drop: float
+    init_from: str | None
+    threads: int
+    loader_workers: int
+    log_every_steps: int
+    checkpoint_every_steps: int
+    stop_at_step: int | None
+    progress: bool
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """``eval``: validation cadence and size, the occupancy calibration, the score rule and its candidates."""
+
+    val_every_epochs: int
+    val_max_frames: int
+    tune_max_frames: int
+    occupancy_threshold: float
+    min_coverage: float
+    calibrate_occupancy: bool
+    semantic_weight: float
+    anomaly_temperature: float
+    score_smoothing: int
+    semantic_weights: tuple[float, ...]
+    anomaly_temperatures: tuple[float, ...]
+    score_smoothings: tuple[int, ...]
+
+    @property
+    def score_rule(self) -> ScoreRule:
+        """The configured score rule: validation scores with it until one is chosen after training."""
+        return ScoreRule(self.semantic_weight, self.anomaly_temperature, self.score_smoothing)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """A resolved training config, typed: one frozen section per YAML section (:func:`training_config` builds it)."""
+
+    seed: int
+    out_dir: str
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    loss: LossWeights
+    eval: EvalConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved dict this was built from, key for key (what checkpoints store, what recipe ids hash)."""
+        return {
+            'seed': self.seed,
+            'out_dir': self.out_dir,
+            'data': _plain(self.data),
+            'model': self.model.to_dict(),
+            'train': _plain(self.train),
+            'loss': _plain(self.loss),
+            'eval': _plain(self.eval),
+        }
+
+
+_Section = TypeVar('_Section', DataConfig, TrainConfig, LossWeights, EvalConfig)
+
+
+def _keys_match(data: Any, expected: Sequence[str], name: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        msg = f'training config: {name} must be a mapping, got {type(data).__name__}'
+        raise ConfigError(msg)
+    missing, unknown = [k for k in expected if k not in data], sorted(set(data) - set(expected))
+    if missing or unknown:
+        msg = (
+            f'training config: {name} has missing keys {missing} and unknown keys {unknown}; '
+            'build the config with load_config or resolve_config'
+        )
+        raise ConfigError(msg)
+    return data
+
+
+def _section(kind: type[_Section], data: Any, name: str) -> _Section:
+    # Lists become tuples (the sections are frozen); values are kept as validated, so to_dict() gives them back.
+    values = _keys_match(data, [f.name for f in fields(kind)], name)
+    return kind(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
+
+
+def _plain(section: DataConfig | TrainConfig | LossWeights | EvalConfig) -> dict[str, Any]:
+    out = {}
+    for f in fields(section):
+        value = getattr(section, f.name)
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def training_config(config: Mapping[str, Any]) -> TrainingConfig:
+    """The typed form of a resolved training config (the dict ``resolve_config`` and ``load_config`` return).
+
+    ``training_config(config).to_dict() == config``.
+
+    Raises:
+        ConfigError: When a section or key is missing or unknown, or the model section is invalid.
+    """
+    top = _keys_match(config, [f.name for f in fields(TrainingConfig)], 'the top level')
+    try:
+        model = ModelConfig.from_dict(top['model'])
+    except AnovoxError as err:
+        msg = f'training config: model: {err}'
+        raise ConfigError(msg) from err
+    return TrainingConfig(
+        seed=top['seed'],
+        out_dir=top['out_dir'],
+        data=_section(DataConfig, top['data'], 'data'),
+        model=model,
+        train=_section(TrainConfig, top['train'], 'train'),
+        loss=_section(LossWeights, top['loss'], 'loss'),
+        eval=_section(EvalConfig, top['eval'], 'eval'),
+    )

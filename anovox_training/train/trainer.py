@@ -24,21 +24,21 @@ threshold calibrated on validation (the largest of :data:`THRESHOLD_GRID` reachi
 epoch the score rule (``anovox_training.calibrate.score_tuning``) is chosen on the ``data.tune``
 frames (the validation frames when empty) and written into the calibration of
 ``best.pt`` and ``last.pt``.
+
+:class:`Trainer` holds one run, in the steps above: ``fit`` (the epochs), ``train_epoch``,
+``validate``, ``checkpoint`` and ``calibrate_score_rule``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import math
-import os
 import random
 import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -57,7 +57,6 @@ from anovox_training.data.targets import EVAL_IGNORED_LABELS, dense_labels
 from anovox_training.evaluate.run import VariantAccumulator, model_scorer
 from anovox_training.model.checkpoint import (
     checkpoint_calibration,
-    model_config_of,
     read_latest_checkpoint,
     remove_stale_temporaries,
     save_checkpoint,
@@ -66,18 +65,25 @@ from anovox_training.model.config import ModelConfig
 from anovox_training.model.detector import AnomalyDetector, build_model
 from anovox_training.model.warm_start import warm_start
 from anovox_training.train.augment import intensity_channel, jitter_intensity, mirror_mask, mirror_y
-from anovox_training.train.config import configured_score_rule, load_config
-from anovox_training.train.losses import LOSS_TERMS, DetectorLoss, LossWeights
+from anovox_training.train.config import EvalConfig, TrainingConfig, load_config, training_config
+from anovox_training.train.distributed import DistContext, distributed, init_distributed
+from anovox_training.train.losses import LOSS_TERMS, DetectorLoss
+from anovox_training.train.run_log import LossWindow, RunLog
 
 __all__ = [
     'THRESHOLD_GRID',
     'CachedDataset',
+    'DistContext',
+    'Trainer',
     'TrainingError',
     'TrainingInterrupted',
     'calibrate_threshold',
+    'distributed',
     'epoch_batches',
     'get_args_parser',
+    'init_distributed',
     'main',
+    'score_validation',
     'train',
 ]
 
@@ -95,47 +101,6 @@ class TrainingError(AnovoxError, RuntimeError):
 
 class TrainingInterrupted(TrainingError):
     """SIGTERM / SIGINT stopped training after saving a checkpoint; ``--resume`` continues it."""
-
-
-@dataclass(frozen=True)
-class DistContext:
-    """Process group facts; world 1 without torchrun."""
-
-    rank: int = 0
-    world: int = 1
-    device: torch.device = torch.device('cpu')
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            torch.distributed.barrier()
-
-    def share(self, value: Any) -> Any:
-        """Rank 0's ``value`` on every rank (a picklable object)."""
-        if self.world <= 1:
-            return value
-        holder = [value]
-        torch.distributed.broadcast_object_list(holder, src=0)
-        return holder[0]
-
-
-def init_distributed() -> DistContext:
-    """Join the torchrun process group when launched by torchrun (NCCL on GPUs, gloo on CPUs)."""
-    world = int(os.environ.get('WORLD_SIZE', '1'))
-    if world <= 1:
-        device = torch.device('cuda') if torch.cuda.is_available() else torch.device('cpu')
-        return DistContext(device=device)
-    local_rank = int(os.environ.get('LOCAL_RANK', '0'))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
-        device, backend = torch.device('cuda', local_rank), 'nccl'
-    else:
-        device, backend = torch.device('cpu'), 'gloo'
-    torch.distributed.init_process_group(backend=backend)
-    return DistContext(rank=torch.distributed.get_rank(), world=torch.distributed.get_world_size(), device=device)
 
 
 class CachedDataset(Dataset):
@@ -226,16 +191,21 @@ def calibrate_threshold(occupancy_at_gt: np.ndarray, min_coverage: float) -> flo
 
 
 @torch.inference_mode()
-def validate(model: AnomalyDetector, frames_paths: Sequence[Path], spec: InputSpec, config: dict[str, Any]) -> dict:
+def score_validation(
+    model: AnomalyDetector, frames_paths: Sequence[Path], spec: InputSpec, evaluation: EvalConfig
+) -> dict[str, Any]:
     """AnoVox metrics on validation frames and the calibrated occupancy threshold.
 
     Metrics are pooled for every threshold of :data:`THRESHOLD_GRID` (and the
     configured one) in one pass; the reported ones are those at the calibrated
     threshold (at the configured one when ``eval.calibrate_occupancy`` is false).
+
+    Returns:
+        ``{'result': the variant report at that threshold, 'occupancy_threshold': it}``.
     """
     was_training = model.training
     model.eval()
-    configured = config['eval']['occupancy_threshold']
+    configured = evaluation.occupancy_threshold
     accs = {t: VariantAccumulator(spec.grid, t, n_bins=10_000) for t in {*THRESHOLD_GRID, configured}}
     score = model_scorer(model)
     occupancy_at_gt = []
@@ -248,67 +218,9 @@ def validate(model: AnomalyDetector, frames_paths: Sequence[Path], spec: InputSp
             keep = ~_IGNORED[frame.targets.label]
             occupancy_at_gt.append(occupancy[i].reshape(-1)[frame.targets.index[keep]])
     model.train(was_training)
-    calibrated = calibrate_threshold(np.concatenate(occupancy_at_gt), config['eval']['min_coverage'])
-    threshold = calibrated if config['eval']['calibrate_occupancy'] else configured
+    calibrated = calibrate_threshold(np.concatenate(occupancy_at_gt), evaluation.min_coverage)
+    threshold = calibrated if evaluation.calibrate_occupancy else configured
     return {'result': accs[threshold].result(), 'occupancy_threshold': threshold}
-
-
-class _Logger:
-    """CSV (and TensorBoard when installed) logging on rank 0."""
-
-    def __init__(self, out_dir: Path, resume_step: int, resume_epoch: int) -> None:
-        self.files = {'train': out_dir / 'train_log.csv', 'val': out_dir / 'val_log.csv'}
-        # Rows a resume will write again: train rows after the checkpoint's step, and validation
-        # rows of epochs it has not finished (validation runs before the epoch-end checkpoint).
-        _truncate_log(self.files['train'], 'step', resume_step)
-        _truncate_log(self.files['val'], 'epoch', resume_epoch)
-        self.tb = None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(out_dir / 'tensorboard'))
-        except ImportError:  # TensorBoard is optional
-            self.tb = None
-
-    def write(self, kind: str, row: dict[str, Any]) -> None:
-        path = self.files[kind]
-        new = not path.is_file() or path.stat().st_size == 0
-        with path.open('a', newline='') as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-        if self.tb is not None:
-            for key, value in row.items():
-                if key != 'step' and isinstance(value, int | float) and value is not None:
-                    self.tb.add_scalar(f'{kind}/{key}', value, row['step'])
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
-def _truncate_log(path: Path, column: str, limit: int) -> None:
-    """Keep the log rows whose ``column`` is <= ``limit``; drop the rest and any row a kill cut short."""
-    if not path.is_file():
-        return
-    with path.open(newline='') as fh:
-        rows = list(csv.reader(fh))
-    if not rows:
-        return
-    header = rows[0]
-    where = header.index(column)
-
-    def keep(row: list[str]) -> bool:
-        if len(row) != len(header):
-            return False
-        try:
-            return float(row[where]) <= limit
-        except ValueError:
-            return False
-
-    with path.open('w', newline='') as fh:
-        csv.writer(fh).writerows([header, *(r for r in rows[1:] if keep(r))])
 
 
 class _StopFlag:
@@ -340,7 +252,7 @@ class _DataPaths(NamedTuple):
     tune: list[Path]
 
 
-def _prepare_data(config: dict[str, Any], spec: InputSpec, dist: DistContext) -> _DataPaths:
+def _prepare_data(config: TrainingConfig, spec: InputSpec, dist: DistContext) -> _DataPaths:
     """Cache the frames (rank 0); every rank gets the files of the usable ones.
 
     Raises:
@@ -348,30 +260,30 @@ def _prepare_data(config: dict[str, Any], spec: InputSpec, dist: DistContext) ->
         DataError: On an unreadable frame with ``data.on_bad_frame: stop``, or when no
             training frame is readable.
     """
-    cache = SampleCache(config['data']['cache_dir'], spec)
-    data = config['data']
-    train_refs = frame_refs(resolve_scenarios(data['train']))
-    val_refs = frame_refs(resolve_scenarios(data['val'])) if data['val'] else []
+    data = config.data
+    cache = SampleCache(data.cache_dir, spec)
+    train_refs = frame_refs(resolve_scenarios(data.train))
+    val_refs = frame_refs(resolve_scenarios(data.val)) if data.val else []
     if not train_refs:
-        msg = f'no training frames with LiDAR points and voxels in {data["train"]}'
+        msg = f'no training frames with LiDAR points and voxels in {list(data.train)}'
         raise ConfigError(msg)
-    val_refs = evenly_spread(val_refs, config['eval']['val_max_frames'])
+    val_refs = evenly_spread(val_refs, config.eval.val_max_frames)
     # The score rule is chosen once, after training, so it can afford more frames than each epoch's check.
     tune_refs = val_refs
-    if data['tune']:
-        tune_refs = evenly_spread(frame_refs(resolve_scenarios(data['tune'])), config['eval']['tune_max_frames'])
+    if data.tune:
+        tune_refs = evenly_spread(frame_refs(resolve_scenarios(data.tune)), config.eval.tune_max_frames)
         if not tune_refs:
-            msg = f'no frames with LiDAR points and voxels in data.tune {data["tune"]} (set [] to tune on data.val)'
+            msg = f'no frames with LiDAR points and voxels in data.tune {list(data.tune)} (set [] to tune on data.val)'
             raise ConfigError(msg)
     paths = None
     if dist.is_main:
         paths = []
         for what, refs in (('training', train_refs), ('validation', val_refs), ('score-rule', tune_refs)):
-            build = cache.build(refs, workers=data['cache_workers'], on_bad_frame=data['on_bad_frame'])
+            build = cache.build(refs, workers=data.cache_workers, on_bad_frame=data.on_bad_frame)
             if build.bad:
                 print(f'train: warning: {build.summary(f"{what} frames")}', file=sys.stderr)
             if what == 'training' and not build.paths:
-                msg = f'no readable training frame in {data["train"]}: {build.summary("training frames")}'
+                msg = f'no readable training frame in {list(data.train)}: {build.summary("training frames")}'
                 raise DataError(msg)
             paths.append(build.paths)
     return _DataPaths(*dist.share(paths))
@@ -383,230 +295,332 @@ def _resume_mismatch(trained: Mapping[str, Any], requested: Mapping[str, Any]) -
     return sorted(k for k in a if k not in _RESUMABLE_MODEL_KEYS and a[k] != b[k])
 
 
-def train(config: dict[str, Any], resume: bool = False, dist: DistContext | None = None) -> Path:
-    """Train as ``config`` says; return the path of the last checkpoint.
+class Trainer:
+    """One training run: :meth:`fit` runs the epochs (:meth:`train_epoch`, :meth:`validate`,
+    :meth:`checkpoint`) and then chooses the score rule (:meth:`calibrate_score_rule`).
+
+    Building it seeds the RNGs, caches the frames (rank 0) and builds the model, optimiser
+    and schedule, in that order: the same seed gives the same weights.
+
+    Args:
+        config: The typed training config (:func:`~anovox_training.train.config.training_config`).
+        dist: The process group (default: one process on the CPU).
 
     Raises:
-        TrainingError: On a non-finite loss or a resume with an incompatible model.
-        ConfigError: On missing data.
+        ConfigError: On missing data, or too few frames for one batch on every rank.
+        DataError: On unreadable frames with ``data.on_bad_frame: stop``.
     """
-    dist = dist or DistContext()
-    tcfg, seed = config['train'], config['seed']
-    out_dir = Path(config['out_dir'])
-    torch.set_num_threads(tcfg['threads'])
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    random.seed(seed)
-    model_cfg = model_config_of(config)
-    spec = model_cfg.input_spec()
-    train_paths, val_paths, tune_paths = _prepare_data(config, spec, dist)
-    dataset = CachedDataset(train_paths, spec)
-    batches_per_epoch = len(epoch_batches(len(dataset), tcfg['batch_size'], seed, 0, dist.rank, dist.world))
-    if batches_per_epoch == 0:
-        msg = f'{len(dataset)} training frames cannot fill one batch of {tcfg["batch_size"]} on {dist.world} ranks'
-        raise ConfigError(msg)
-    total_steps = tcfg['epochs'] * batches_per_epoch
 
-    # Validation during training scores with the configured rule; the chosen one comes after the last epoch.
-    score_rule = configured_score_rule(config)
-    model = build_model(model_cfg, score_rule).to(dist.device)
-    criterion = DetectorLoss(model_cfg.classes, LossWeights.from_dict(config['loss'])).to(dist.device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg['lr'], weight_decay=tcfg['weight_decay'])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(tcfg['warmup_steps'], total_steps))
-    step, epoch, batch_index, best_ap = 0, 0, 0, -1.0
-    occupancy_threshold = config['eval']['occupancy_threshold']
-    threshold_chosen_on = ChosenOn()  # configured until a validation calibrates it
-    last_path, best_path = out_dir / 'last.pt', out_dir / 'best.pt'
-    # Loss sums since the last train_log row; checkpointed, so a resumed run logs the same rows.
-    window: dict[str, float] = {k: 0.0 for k in ('loss', *LOSS_TERMS)}
-    window_steps = 0
-    if dist.is_main:
-        for path in (last_path, best_path):
-            remove_stale_temporaries(path)  # left by a process killed mid-write
-    latest = read_latest_checkpoint(last_path, map_location=dist.device) if resume else None
-    if latest is not None:
-        ckpt, ckpt_path = latest
+    def __init__(self, config: TrainingConfig, dist: DistContext | None = None) -> None:
+        self.config = config
+        self.dist = dist or DistContext()
+        # What every checkpoint stores: the resolved dict, so resumes and recipe ids read what they always read.
+        self._config_dict = config.to_dict()
+        out_dir = Path(config.out_dir)
+        self.last_path, self.best_path = out_dir / 'last.pt', out_dir / 'best.pt'
+        tcfg = config.train
+        torch.set_num_threads(tcfg.threads)
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        random.seed(config.seed)
+        self.spec = config.model.input_spec()
+        # A model that ignores intensity sees a zero channel: nothing to augment.
+        self._intensity_channel = intensity_channel(self.spec.grid) if self.spec.lidar_intensity == 'use' else None
+        self.paths = _prepare_data(config, self.spec, self.dist)
+        self.dataset = CachedDataset(self.paths.train, self.spec)
+        batches_per_epoch = len(self._epoch_batches(0))
+        if batches_per_epoch == 0:
+            msg = (
+                f'{len(self.dataset)} training frames cannot fill one batch of {tcfg.batch_size} '
+                f'on {self.dist.world} ranks'
+            )
+            raise ConfigError(msg)
+        self.total_steps = tcfg.epochs * batches_per_epoch
+        # Validation during training scores with the configured rule; the chosen one comes after the last epoch.
+        self.score_rule = config.eval.score_rule
+        device = self.dist.device
+        self.model = build_model(config.model, self.score_rule).to(device)
+        self.criterion = DetectorLoss(config.model.classes, config.loss).to(device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _lr_lambda(tcfg.warmup_steps, self.total_steps)
+        )
+        # Where training stands; a checkpoint restores all of it.
+        self.step, self.epoch, self.batch_index, self.best_ap = 0, 0, 0, -1.0
+        self.occupancy_threshold = config.eval.occupancy_threshold
+        self.threshold_chosen_on = ChosenOn()  # configured until a validation calibrates it
+        self.window = LossWindow(LOSS_TERMS)
+        self.data_hash = ''
+        self.net: nn.Module = _LogitsView(self.model)
+        self._stop = _StopFlag()
+        self._log: RunLog | None = None
+        self._progress: Any = None
+        self._fitted = False
+
+    def fit(self, resume: bool = False) -> Path:
+        """Train to ``train.epochs`` (or to ``train.stop_at_step``); return the path of ``last.pt``.
+
+        Args:
+            resume: Continue from ``out_dir/last.pt`` (or ``last.prev.pt``) when there is one.
+
+        Raises:
+            TrainingInterrupted: SIGTERM / SIGINT stopped the run at a step boundary, after ``last.pt``.
+            TrainingError: On a non-finite loss or a resume with an incompatible model.
+            DataError: On a checkpoint that cannot be resumed.
+        """
+        if self._fitted:
+            msg = 'Trainer.fit runs once; build a new Trainer for another run'
+            raise TrainingError(msg)
+        self._fitted = True
+        self._start(resume)
+        self.model.train()
+        try:
+            with self._stop:
+                finished = self._run_epochs()
+        finally:  # the one way out: the run finished, reached train.stop_at_step, was signalled or failed
+            self._close_reporting()
+        if finished:
+            self.calibrate_score_rule()
+        return self.last_path
+
+    def _run_epochs(self) -> bool:
+        """Epochs until the last; False when training stopped early (at ``train.stop_at_step``)."""
+        while self.epoch < self.config.train.epochs:
+            if not self.train_epoch():
+                return False
+            due = self.epoch % self.config.eval.val_every_epochs == 0 or self.epoch == self.config.train.epochs
+            if self.paths.val and due:
+                self.validate()
+            self.checkpoint()
+        return True
+
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        tcfg, dist = self.config.train, self.dist
+        return epoch_batches(len(self.dataset), tcfg.batch_size, self.config.seed, epoch, dist.rank, dist.world)
+
+    def _start(self, resume: bool) -> None:
+        """Restore ``last.pt`` (``resume``) or warm-start; wrap the model for DDP; open the logs."""
+        dist = self.dist
+        if dist.is_main:
+            for path in (self.last_path, self.best_path):
+                remove_stale_temporaries(path)  # left by a process killed mid-write
+        latest = read_latest_checkpoint(self.last_path, map_location=dist.device) if resume else None
+        if latest is not None:
+            self._restore(*latest)
+        else:
+            if resume and dist.is_main:
+                print(f'train: no {self.last_path} to resume from; starting from scratch', file=sys.stderr)
+            init_from = self.config.train.init_from
+            if init_from is not None:
+                # Every rank loads the same file, so the replicas start identical.
+                report = warm_start(self.model, init_from)
+                if dist.is_main:
+                    print(f'train: {report.summary()}', file=sys.stderr)
+        self.data_hash = data_hash(self.paths.train)
+        if dist.world > 1:
+            device_ids = [dist.device.index] if dist.device.type == 'cuda' else None
+            self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=device_ids)
+        if dist.is_main:
+            self._log = RunLog(self.last_path.parent, self.step, self.epoch)
+            self.last_path.parent.mkdir(parents=True, exist_ok=True)
+            if self.config.train.progress:
+                from tqdm import tqdm
+
+                self._progress = tqdm(
+                    total=self.total_steps, initial=self.step, unit='step', dynamic_ncols=True, desc='train'
+                )
+        self.window.started = time.perf_counter()
+
+    def _restore(self, ckpt: dict[str, Any], ckpt_path: Path) -> None:
         calibrated = checkpoint_calibration(ckpt, ckpt_path)  # first: a checkpoint without one names its upgrade
-        differ = _resume_mismatch(ckpt['config']['model'], config['model'])
+        differ = _resume_mismatch(ckpt['config']['model'], self._config_dict['model'])
         if differ:
             msg = (
                 f'--resume: {ckpt_path} was trained with another model config (model.{", model.".join(differ)} '
                 'differ); use a new out_dir, or the model config it was trained with'
             )
             raise TrainingError(msg)
-        model.load_state_dict(ckpt['model'])
-        optimizer.load_state_dict(ckpt['optimizer'])
-        scheduler.load_state_dict(ckpt['scheduler'])
-        step, epoch, batch_index = ckpt['step'], ckpt['epoch'], ckpt['batch_index']
-        best_ap = ckpt.get('best_val_ap', -1.0)
-        occupancy_threshold, threshold_chosen_on = calibrated.occupancy_threshold, calibrated.threshold_chosen_on
+        self.model.load_state_dict(ckpt['model'])
+        self.optimizer.load_state_dict(ckpt['optimizer'])
+        self.scheduler.load_state_dict(ckpt['scheduler'])
+        self.step, self.epoch, self.batch_index = ckpt['step'], ckpt['epoch'], ckpt['batch_index']
+        self.best_ap = ckpt.get('best_val_ap', -1.0)
+        self.occupancy_threshold = calibrated.occupancy_threshold
+        self.threshold_chosen_on = calibrated.threshold_chosen_on
         if 'log_window' in ckpt:
-            window = {k: float(v) for k, v in ckpt['log_window']['sums'].items()}
-            window_steps = int(ckpt['log_window']['steps'])
+            self.window.restore(ckpt['log_window'])
         _set_rng_state(ckpt['rng_state'])
-    else:
-        if resume and dist.is_main:
-            print(f'train: no {last_path} to resume from; starting from scratch', file=sys.stderr)
-        if tcfg['init_from'] is not None:
-            # Every rank loads the same file, so the replicas start identical.
-            report = warm_start(model, tcfg['init_from'])
-            if dist.is_main:
-                print(f'train: {report.summary()}', file=sys.stderr)
-    hash_of_data = data_hash(train_paths)
-    net: nn.Module = _LogitsView(model)
-    if dist.world > 1:
-        device_ids = [dist.device.index] if dist.device.type == 'cuda' else None
-        net = nn.parallel.DistributedDataParallel(net, device_ids=device_ids)
-    logger = _Logger(out_dir, step, epoch) if dist.is_main else None
-    if dist.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
 
-    def state() -> dict[str, Any]:
+    def train_epoch(self) -> bool:
+        """Train the rest of the current epoch (from ``batch_index``).
+
+        Returns:
+            True when the epoch is complete (the position moves to the next epoch's start);
+            False when training stopped at ``train.stop_at_step``, after writing ``last.pt``.
+
+        Raises:
+            TrainingInterrupted: A signal arrived; ``last.pt`` holds the step it stopped at.
+            TrainingError: On a non-finite loss.
+        """
+        tcfg = self.config.train
+        batches = self._epoch_batches(self.epoch)
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=batches[self.batch_index :],
+            num_workers=tcfg.loader_workers,
+            collate_fn=_collate,
+            # Its own generator: creating a loader must not draw from the global RNG, which a
+            # resume restores as of the checkpoint, not as of the epoch start.
+            generator=torch.Generator().manual_seed(self.config.seed * 1_000_039 + self.epoch),
+        )
+        for batch in loader:
+            self._train_step(batch)
+            if self.dist.is_main and (self.step % tcfg.log_every_steps == 0 or self.batch_index == len(batches)):
+                self._log_window()
+            stopping = (tcfg.stop_at_step is not None and self.step >= tcfg.stop_at_step) or self._stop.stop
+            if stopping or self.step % tcfg.checkpoint_every_steps == 0:
+                self.checkpoint()
+            if stopping:
+                if self._stop.stop:
+                    msg = (
+                        f'interrupted by a signal at step {self.step}; {self.last_path} holds it, '
+                        'continue with --resume'
+                    )
+                    raise TrainingInterrupted(msg)
+                return False
+        self.epoch += 1
+        self.batch_index = 0
+        return True
+
+    def _train_step(self, batch: dict[str, Tensor]) -> None:
+        """Augment one batch, take one optimiser step, and add its losses to the log window."""
+        tcfg, seed, rank, step = self.config.train, self.config.seed, self.dist.rank, self.step
+        batch = {k: v.to(self.dist.device) for k, v in batch.items()}
+        if tcfg.mirror > 0:
+            batch = mirror_y(batch, mirror_mask(batch['labels'].shape[0], tcfg.mirror, seed, step, rank))
+        if self._intensity_channel is not None:
+            batch['bev'] = jitter_intensity(
+                batch['bev'], self._intensity_channel, tcfg.intensity_aug, tcfg.intensity_drop, seed, step, rank
+            )
+        batch['camera_valid'] = _camera_dropout(batch['camera_valid'], tcfg.camera_dropout, seed, step, rank)
+        loss, terms = self.criterion(self.net(*(batch[name] for name in INPUT_NAMES)), batch['labels'])
+        if not torch.isfinite(loss):
+            values = ', '.join(f'{k}={float(v):.4g}' for k, v in terms.items())
+            msg = (
+                f'non-finite loss at step {step} (epoch {self.epoch}, batch {self.batch_index}): {values}. '
+                f'Lower train.lr or check the data; the last good checkpoint is {self.last_path}'
+            )
+            raise TrainingError(msg)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if tcfg.grad_clip_norm > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), tcfg.grad_clip_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        self.batch_index += 1
+        self.window.add(float(loss.detach()), terms)
+        if self._progress is not None:
+            self._progress.update(1)
+
+    def _log_window(self) -> None:
+        """One ``train_log`` row: the mean losses since the last one (rank 0)."""
+        rate = self.window.samples_per_s(self.config.train.batch_size * self.dist.world)
+        row = {'step': self.step, 'epoch': self.epoch, 'lr': self.scheduler.get_last_lr()[0]}
+        row.update(self.window.means())
+        row['samples_per_s'] = rate
+        self._log.write('train', row)
+        if self._progress is not None:
+            self._progress.set_postfix(loss=f'{row["loss"]:.4f}', anomaly=f'{row["anomaly"]:.4f}', sps=f'{rate:.2f}')
+        self.window.restart()
+
+    def validate(self) -> None:
+        """Score the model on the validation frames (rank 0): calibrate the threshold, log, keep ``best.pt``."""
+        if self.dist.is_main:
+            evaluation = self.config.eval
+            val = score_validation(self.model, self.paths.val, self.spec, evaluation)
+            self.occupancy_threshold = val['occupancy_threshold']
+            if evaluation.calibrate_occupancy:
+                self.threshold_chosen_on = ChosenOn.of_sources(self.config.data.val, data_hash(self.paths.val))
+            subset = val['result']['Anomalies_Only']
+            ap = subset['AP'] if subset['voxels'] else None
+            row = {'step': self.step, 'epoch': self.epoch, 'occupancy_threshold': self.occupancy_threshold}
+            for name in ('Anomalies_Only', 'Normality_Included'):
+                for key in ('AUROC', 'AP', 'FPR95', 'coverage'):
+                    row[f'{name}_{key}'] = val['result'][name][key]
+            self._log.write('val', row)
+            print(
+                f'\nval epoch {self.epoch}: Anomalies_Only AP={subset["AP"]} AUROC={subset["AUROC"]} '
+                f'FPR95={subset["FPR95"]} coverage={subset["coverage"]} '
+                f'occupancy_threshold={self.occupancy_threshold}',
+                file=sys.stderr,
+            )
+            if ap is not None and ap > self.best_ap:
+                self.best_ap = ap
+                self.checkpoint(best=True)
+        self.dist.barrier()
+
+    def checkpoint(self, best: bool = False) -> None:
+        """Write ``last.pt`` (the one before kept as ``last.prev.pt``; every rank waits for it), or ``best.pt``.
+
+        ``best=True`` is rank 0's, during :meth:`validate`.
+        """
+        if best:
+            save_checkpoint(self.best_path, self._state())
+            return
+        if self.dist.is_main:
+            save_checkpoint(self.last_path, self._state(), keep_previous=True)
+        self.dist.barrier()
+
+    def _state(self) -> dict[str, Any]:
+        """The checkpoint: everything a resume needs to continue bit for bit, and the calibration so far."""
         return {
-            'model': model.state_dict(),
-            'optimizer': optimizer.state_dict(),
-            'scheduler': scheduler.state_dict(),
-            'epoch': epoch,
-            'batch_index': batch_index,
-            'step': step,
-            'config': config,
-            'input_spec': spec.to_dict(),
-            'data_hash': hash_of_data,
+            'model': self.model.state_dict(),
+            'optimizer': self.optimizer.state_dict(),
+            'scheduler': self.scheduler.state_dict(),
+            'epoch': self.epoch,
+            'batch_index': self.batch_index,
+            'step': self.step,
+            'config': self._config_dict,
+            'input_spec': self.spec.to_dict(),
+            'data_hash': self.data_hash,
             'rng_state': _rng_state(),
-            'best_val_ap': best_ap,
-            'calibration': Calibration(occupancy_threshold, score_rule, threshold_chosen_on).to_dict(),
-            'log_window': {'sums': dict(window), 'steps': window_steps},
+            'best_val_ap': self.best_ap,
+            'calibration': Calibration(self.occupancy_threshold, self.score_rule, self.threshold_chosen_on).to_dict(),
+            'log_window': self.window.to_dict(),
         }
 
-    def save_last() -> None:
-        if dist.is_main:
-            save_checkpoint(last_path, state(), keep_previous=True)
-        dist.barrier()
-
-    progress = None
-    if dist.is_main and tcfg['progress']:
-        from tqdm import tqdm
-
-        progress = tqdm(total=total_steps, initial=step, unit='step', dynamic_ncols=True, desc='train')
-    stop_at = tcfg['stop_at_step']
-    window_start = time.perf_counter()
-    # A model that ignores intensity sees a zero channel: nothing to augment.
-    uses_intensity = spec.lidar_intensity == 'use'
-    channel = intensity_channel(spec.grid)
-    model.train()
-    with _StopFlag() as flag:
-        while epoch < tcfg['epochs']:
-            batches = epoch_batches(len(dataset), tcfg['batch_size'], seed, epoch, dist.rank, dist.world)
-            loader = DataLoader(
-                dataset,
-                batch_sampler=batches[batch_index:],
-                num_workers=tcfg['loader_workers'],
-                collate_fn=_collate,
-                # Its own generator: creating a loader must not draw from the global RNG, which a
-                # resume restores as of the checkpoint, not as of the epoch start.
-                generator=torch.Generator().manual_seed(seed * 1_000_039 + epoch),
+    def calibrate_score_rule(self) -> None:
+        """After the last epoch: choose the score rule on the score-rule frames and write it into both checkpoints."""
+        evaluation, data = self.config.eval, self.config.data
+        if self.dist.is_main and self.paths.tune:
+            tune_checkpoints(
+                [self.best_path, self.last_path],
+                self.paths.tune,
+                self.spec,
+                list(evaluation.semantic_weights),
+                list(evaluation.anomaly_temperatures),
+                list(evaluation.score_smoothings),
+                sources=list(data.tune or data.val),
             )
-            for batch in loader:
-                batch = {k: v.to(dist.device) for k, v in batch.items()}
-                if tcfg['mirror'] > 0:
-                    which = mirror_mask(batch['labels'].shape[0], tcfg['mirror'], seed, step, dist.rank)
-                    batch = mirror_y(batch, which)
-                if uses_intensity:
-                    batch['bev'] = jitter_intensity(
-                        batch['bev'], channel, tcfg['intensity_aug'], tcfg['intensity_drop'], seed, step, dist.rank
-                    )
-                batch['camera_valid'] = _camera_dropout(
-                    batch['camera_valid'], tcfg['camera_dropout'], seed, step, dist.rank
-                )
-                loss, terms = criterion(net(*(batch[name] for name in INPUT_NAMES)), batch['labels'])
-                if not torch.isfinite(loss):
-                    values = ', '.join(f'{k}={float(v):.4g}' for k, v in terms.items())
-                    msg = (
-                        f'non-finite loss at step {step} (epoch {epoch}, batch {batch_index}): {values}. '
-                        f'Lower train.lr or check the data; the last good checkpoint is {last_path}'
-                    )
-                    raise TrainingError(msg)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if tcfg['grad_clip_norm'] > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), tcfg['grad_clip_norm'])
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                batch_index += 1
-                window['loss'] += float(loss.detach())
-                for k, v in terms.items():
-                    window[k] += float(v)
-                window_steps += 1
-                if progress is not None:
-                    progress.update(1)
-                if dist.is_main and (step % tcfg['log_every_steps'] == 0 or batch_index == len(batches)):
-                    elapsed = max(time.perf_counter() - window_start, 1e-9)
-                    rate = window_steps * tcfg['batch_size'] * dist.world / elapsed
-                    row = {'step': step, 'epoch': epoch, 'lr': scheduler.get_last_lr()[0]}
-                    row.update({k: v / window_steps for k, v in window.items()})
-                    row['samples_per_s'] = rate
-                    logger.write('train', row)
-                    if progress is not None:
-                        progress.set_postfix(
-                            loss=f'{row["loss"]:.4f}', anomaly=f'{row["anomaly"]:.4f}', sps=f'{rate:.2f}'
-                        )
-                    window = dict.fromkeys(window, 0.0)
-                    window_steps, window_start = 0, time.perf_counter()
-                stopping = (stop_at is not None and step >= stop_at) or flag.stop
-                if stopping or step % tcfg['checkpoint_every_steps'] == 0:
-                    save_last()
-                if stopping:
-                    if progress is not None:
-                        progress.close()
-                    if logger is not None:
-                        logger.close()
-                    if flag.stop:
-                        msg = f'interrupted by a signal at step {step}; {last_path} holds it, continue with --resume'
-                        raise TrainingInterrupted(msg)
-                    return last_path
-            epoch += 1
-            batch_index = 0
-            if val_paths and (epoch % config['eval']['val_every_epochs'] == 0 or epoch == tcfg['epochs']):
-                if dist.is_main:
-                    val = validate(model, val_paths, spec, config)
-                    occupancy_threshold = val['occupancy_threshold']
-                    if config['eval']['calibrate_occupancy']:
-                        threshold_chosen_on = ChosenOn.of_sources(config['data']['val'], data_hash(val_paths))
-                    subset = val['result']['Anomalies_Only']
-                    ap = subset['AP'] if subset['voxels'] else None
-                    row = {'step': step, 'epoch': epoch, 'occupancy_threshold': occupancy_threshold}
-                    for name in ('Anomalies_Only', 'Normality_Included'):
-                        for key in ('AUROC', 'AP', 'FPR95', 'coverage'):
-                            row[f'{name}_{key}'] = val['result'][name][key]
-                    logger.write('val', row)
-                    print(
-                        f'\nval epoch {epoch}: Anomalies_Only AP={subset["AP"]} AUROC={subset["AUROC"]} '
-                        f'FPR95={subset["FPR95"]} coverage={subset["coverage"]} '
-                        f'occupancy_threshold={occupancy_threshold}',
-                        file=sys.stderr,
-                    )
-                    if ap is not None and ap > best_ap:
-                        best_ap = ap
-                        save_checkpoint(best_path, state())
-                dist.barrier()
-            save_last()
-    if progress is not None:
-        progress.close()
-    if logger is not None:
-        logger.close()
-    if dist.is_main and tune_paths:
-        tune_checkpoints(
-            [best_path, last_path],
-            tune_paths,
-            spec,
-            config['eval']['semantic_weights'],
-            config['eval']['anomaly_temperatures'],
-            config['eval']['score_smoothings'],
-            sources=config['data']['tune'] or config['data']['val'],
-        )
-    dist.barrier()
-    return last_path
+        self.dist.barrier()
+
+    def _close_reporting(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+        if self._log is not None:
+            self._log.close()
+
+
+def train(config: TrainingConfig | Mapping[str, Any], resume: bool = False, dist: DistContext | None = None) -> Path:
+    """Train as ``config`` says (typed, or the resolved dict it is built from); return the path of ``last.pt``.
+
+    Raises:
+        TrainingError: On a non-finite loss or a resume with an incompatible model.
+        ConfigError: On missing data.
+    """
+    typed = config if isinstance(config, TrainingConfig) else training_config(config)
+    return Trainer(typed, dist).fit(resume)
 
 
 class _LogitsView(nn.Module):
@@ -633,13 +647,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     try:
-        config = load_config(args.config, args.set)
-        dist = init_distributed()
-        try:
-            path = train(config, resume=args.resume, dist=dist)
-        finally:
-            if dist.world > 1:
-                torch.distributed.destroy_process_group()
+        config = training_config(load_config(args.config, args.set))
+        with distributed() as dist:
+            path = Trainer(config, dist).fit(resume=args.resume)
     except TrainingInterrupted as err:
         print(f'train: {err}', file=sys.stderr)
         return 130

@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from anovox_training import make_model
+from anovox_training.evaluate.reading_ledger import recipe_id, recipe_of_config
+from anovox_training.train.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,3 +79,70 @@ def test_the_score_rule_is_chosen_on_more_validation_scenarios_than_each_epoch_c
     # Same category mix as validation, other scenarios (every folder has its own seed).
     assert plans['val_large'].split == 'val' and plans['val_large'].scenarios > plans['val'].scenarios
     assert len({p.seed for p in make_model.DATA_PLAN}) == len(make_model.DATA_PLAN)
+
+
+# The --set items make model gave `python -m anovox_training.train` before it built typed configs itself.
+_COMMAND_LINE_VARIANTS = {
+    'fusion': ['model.modality=fusion'],
+    'lidar': ['model.modality=lidar'],
+    'camera': ['model.modality=camera', 'train.camera_dropout=0.0'],
+}
+_COMMAND_LINE_QUICK = [
+    'model.preset=tiny',
+    'train.epochs=1',
+    'train.progress=false',
+    'eval.semantic_weights=[]',
+    'eval.anomaly_temperatures=[]',
+    'eval.score_smoothings=[]',
+]
+
+
+def _command_line_config(data, runs, name, plans, cache_dir, user):
+    roots = {
+        role: ','.join(str(p) for p in make_model.split_folders(data, plans, *roles))
+        for role, roles in (('train', ('train',)), ('val', ('val',)), ('tune', ('val', 'tune')))
+    }
+    items = [f'out_dir={runs / name}', *(f'data.{role}=[{folders}]' for role, folders in roots.items())]
+    items += _COMMAND_LINE_VARIANTS[name]
+    if cache_dir is not None:
+        items.append(f'data.cache_dir={cache_dir}')
+    items += [*(_COMMAND_LINE_QUICK if cache_dir is not None else []), *user]
+    return load_config(REPO / 'config' / 'train.yaml', items)
+
+
+@pytest.mark.parametrize('quick', [False, True], ids=['full', 'quick'])
+def test_each_variant_trains_with_the_config_and_recipe_id_the_command_line_gave(tmp_path, monkeypatch, quick):
+    trained = {}
+
+    class RecordingTrainer:
+        """Stands in for training: records the config and writes a finished last.pt with it."""
+
+        def __init__(self, config, dist):
+            self.config = config
+
+        def fit(self, resume):
+            assert resume
+            config = self.config.to_dict()
+            last = Path(config['out_dir']) / 'last.pt'
+            trained[last.parent.name] = config
+            last.parent.mkdir(parents=True)
+            torch.save({'epoch': config['train']['epochs'], 'config': config}, last)
+            return last
+
+    monkeypatch.setattr(make_model, 'Trainer', RecordingTrainer)
+    data, runs = tmp_path / 'data', tmp_path / 'runs'
+    plans = make_model.QUICK_PLAN if quick else make_model.DATA_PLAN
+    cache_dir = runs / 'cache' if quick else None
+    settings = [make_model.QUICK_SETTINGS] if quick else []
+    user = ['train.lr=0.001', 'model.modality=fusion'] if quick else ['train.epochs=3']
+    config = REPO / 'config' / 'train.yaml'
+    checkpoints = make_model.train_variants(config, data, runs, user, False, cache_dir, plans, settings)
+    assert set(checkpoints) == set(trained) == {'fusion', 'lidar', 'camera'}
+    for name, ours in trained.items():
+        before = _command_line_config(data, runs, name, plans, cache_dir, user)
+        assert ours == before and json.dumps(ours) == json.dumps(before)
+        assert recipe_id(recipe_of_config(ours)) == recipe_id(recipe_of_config(before))
+    # The --set items come last: here one makes every quick variant a fusion model.
+    assert {c['model']['modality'] for c in trained.values()} == (
+        {'fusion'} if quick else {'fusion', 'lidar', 'camera'}
+    )

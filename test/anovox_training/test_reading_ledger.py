@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from anovox_perception.core.errors import ConfigError
 from anovox_training import make_model
 from anovox_training.evaluate.reading_ledger import Reading, ReadingLedger, headline, recipe_id, recipe_of_config
+from anovox_training.evaluate.run import EvaluateOptions
 
 CONFIG = {
     'seed': 0,
@@ -56,20 +56,20 @@ def test_a_hand_edited_ledger_is_refused_with_the_line(tmp_path):
         ReadingLedger(path).readings()
 
 
-def _fake_evaluate(calls: list[list[str]]):
-    def run(argv: list[str]) -> int:
-        calls.append(argv)
-        out = Path(argv[argv.index('--out') + 1])
-        out.mkdir(parents=True, exist_ok=True)
-        (out / 'metrics.json').write_text(json.dumps(REPORT))
-        return 0
+def _fake_evaluate(calls: list[EvaluateOptions]):
+    def run(options: EvaluateOptions) -> dict:
+        calls.append(options)
+        options.out.mkdir(parents=True, exist_ok=True)
+        (options.out / 'metrics.json').write_text(json.dumps(REPORT))
+        (options.out / 'metrics.md').write_text('report\n')
+        return REPORT
 
     return run
 
 
 def test_make_model_reads_the_test_split_once_per_recipe(tmp_path, monkeypatch):
-    calls: list[list[str]] = []
-    monkeypatch.setattr(make_model.evaluate, 'main', _fake_evaluate(calls))
+    calls: list[EvaluateOptions] = []
+    monkeypatch.setattr(make_model, 'evaluate', _fake_evaluate(calls))
     monkeypatch.setattr(make_model, 'prebuild_cache', lambda *a: None)
     monkeypatch.setattr(make_model, '_test_data', lambda folder: {'folder': folder.name})
     ckpts = {}
@@ -85,6 +85,10 @@ def test_make_model_reads_the_test_split_once_per_recipe(tmp_path, monkeypatch):
         return make_model.read_test_split_once(ledger, recipe, ckpts, tmp_path / 'test', eval_dir, reason, 1)
 
     assert read() == REPORT and len(calls) == 1
+    # Every variant's checkpoint on the test split.
+    first = calls[0]
+    assert (first.checkpoint, first.lidar_only, first.camera_only) == (ckpts['fusion'], ckpts['lidar'], ckpts['camera'])
+    assert first.data == (tmp_path / 'test',) and first.split == 'test' and first.out == eval_dir
     # The same recipe again: its report is reused, the test split is not read.
     assert read() == REPORT and len(calls) == 1 and len(ledger.readings()) == 1
     # Its report gone (another machine): refused, naming the earlier reading; a reason reads it again.

@@ -15,6 +15,7 @@ from anovox_perception.core.errors import DataError
 from anovox_training.data.cache import data_hash
 from anovox_training.model import load_checkpoint
 from anovox_training.model.checkpoint import checkpoint_calibration, model_config_of
+from anovox_training.train.config import training_config
 from anovox_training.train.losses import DetectorLoss
 from anovox_training.train.trainer import (
     THRESHOLD_GRID,
@@ -137,7 +138,7 @@ def test_validation_keeps_the_best_checkpoint_and_tunes_the_score_rule(tmp_path_
     assert {f'w={weight:g},T={temperature:g},smoothing={k}' for k in (1, 3)} <= set(best['score_tuning'])
     assert calibration.occupancy_threshold in THRESHOLD_GRID
     # Both were chosen on the validation frames (no data.tune), whose cached samples the hash identifies.
-    val_paths = _prepare_data(config, model_config_of(config).input_spec(), DistContext()).val
+    val_paths = _prepare_data(training_config(config), model_config_of(config).input_spec(), DistContext()).val
     assert (
         calibration.threshold_chosen_on == calibration.score_rule_chosen_on == ChosenOn(('val',), data_hash(val_paths))
     )
@@ -155,17 +156,17 @@ def test_the_score_rule_frames_come_from_data_tune_or_else_from_validation(data,
     more_dir = make_split(root / 'val_more', 'val', scenarios=2, frames=2, seed=23)
     config = tiny_config(tmp_path, data, val_dir)
     spec = model_config_of(config).input_spec()
-    paths = _prepare_data(config, spec, DistContext())
+    paths = _prepare_data(training_config(config), spec, DistContext())
     assert len(paths.train) == 6 and len(paths.val) == 2 and paths.tune == paths.val
     # A larger split for the one-off score-rule choice, capped by eval.tune_max_frames; validation unchanged.
     config['data']['tune'] = [str(val_dir), str(more_dir)]
     config['eval']['tune_max_frames'] = 5
-    paths = _prepare_data(config, spec, DistContext())
+    paths = _prepare_data(training_config(config), spec, DistContext())
     assert len(paths.val) == 2 and len(paths.tune) == 5 and len(set(paths.tune)) == 5
     assert all(p.is_file() for p in paths.tune)  # cached before tuning needs them
     config['data']['tune'] = [str(root / 'missing')]
     with pytest.raises(DataError, match='missing does not exist'):
-        _prepare_data(config, spec, DistContext())
+        _prepare_data(training_config(config), spec, DistContext())
 
 
 def test_sigterm_saves_a_checkpoint_and_resume_finishes_the_run(data, tmp_path, monkeypatch):
@@ -218,6 +219,6 @@ def test_a_model_that_ignores_intensity_trains_on_a_zero_intensity_channel_and_r
     model, _, ckpt = load_checkpoint(train(config))
     assert ckpt['input_spec']['lidar_intensity'] == 'ignore' and model.input_spec.lidar_intensity == 'ignore'
     spec = model_config_of(config).input_spec()
-    paths = _prepare_data(config, spec, DistContext())
+    paths = _prepare_data(training_config(config), spec, DistContext())
     channel = intensity_channel(spec.grid)
     assert all(not CachedDataset(paths.train, spec)[i]['bev'][channel].any() for i in range(len(paths.train)))

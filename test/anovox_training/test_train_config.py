@@ -9,7 +9,15 @@ import pytest
 from anovox_perception.core.calibration import ScoreRule
 from anovox_perception.core.errors import ConfigError
 from anovox_training.model import ModelConfig
-from anovox_training.train.config import DEFAULTS, configured_score_rule, load_config, parse_overrides, resolve_config
+from anovox_training.train.config import (
+    DEFAULTS,
+    TrainingConfig,
+    configured_score_rule,
+    load_config,
+    parse_overrides,
+    resolve_config,
+    training_config,
+)
 from anovox_training.train.trainer import get_args_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,3 +115,46 @@ def test_a_relative_warm_start_checkpoint_is_taken_from_the_base_folder(tmp_path
     config = resolve_config({'train': {'init_from': 'runs/lidar/last.pt'}}, base_dir=tmp_path)
     assert config['train']['init_from'] == str(tmp_path / 'runs/lidar/last.pt')
     assert resolve_config({}, base_dir=tmp_path)['train']['init_from'] is None
+
+
+@pytest.mark.parametrize(
+    'overrides',
+    [[], ['model.preset=tiny', 'train.stop_at_step=7', 'train.init_from=runs/lidar/last.pt', 'data.tune=[d/val]']],
+    ids=['shipped', 'overridden'],
+)
+def test_the_typed_config_gives_back_the_resolved_dict_key_for_key(overrides):
+    import json
+
+    resolved = load_config(REPO / 'config' / 'train.yaml', overrides)
+    typed = training_config(resolved)
+    assert isinstance(typed, TrainingConfig) and isinstance(typed.model, ModelConfig)
+    assert typed.model == ModelConfig.from_dict(resolved['model'])
+    assert typed.data.train == tuple(resolved['data']['train']) and typed.eval.score_rule == ScoreRule()
+    assert typed.train.stop_at_step == resolved['train']['stop_at_step']
+    # Equal values, types and key order: what checkpoints store and recipe ids hash is unchanged.
+    assert json.dumps(typed.to_dict()) == json.dumps(resolved)
+
+
+def test_settings_apply_after_the_file_and_before_the_overrides():
+    config = load_config(
+        REPO / 'config' / 'train.yaml',
+        ['train.epochs=5'],
+        [{'train': {'epochs': 3, 'lr': 0.01}, 'model': {'preset': 'tiny'}}, {'train': {'epochs': 4}}],
+    )
+    assert config['train']['epochs'] == 5 and config['train']['lr'] == 0.01 and config['model']['name'] == 'tiny'
+    with pytest.raises(ConfigError, match=r"train.yaml \(settings\): unknown key 'train.epoch'"):
+        load_config(REPO / 'config' / 'train.yaml', settings=[{'train': {'epoch': 3}}])
+
+
+def test_a_typed_config_needs_exactly_the_keys_of_a_resolved_config():
+    resolved = load_config(REPO / 'config' / 'train.yaml')
+    del resolved['eval']['min_coverage']
+    resolved['eval']['min_cover'] = 0.9
+    with pytest.raises(ConfigError, match=r"eval has missing keys \['min_coverage'\] and unknown keys \['min_cover'\]"):
+        training_config(resolved)
+    with pytest.raises(ConfigError, match=r"the top level has missing keys \['loss'\]"):
+        training_config({k: v for k, v in load_config(REPO / 'config' / 'train.yaml').items() if k != 'loss'})
+    broken = load_config(REPO / 'config' / 'train.yaml')
+    broken['model']['modality'] = 'radar'
+    with pytest.raises(ConfigError, match='training config: model: .*modality must be one of'):
+        training_config(broken)

@@ -32,6 +32,7 @@ from anovox_training.model.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from anovox_training.train.config import training_config
 from anovox_training.train.trainer import DistContext, TrainingError, _prepare_data, train
 
 torch.set_num_threads(1)
@@ -233,10 +234,10 @@ def test_an_unreadable_frame_is_reported_by_the_check_and_skipped_or_fatal_in_tr
     assert bad.name in capsys.readouterr().out
     config = tiny_config(tmp_path, root)
     spec = model_config_of(config).input_spec()
-    paths = _prepare_data(config, spec, DistContext())
+    paths = _prepare_data(training_config(config), spec, DistContext())
     assert len(paths.train) == 7 and all(p.is_file() for p in paths.train)
     err = capsys.readouterr().err
     assert 'train: warning: skipped 1 of 8 training frames that cannot be read' in err and bad.name in err
     config['data']['on_bad_frame'] = 'stop'
     with pytest.raises(DataError, match=rf'{re.escape(bad.name)}: not a readable \.npy.*data.on_bad_frame: skip'):
-        _prepare_data(config, spec, DistContext())
+        _prepare_data(training_config(config), spec, DistContext())
