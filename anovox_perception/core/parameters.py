@@ -201,7 +201,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         'markers.min_component_points',
         -1,
         'LiDAR points (count) an anomaly component needs in the columns where its voxels hold a return to get '
-        "a marker; 0 = no LiDAR support needed; -1 = the operating point calibrated in training, from the model "
+        'a marker; 0 = no LiDAR support needed; -1 = the operating point calibrated in training, from the model '
         "card's calibration.",
         minimum=-1,
         maximum=1000000,

@@ -370,7 +370,7 @@ class ComponentCandidates:
         coords, scores, counts = self.coords, self.scores, self.counts
         if min_points > 0:
             if self.points is None:
-                msg = f'min_points={min_points} needs the frame\'s BEV input (lidar_bev) to count LiDAR points'
+                msg = f"min_points={min_points} needs the frame's BEV input (lidar_bev) to count LiDAR points"
                 raise ConfigError(msg)
             keep = self.points >= min_points
             voxel_kept = np.repeat(keep, counts)

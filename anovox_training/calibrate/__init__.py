@@ -1,1 +1,1 @@
-"""Calibration after training: the score rule chosen on validation."""
+"""Calibration after training: the score rule and then the node's operating point, chosen on validation."""

@@ -1,5 +1,8 @@
 """Choosing the score rule on validation after training (weight, temperature, smoothing window).
 
+After it, on the same frames, :mod:`anovox_training.calibrate.operating_point` chooses the node's
+operating point (anomaly threshold and LiDAR support of a marker) by object-level false alarms.
+
 None changes a weight; each only changes how the exported anomaly score
 combines head outputs (``model/head.py``), so they are picked after training
 from passes of the network over the validation frames:
@@ -45,6 +48,7 @@ import torch
 from anovox_perception.core.calibration import ChosenOn, ScoreRule, is_smoothing_window
 from anovox_perception.core.errors import AnovoxError, ConfigError
 from anovox_perception.core.preprocess import INPUT_NAMES, InputSpec
+from anovox_training.calibrate.operating_point import tune_operating_point
 from anovox_training.data.cache import CachedFrame, SampleCache, data_hash, evenly_spread, frame_refs, load_cached
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.data.labels import is_anomaly
@@ -218,8 +222,12 @@ def tune_checkpoints(
     smoothings: Sequence[int] = (),
     *,
     sources: Sequence[str | Path],
+    max_false_alarms_per_frame: float | None = None,
 ) -> ScoreRule | None:
     """Tune on the first existing checkpoint (best.pt first) and write the choice into each one's calibration.
+
+    Then, scored by the rule written, the node's operating point is chosen on the same frames and
+    written too (:func:`anovox_training.calibrate.operating_point.tune_operating_point`).
 
     Args:
         checkpoints: Checkpoint files; the missing ones are left out.
@@ -227,17 +235,37 @@ def tune_checkpoints(
         spec: Their input spec.
         weights, temperatures, smoothings: Candidates (empty: keep the checkpoint's value).
         sources: The dataset folders ``val_paths`` come from, recorded with the choice.
+        max_false_alarms_per_frame: The operating point's bound (None: the checkpoint config's).
 
     Returns:
-        The chosen score rule, or None when there was nothing to tune on (no checkpoint, no
+        The chosen score rule, or None when there was nothing to tune it on (no checkpoint, no
         candidates, or no anomaly among the validation voxels).
 
     Raises:
         DataError: A checkpoint has no valid calibration.
     """
     existing = [p for p in checkpoints if p.is_file()]
-    if not existing or not (weights or temperatures or smoothings):
+    if not existing:
         return None
+    rule = None
+    if weights or temperatures or smoothings:
+        rule = _tune_score_rule(existing, val_paths, spec, weights, temperatures, smoothings, sources)
+    tune_operating_point(
+        existing, val_paths, spec, sources=sources, max_false_alarms_per_frame=max_false_alarms_per_frame
+    )
+    return rule
+
+
+def _tune_score_rule(
+    existing: Sequence[Path],
+    val_paths: Sequence[Path],
+    spec: InputSpec,
+    weights: Sequence[float],
+    temperatures: Sequence[float],
+    smoothings: Sequence[int],
+    sources: Sequence[str | Path],
+) -> ScoreRule | None:
+    """The score-rule part of :func:`tune_checkpoints`: choose on ``existing[0]``, write into each."""
     model, _, ckpt = load_checkpoint(existing[0])
     current = checkpoint_calibration(ckpt, existing[0])
     threshold = current.occupancy_threshold
@@ -294,6 +322,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument('--semantic-weights', type=float, nargs='*', default=None, help='candidates (default: config)')
     parser.add_argument('--temperatures', type=float, nargs='*', default=None, help='candidates (default: config)')
     parser.add_argument('--smoothings', type=int, nargs='*', default=None, help='odd window sides (default: config)')
+    parser.add_argument(
+        '--max-false-alarms-per-frame', type=float, default=None,
+        help="the operating point's bound on object false alarms per frame (default: config)",
+    )  # fmt: skip
     parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
     return parser
 
@@ -309,6 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(msg)
         if args.semantic_weights and any(w < 0 for w in args.semantic_weights):
             msg = f'--semantic-weights must be >= 0, got {args.semantic_weights}'
+            raise ConfigError(msg)
+        if args.max_false_alarms_per_frame is not None and not args.max_false_alarms_per_frame >= 0:
+            msg = f'--max-false-alarms-per-frame must be >= 0, got {args.max_false_alarms_per_frame}'
             raise ConfigError(msg)
         for name, value in (('--threads', args.threads), ('--max-frames', args.max_frames)):
             if value is not None and value < 1:
@@ -335,6 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _candidates(config, 'anomaly_temperatures', args.temperatures),
             _candidates(config, 'score_smoothings', args.smoothings),
             sources=args.data,
+            max_false_alarms_per_frame=args.max_false_alarms_per_frame,
         )
     except AnovoxError as err:
         print(f'score_tuning: error: {err}', file=sys.stderr)

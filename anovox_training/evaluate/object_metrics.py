@@ -3,9 +3,12 @@
 The node turns each frame's grids into anomaly markers with
 :func:`anovox_perception.core.postprocess.find_components` (occupied voxels with
 ``anomaly >= anomaly_threshold``, 26-connected, at least
-``markers.min_component_voxels`` voxels, at most 64 per frame). Here the same code,
-with the node's default parameters, runs on every evaluated frame, and its
-components are matched with the ground-truth anomaly objects:
+``markers.min_component_voxels`` voxels and ``min_component_points`` LiDAR points,
+at most 64 per frame). Here the same code, at a model's calibrated operating point
+(``Calibration.operating_point``; :meth:`ObjectCounts.at`) and the node's smallest
+component, runs on every evaluated frame, and its components are matched with the
+ground-truth anomaly objects. Evaluation reports these counts, and the calibration
+(``anovox_training.calibrate.operating_point``) chooses the operating point by them:
 
 - A ground-truth object (instance) is a 26-connected component of the frame's
   ground-truth voxels of one anomaly label inside the detector grid. AnoVox voxel
@@ -24,15 +27,17 @@ from typing import Any
 
 import numpy as np
 
+from anovox_perception.core.calibration import OperatingPoint
 from anovox_perception.core.geometry import GridSpec
 from anovox_perception.core.parameters import defaults
 from anovox_perception.core.postprocess import component_voxels, label_components
 from anovox_training.data.labels import is_anomaly
 from anovox_training.data.targets import EVAL_IGNORED_LABELS, SIZE_BUCKETS, category_of_label
 
-__all__ = ['ObjectCounts', 'anomaly_instances', 'match_components']
+__all__ = ['FrameObjects', 'ObjectCounts', 'anomaly_instances', 'frame_objects', 'match_components']
 
 _NODE_DEFAULTS = defaults()
+_CONFIGURED = OperatingPoint()
 _IGNORED_LUT = np.zeros(256, dtype=bool)
 _IGNORED_LUT[sorted(EVAL_IGNORED_LABELS)] = True
 _BUCKET_ORDER = (*SIZE_BUCKETS, 'unknown')
@@ -103,23 +108,81 @@ def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-@dataclass
-class ObjectCounts:
-    """Pooled object-level counts of one variant over frames.
+@dataclass(frozen=True)
+class FrameObjects:
+    """One frame's ground truth as the matching needs it (made once per frame by :func:`frame_objects`).
 
-    Args:
-        anomaly_threshold: The node's ``anomaly_threshold`` (default: the node's default).
-        min_component_voxels: The node's ``markers.min_component_voxels`` (default: the node's default).
+    Attributes:
+        gt_index: (M,) flat cell indices of every ground-truth voxel in the grid (ignored ones too).
+        gt_instance: (M,) anomaly instance of each voxel, -1 for normal and ignored voxels.
+        gt_ignored: (M,) True for voxels evaluation ignores.
+        kinds: (I,) ``(category, size bucket)`` of each instance.
     """
 
-    anomaly_threshold: float = float(_NODE_DEFAULTS['anomaly_threshold'])
+    gt_index: np.ndarray
+    gt_instance: np.ndarray
+    gt_ignored: np.ndarray
+    kinds: tuple[tuple[str, str], ...]
+
+
+def frame_objects(grid: GridSpec, gt_index: np.ndarray, gt_label: np.ndarray, anomaly_size: np.ndarray) -> FrameObjects:
+    """The anomaly instances of a frame and what evaluation ignores.
+
+    Args:
+        grid: Detector grid.
+        gt_index: (M,) flat cell indices of every ground-truth voxel in the grid (ignored ones too).
+        gt_label: (M,) their label ids.
+        anomaly_size: Size bucket of each anomaly voxel, in ``gt_index`` order of the anomaly voxels.
+    """
+    positive = is_anomaly(gt_label)
+    cells = np.stack(np.unravel_index(gt_index[positive], grid.shape), axis=1)
+    instance_of_anomaly, n_instances = anomaly_instances(cells, gt_label[positive])
+    gt_instance = np.full(len(gt_index), -1, dtype=np.int64)
+    gt_instance[positive] = instance_of_anomaly
+    kinds: tuple[tuple[str, str], ...] = ()
+    if n_instances:
+        first = np.unique(instance_of_anomaly, return_index=True)[1]  # one voxel per instance, in id order
+        n_buckets = len(_BUCKET_ORDER)
+        code = np.array([_BUCKET_CODE[name] for name in anomaly_size], dtype=np.int64)
+        votes = np.bincount(instance_of_anomaly * n_buckets + code, minlength=n_instances * n_buckets)
+        # The size bucket most of the instance's voxels have (argmax takes the first: the smaller on ties).
+        size = np.argmax(votes.reshape(n_instances, n_buckets), axis=1)
+        labels = gt_label[positive][first]
+        kinds = tuple(
+            (category_of_label(int(label)), _BUCKET_ORDER[int(bucket)])
+            for label, bucket in zip(labels, size, strict=True)
+        )
+    return FrameObjects(gt_index, gt_instance, _IGNORED_LUT[gt_label], kinds)
+
+
+@dataclass
+class ObjectCounts:
+    """Pooled object-level counts of one variant over frames, at one operating point of the node.
+
+    Args:
+        anomaly_threshold: The node's anomaly threshold (default: the configured operating point's).
+        min_component_voxels: The node's ``markers.min_component_voxels`` (default: the node's default).
+        min_component_points: The LiDAR support a component needs (default: the configured operating point's).
+    """
+
+    anomaly_threshold: float = _CONFIGURED.anomaly_threshold
     min_component_voxels: int = int(_NODE_DEFAULTS['markers.min_component_voxels'])
+    min_component_points: int = _CONFIGURED.min_component_points
     frames: int = 0
     components: int = 0
     false_alarms: int = 0
     ignored_components: int = 0
     instances: Counter[tuple[str, str]] = field(default_factory=Counter)  # (category, size) -> count
     detected: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    @classmethod
+    def at(cls, operating_point: OperatingPoint) -> ObjectCounts:
+        """Counts at a calibration's operating point (and the node's smallest component)."""
+        return cls(operating_point.anomaly_threshold, min_component_points=operating_point.min_component_points)
+
+    @property
+    def operating_point(self) -> OperatingPoint:
+        return OperatingPoint(self.anomaly_threshold, self.min_component_points)
 
     def add(
         self,
@@ -130,6 +193,7 @@ class ObjectCounts:
         gt_index: np.ndarray,
         gt_label: np.ndarray,
         anomaly_size: np.ndarray,
+        lidar_bev: np.ndarray | None = None,
     ) -> None:
         """Count one frame.
 
@@ -141,6 +205,8 @@ class ObjectCounts:
             gt_index: (M,) flat cell indices of every ground-truth voxel in the grid (ignored ones too).
             gt_label: (M,) their label ids.
             anomaly_size: Size bucket of each anomaly voxel, in ``gt_index`` order of the anomaly voxels.
+            lidar_bev: The frame's BEV model input, where the LiDAR support is counted (needed when
+                ``min_component_points`` > 0).
         """
         coords, component = component_voxels(
             occupancy,
@@ -149,34 +215,23 @@ class ObjectCounts:
             occupancy_threshold=occupancy_threshold,
             anomaly_threshold=self.anomaly_threshold,
             min_voxels=self.min_component_voxels,
+            min_points=self.min_component_points,
+            lidar_bev=lidar_bev,
         )
-        positive = is_anomaly(gt_label)
-        cells = np.stack(np.unravel_index(gt_index[positive], grid.shape), axis=1)
-        instance_of_anomaly, n_instances = anomaly_instances(cells, gt_label[positive])
-        gt_instance = np.full(len(gt_index), -1, dtype=np.int64)
-        gt_instance[positive] = instance_of_anomaly
+        self.add_components(grid, frame_objects(grid, gt_index, gt_label, anomaly_size), coords, component)
+
+    def add_components(self, grid: GridSpec, truth: FrameObjects, coords: np.ndarray, component: np.ndarray) -> None:
+        """Count one frame's components (``postprocess.component_voxels`` at this operating point)."""
         detected, on_anomaly, on_ignored = match_components(
-            gt_index, gt_instance, _IGNORED_LUT[gt_label], grid.flat_index(coords), component
+            truth.gt_index, truth.gt_instance, truth.gt_ignored, grid.flat_index(coords), component
         )
         self.frames += 1
         self.components += len(on_anomaly)
         self.false_alarms += int(np.sum(~on_anomaly & ~on_ignored))
         self.ignored_components += int(np.sum(~on_anomaly & on_ignored))
-        if n_instances == 0:
-            return
-        first = np.unique(instance_of_anomaly, return_index=True)[1]  # one voxel per instance, in id order
-        n_buckets = len(_BUCKET_ORDER)
-        code = np.array([_BUCKET_CODE[name] for name in anomaly_size], dtype=np.int64)
-        votes = np.bincount(instance_of_anomaly * n_buckets + code, minlength=n_instances * n_buckets)
-        # The size bucket most of the instance's voxels have (argmax takes the first: the smaller on ties).
-        size = np.argmax(votes.reshape(n_instances, n_buckets), axis=1)
-        kind = gt_label[positive][first].astype(np.int64) * n_buckets + size  # (label, size) of each instance
-        kinds, which = np.unique(kind, return_inverse=True)
-        found = np.bincount(which, weights=detected, minlength=len(kinds))
-        for value, n, d in zip(kinds, np.bincount(which, minlength=len(kinds)), found, strict=True):
-            key = (category_of_label(value // n_buckets), _BUCKET_ORDER[value % n_buckets])
-            self.instances[key] += int(n)
-            self.detected[key] += int(d)
+        for kind, found in zip(truth.kinds, detected, strict=True):
+            self.instances[kind] += 1
+            self.detected[kind] += int(found)
 
     def result(self) -> dict[str, Any]:
         """Recall, false alarms per frame and the counts behind them (JSON-ready)."""
@@ -195,6 +250,7 @@ class ObjectCounts:
         return {
             'anomaly_threshold': self.anomaly_threshold,
             'min_component_voxels': self.min_component_voxels,
+            'min_component_points': self.min_component_points,
             'frames': self.frames,
             'instances': total,
             'detected': found,

@@ -5,7 +5,8 @@
         [--via-bag] [--no-render] [--backend onnxruntime] --out real_out
 
 Each frame of FOLDER (any layout of ``anovox_training.data.kitti``) goes through the node's core,
-``Detector.process``, with every setting from the model card and the node's defaults, and the
+``Detector.process``, with every setting from the model card and the node's defaults (so markers
+at the operating point of the card's calibration: its anomaly threshold and LiDAR support), and the
 frame's own camera and extrinsics. The operating threshold is the test split's FPR95 threshold
 that evaluation stored in the model's metrics (``variants.<variant>.false_positives_at_fpr95.
 threshold``; by default read from ``<model>.metrics.json`` beside the model), or ``--threshold``.
@@ -243,7 +244,8 @@ def check_real_frames(
 
     Returns:
         ``{'model', 'model_name', 'backend', 'threshold', 'occupancy_threshold', 'anomaly_threshold',
-        'folder', 'layout', 'frames': {name: frame_summary(...) [+ 'via_bag', 'picture']}, 'totals': {...}}``;
+        'min_component_points', 'folder', 'layout', 'frames': {name: frame_summary(...) [+ 'via_bag', 'picture']},
+        'totals': {...}}``;
         with ``via_bag``, ``'via_bag_agrees'`` too.
 
     Raises:
@@ -299,7 +301,8 @@ def check_real_frames(
             'backend': detector.backend_name,
             'threshold': threshold,
             'occupancy_threshold': detector.occupancy_threshold,
-            'anomaly_threshold': detector.config.anomaly_threshold,
+            'anomaly_threshold': detector.operating_point.anomaly_threshold,
+            'min_component_points': detector.operating_point.min_component_points,
             'folder': str(folder),
             'layout': frames_in.layout,
             'frames': summaries,

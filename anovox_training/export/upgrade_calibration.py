@@ -129,8 +129,9 @@ def upgrade_card_dict(
 ) -> dict[str, Any]:
     """A card JSON object of a previous version with its calibration section completed (a new dict).
 
-    A card without the section gets all of it; the score rule leaves ``training_config.model`` and the copied threshold leaves
-    ``training_config``; ``eval.occupancy_threshold`` (the configured one) stays.
+    A section without the operating point gets the node's values of then. A card without the
+    section gets all of it: the score rule leaves ``training_config.model`` and the copied
+    threshold leaves ``training_config``; ``eval.occupancy_threshold`` (the configured one) stays.
 
     Raises:
         DataError: The card holds no usable score rule.
@@ -168,8 +169,9 @@ def upgrade_checkpoint_dict(
     """A checkpoint dict of a previous version with its calibration section completed (a new dict).
 
     A section without the operating point gets the node's values of then. A checkpoint without
-    the section gets all of it: the threshold was calibrated when validation ran at least once with ``eval.calibrate_occupancy``;
-    the score rule was chosen when the checkpoint holds ``score_tuning`` (written with the choice).
+    the section gets all of it: the threshold was calibrated when validation ran at least once
+    with ``eval.calibrate_occupancy``; the score rule was chosen when the checkpoint holds
+    ``score_tuning`` (written with the choice).
     """
     state = dict(ckpt)
     if isinstance(state.get('calibration'), Mapping):

@@ -99,6 +99,7 @@ DEFAULTS: dict[str, Any] = {
         'semantic_weights': [0.0, 0.5, 1.0, 2.0, 4.0],
         'anomaly_temperatures': [1.0, 2.0, 3.0, 4.0, 6.0, 8.0],
         'score_smoothings': [1, 3, 5, 7],
+        'max_false_alarms_per_frame': 0.2,
     },
 }
 
@@ -134,6 +135,7 @@ _NUMERIC: dict[str, tuple[type, float | None, float | None]] = {
     'eval.tune_max_frames': (int, 1, None),
     'eval.occupancy_threshold': (float, 0.0, 1.0),
     'eval.min_coverage': (float, 0.0, 1.0),
+    'eval.max_false_alarms_per_frame': (float, 0.0, None),
 }
 _NULLABLE = {'train.stop_at_step'}
 # key path -> allowed values.
@@ -418,6 +420,7 @@ class EvalConfig:
     semantic_weights: tuple[float, ...]
     anomaly_temperatures: tuple[float, ...]
     score_smoothings: tuple[int, ...]
+    max_false_alarms_per_frame: float
 
     @property
     def score_rule(self) -> ScoreRule:

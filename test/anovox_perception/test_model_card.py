@@ -233,7 +233,10 @@ def test_a_calibration_without_the_operating_point_names_the_upgrade_command() -
         del data['calibration'][key]
     with pytest.raises(
         ModelCardError,
-        match=r'x.json: its calibration has no operating point .* python -m anovox_training.export.upgrade_calibration x.json',
+        match=(
+            r'x.json: its calibration has no operating point .* '
+            r'python -m anovox_training.export.upgrade_calibration x.json'
+        ),
     ):
         ModelCard.from_dict(data, source='x.json')
     # Only one of the two is not a file of the previous version: an invalid section.

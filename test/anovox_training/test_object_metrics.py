@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from anovox_perception.core.calibration import OperatingPoint
 from anovox_perception.core.geometry import GridSpec
 from anovox_perception.core.parameters import defaults
+from anovox_perception.core.preprocess import InputSpec, points_to_bev
 from anovox_training.evaluate.object_metrics import ObjectCounts, anomaly_instances, match_components
 
 GRID = GridSpec(x_min_m=0.0, x_max_m=5.0, y_min_m=0.0, y_max_m=5.0, z_min_m=0.0, z_max_m=1.0)  # 10 x 10 x 2
@@ -67,7 +69,8 @@ def _frame():
 
 def test_object_counts_follow_the_node_components_over_frames():
     counts = ObjectCounts()
-    assert counts.anomaly_threshold == defaults()['anomaly_threshold']
+    # The configured operating point (the node's before calibrations carried one) and the node's smallest component.
+    assert counts.operating_point == OperatingPoint() == OperatingPoint(0.5, 0)
     assert counts.min_component_voxels == defaults()['markers.min_component_voxels']
     occupancy, anomaly, gt_index, gt_label, sizes = _frame()
     counts.add(GRID, occupancy, anomaly, 0.5, gt_index, gt_label, sizes)
@@ -106,3 +109,30 @@ def test_the_occupancy_threshold_and_the_component_minimum_decide_what_is_detect
 def test_no_frames_give_no_rates():
     result = ObjectCounts().result()
     assert result['recall'] is None and result['false_alarms_per_frame'] is None and result['by_category'] == {}
+
+
+def _returns_in(cells) -> np.ndarray:
+    """The BEV input of a cloud with two LiDAR returns in each of ``cells``."""
+    spec = InputSpec(grid=GRID, image_width=64, image_height=48, image_stride=16, bev_stride=2)
+    centres = GRID.mins + (np.asarray(cells) + 0.5) * GRID.cell_m
+    points = np.concatenate([centres - 0.05, centres + 0.05])
+    return points_to_bev(np.c_[points, np.zeros(len(points))].astype(np.float32), spec)
+
+
+def test_components_without_lidar_support_are_not_counted_at_an_operating_point_that_needs_it():
+    occupancy, anomaly, gt_index, gt_label, sizes = _frame()
+    # Returns on animal_a and the road only: the agent's and the free blob's components hold none.
+    bev = _returns_in([[1, 1, 0], [2, 2, 0], [0, 9, 0], [1, 9, 0]])
+    every = ObjectCounts.at(OperatingPoint(0.5, 0))
+    every.add(GRID, occupancy, anomaly, 0.5, gt_index, gt_label, sizes, lidar_bev=bev)
+    supported = ObjectCounts.at(OperatingPoint(0.5, 1))
+    supported.add(GRID, occupancy, anomaly, 0.5, gt_index, gt_label, sizes, lidar_bev=bev)
+    assert (every.result()['components'], every.result()['false_alarms']) == (4, 2)
+    result = supported.result()
+    assert result['min_component_points'] == 1
+    assert (result['components'], result['false_alarms'], result['ignored_components']) == (2, 1, 0)
+    assert result['detected'] == every.result()['detected'] == 1  # animal_a has its returns
+    # animal_a's columns hold 4 points, the road's 4: at 5 no component is left.
+    none = ObjectCounts.at(OperatingPoint(0.5, 5))
+    none.add(GRID, occupancy, anomaly, 0.5, gt_index, gt_label, sizes, lidar_bev=bev)
+    assert none.result()['components'] == 0 and none.result()['detected'] == 0

@@ -7,11 +7,14 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from PIL import Image
 
+from anovox_perception.core.calibration import OperatingPoint
 from anovox_perception.core.detector import Detector, DetectorConfig
 from anovox_perception.core.errors import ConfigError, DataError
+from anovox_perception.core.model_card import CARD_METADATA_KEY
 from anovox_perception.core.sync import SyncedPair
 from anovox_training.data.kitti import KittiFolder
 from anovox_training.data.kitti_bag import rig_parameters
@@ -91,6 +94,29 @@ def test_share_matches_detector_process_with_the_frames_rig():
         'share_above_fpr95_threshold': float((scores > 0.3).mean()),
         'occupied_voxels': len(scores),
     }
+
+
+def _model_at(tmp_path: Path, operating_point: OperatingPoint) -> Path:
+    """The shipped model with another operating point in its card's calibration (same graph)."""
+    model = onnx.load(str(MODEL))
+    entry = next(e for e in model.metadata_props if e.key == CARD_METADATA_KEY)
+    card = json.loads(entry.value)
+    card['calibration']['operating_point'] = operating_point.to_dict()
+    entry.value = json.dumps(card)
+    path = tmp_path / 'anovox_base.onnx'
+    onnx.save(model, str(path))
+    return path
+
+
+def test_markers_are_made_at_the_operating_point_of_the_models_calibration(tmp_path):
+    shipped = check_real_frames(MODEL, FRAME_DIR, 0.5, render=False)
+    assert (shipped['anomaly_threshold'], shipped['min_component_points']) == (0.5, 0)  # the shipped calibration
+    strict = check_real_frames(_model_at(tmp_path, OperatingPoint(0.9, 20)), FRAME_DIR, 0.5, render=False)
+    assert (strict['anomaly_threshold'], strict['min_component_points']) == (0.9, 20)
+    frame, before = strict['frames']['kitti_000008'], shipped['frames']['kitti_000008']
+    check_frame_invariants(frame, 0.9)
+    assert frame['components'] <= before['components']
+    assert frame['occupied_voxels'] == before['occupied_voxels']  # the occupancy threshold did not move
 
 
 def test_share_falls_as_the_threshold_rises():

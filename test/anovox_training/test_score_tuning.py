@@ -8,6 +8,7 @@ import torch
 from tiny_data import make_split, tiny_config
 
 from anovox_perception.core.calibration import ChosenOn
+from anovox_training.calibrate.operating_point import ANOMALY_THRESHOLDS, MIN_COMPONENT_POINTS
 from anovox_training.calibrate.score_tuning import AP_TOLERANCE, ValidationVoxels, choose, choose_smoothing, main, score
 from anovox_training.data.cache import SampleCache, data_hash, evenly_spread, frame_refs
 from anovox_training.data.dataset import resolve_scenarios
@@ -78,8 +79,10 @@ def test_cli_tunes_a_trained_run_and_writes_the_choice_into_every_checkpoint(tra
     before = {p: checkpoint_calibration(read_checkpoint(p), p) for p in (best, last)}
     assert all(c.score_rule_chosen_on.configured for c in before.values())  # written, not chosen, by training
     code = main([*args, '--semantic-weights', '0', '--temperatures', '1', '2', '--smoothings', '1', '3'])
-    assert code == 0, capsys.readouterr().err
-    assert 'score_smoothing=' in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    out = captured.out
+    assert 'score_smoothing=' in out
     states = {p: read_checkpoint(p) for p in (best, last)}
     after = {p: checkpoint_calibration(state, p) for p, state in states.items()}
     rule = after[best].score_rule
@@ -92,6 +95,13 @@ def test_cli_tunes_a_trained_run_and_writes_the_choice_into_every_checkpoint(tra
         assert calibration.score_rule_chosen_on == ChosenOn(('val',), data_hash(frames))
     tried = states[best]['score_tuning']
     assert {f'w=0,T={rule.anomaly_temperature:g},smoothing={k}' for k in (1, 3)} <= set(tried)
+    # Then the operating point, on the same frames scored by that rule, into both.
+    assert after[best].operating_point == after[last].operating_point
+    assert after[best].operating_point_chosen_on == ChosenOn(('val',), data_hash(frames))
+    record = states[best]['operating_point_tuning']
+    assert record['chosen'] == after[best].operating_point.to_dict()
+    assert len(record['tried']) == len(ANOMALY_THRESHOLDS) * len(MIN_COMPONENT_POINTS)
+    assert 'operating point chosen on validation' in out
 
 
 def _cached_val_frames(config, val_dir):

@@ -78,6 +78,7 @@ def test_cli_overrides_reach_the_resolved_config():
         ({'data': {'train': []}}, r'data.train must be a path or a non-empty list'),
         ({'data': {'tune': [3]}}, r'data.tune must be a list of paths, got \[3\]'),
         ({'eval': {'tune_max_frames': 0}}, r'eval.tune_max_frames=0 is out of range'),
+        ({'eval': {'max_false_alarms_per_frame': -0.5}}, r'eval.max_false_alarms_per_frame=-0.5 is out of range'),
         ({'model': {'preset': 'huge'}}, r"model.preset must be one of \['base', 'tiny'\]"),
         ({'model': {'modality': 'radar'}}, r'model: ModelConfig.modality must be one of'),
         ({'train': 3}, r'train must be a mapping'),
