@@ -380,7 +380,7 @@ def int8_cost(onnx: Path, out: Path, test: Path, checkpoints: dict[str, Path]) -
 
 
 def selection_record(checkpoints: dict[str, Path]) -> dict[str, Any]:
-    """Which inputs chose what, per variant: checkpoint, occupancy threshold and score rule (never the test split).
+    """Which inputs chose what, per variant: checkpoint, occupancy threshold, score rule, operating point (never test).
 
     The threshold and the score rule are the checkpoint's calibration, with the folders it records
     they were chosen on (none: the configured value).
@@ -402,6 +402,14 @@ def selection_record(checkpoints: dict[str, Path]) -> dict[str, Any]:
             'score_rule': {
                 **calibration.score_rule.to_dict(),
                 'chosen_on': list(calibration.score_rule_chosen_on.folders),
+            },
+            'operating_point': {
+                **calibration.operating_point.to_dict(),
+                'rule': (
+                    'lowest anomaly threshold, then fewest LiDAR points per marker, within '
+                    f'{config["eval"]["max_false_alarms_per_frame"]} false alarms per frame'
+                ),
+                'chosen_on': list(calibration.operating_point_chosen_on.folders),
             },
         }
     return out

@@ -50,6 +50,10 @@ def test_quick_make_model_trains_evaluates_and_exports_every_artifact(tmp_path, 
             'score_smoothing': 1,
             'chosen_on': [],
         }
+        # The operating point is chosen on the validation frames (the quick plan's tune split is val).
+        point = chosen['operating_point']
+        assert point['chosen_on'] == ['val'] and 0.0 <= point['anomaly_threshold'] <= 1.0
+        assert point['min_component_points'] >= 0 and 'false alarms per frame' in point['rule']
     readings = [json.loads(line) for line in (out / 'test_readings.jsonl').read_text().splitlines()]
     assert len(readings) == 1 and report['test_reading'] == {
         'recipe_id': readings[0]['recipe_id'],
