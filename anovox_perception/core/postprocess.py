@@ -27,7 +27,6 @@ __all__ = [
     'ComponentCandidates',
     'component_candidates',
     'component_points',
-    'component_voxels',
     'find_components',
     'label_components',
     'score_grid',
@@ -386,7 +385,13 @@ class ComponentCandidates:
         return coords, scores, starts, counts, rank
 
     def voxels(self, min_points: int = 0, max_components: int | None = 64) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`component_voxels` of these candidates: ``(coords (K, 3), component (K,))``."""
+        """The voxels of the components :func:`find_components` returns for these candidates.
+
+        Returns:
+            ``(coords, component)``: (K, 3) int64 voxel indices (ix, iy, iz) and (K,) int64 index
+            of each voxel's component in :func:`find_components`' list (same ``min_points`` and
+            ``max_components``).
+        """
         coords, _, _, counts, rank = self.select(min_points, max_components)
         position = np.full(counts.size, -1, dtype=np.int64)
         position[rank] = np.arange(rank.size)
@@ -513,34 +518,3 @@ def find_components(
         )
         for i in rank
     ]
-
-
-def component_voxels(
-    occupancy: np.ndarray,
-    anomaly: np.ndarray,
-    grid: GridSpec,
-    occupancy_threshold: float = 0.5,
-    anomaly_threshold: float = _CONFIGURED.anomaly_threshold,
-    min_voxels: int = _DEFAULTS['markers.min_component_voxels'],
-    connectivity: int = 26,
-    bev: bool = False,
-    max_components: int | None = 64,
-    min_points: int = _CONFIGURED.min_component_points,
-    lidar_bev: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The voxels of the components :func:`find_components` returns (same arguments).
-
-    Returns:
-        ``(coords, component)``: (K, 3) int64 voxel indices (ix, iy, iz) and (K,)
-        int64 index of each voxel's component in :func:`find_components`' list.
-
-    Raises:
-        GeometryError: an array does not match the grid's shape.
-        BackendError: an array holds non-finite values.
-        ConfigError: a threshold, ``min_voxels``, ``min_points`` or ``connectivity`` is invalid, or
-            ``min_points`` > 0 without ``lidar_bev``.
-    """
-    candidates = component_candidates(
-        occupancy, anomaly, grid, occupancy_threshold, anomaly_threshold, min_voxels, connectivity, bev, lidar_bev
-    )
-    return candidates.voxels(min_points, max_components)

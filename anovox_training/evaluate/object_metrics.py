@@ -30,7 +30,7 @@ import numpy as np
 from anovox_perception.core.calibration import OperatingPoint
 from anovox_perception.core.geometry import GridSpec
 from anovox_perception.core.parameters import defaults
-from anovox_perception.core.postprocess import component_voxels, label_components
+from anovox_perception.core.postprocess import component_candidates, label_components
 from anovox_training.data.labels import is_anomaly
 from anovox_training.data.targets import EVAL_IGNORED_LABELS, SIZE_BUCKETS, category_of_label
 
@@ -208,20 +208,19 @@ class ObjectCounts:
             lidar_bev: The frame's BEV model input, where the LiDAR support is counted (needed when
                 ``min_component_points`` > 0).
         """
-        coords, component = component_voxels(
+        coords, component = component_candidates(
             occupancy,
             anomaly,
             grid,
             occupancy_threshold=occupancy_threshold,
             anomaly_threshold=self.anomaly_threshold,
             min_voxels=self.min_component_voxels,
-            min_points=self.min_component_points,
             lidar_bev=lidar_bev,
-        )
+        ).voxels(self.min_component_points)
         self.add_components(grid, frame_objects(grid, gt_index, gt_label, anomaly_size), coords, component)
 
     def add_components(self, grid: GridSpec, truth: FrameObjects, coords: np.ndarray, component: np.ndarray) -> None:
-        """Count one frame's components (``postprocess.component_voxels`` at this operating point)."""
+        """Count one frame's components (``postprocess.component_candidates(...).voxels`` at this operating point)."""
         detected, on_anomaly, on_ignored = match_components(
             truth.gt_index, truth.gt_instance, truth.gt_ignored, grid.flat_index(coords), component
         )

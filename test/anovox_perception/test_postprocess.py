@@ -12,7 +12,6 @@ from anovox_perception.core.geometry import GridSpec
 from anovox_perception.core.postprocess import (
     component_candidates,
     component_points,
-    component_voxels,
     find_components,
     label_components,
     score_grid,
@@ -172,7 +171,7 @@ def test_find_components_keeps_the_highest_scoring_when_capped() -> None:
 
 
 @pytest.mark.parametrize(('bev', 'connectivity', 'min_voxels'), [(False, 6, 2), (True, 4, 1)])
-def test_component_voxels_are_the_voxels_of_find_components_in_its_order(
+def test_candidate_voxels_are_the_voxels_of_find_components_in_its_order(
     bev: bool, connectivity: int, min_voxels: int
 ) -> None:
     rng = np.random.default_rng(4)
@@ -181,14 +180,14 @@ def test_component_voxels_are_the_voxels_of_find_components_in_its_order(
     args = {'min_voxels': min_voxels, 'bev': bev, 'connectivity': connectivity}
     assert len(find_components(occ, anom, GRID, max_components=None, **args)) > 3  # the cap below drops some
     comps = find_components(occ, anom, GRID, max_components=3, **args)
-    coords, component = component_voxels(occ, anom, GRID, max_components=3, **args)
+    coords, component = component_candidates(occ, anom, GRID, **args).voxels(max_components=3)
     assert sorted(set(component.tolist())) == [0, 1, 2]
     for k, comp in enumerate(comps):
         cells = coords[component == k]
         assert len(cells) == comp.voxel_count
         assert anom[tuple(cells.T)].max() == pytest.approx(comp.max_score)
         assert GRID.mins + cells.min(axis=0) * GRID.cell_m == pytest.approx(comp.box_min_m)
-    assert component_voxels(occ, anom, GRID, anomaly_threshold=1.0)[0].shape == (0, 3)
+    assert component_candidates(occ, anom, GRID, anomaly_threshold=1.0).voxels()[0].shape == (0, 3)
 
 
 def test_find_components_rejects_unsupported_connectivity() -> None:
@@ -296,7 +295,7 @@ def test_a_component_without_lidar_support_gets_no_marker_and_one_with_it_keeps_
     assert find_components(occ, anom, GRID, min_voxels=1, min_points=10, lidar_bev=bev) == []
     # The rule drops before the cap: the one marker allowed goes to the supported component.
     assert find_components(occ, anom, GRID, min_voxels=1, min_points=1, lidar_bev=bev, max_components=1) == [every[1]]
-    coords, component = component_voxels(occ, anom, GRID, min_voxels=1, min_points=1, lidar_bev=bev)
+    coords, component = component_candidates(occ, anom, GRID, min_voxels=1, lidar_bev=bev).voxels(min_points=1)
     assert len(coords) == 8 and set(component.tolist()) == {0}
     assert {tuple(c) for c in coords} == {(x, y, z) for x in (0, 1) for y in (0, 1) for z in (0, 1)}
 
