@@ -84,9 +84,10 @@ def test_metadata_stays_readable_after_close_and_the_reader_opens_again(tmp_path
     bag = BagReader(tmp_path / 'bag')
     with pytest.raises(DataError, match=r'bag .*bag: open it before reading its topics \(with BagReader\(path\)'):
         _ = bag.topics
-    with bag:
-        pass
+    with bag:  # opened and closed without reading a message
+        opened_span = (bag.start_ns, bag.end_ns)
     assert bag.topics[TOPICS.points].count == 2
+    assert (bag.start_ns, bag.end_ns) == opened_span and opened_span[0] < opened_span[1]
     with pytest.raises(DataError, match=r'bag .*bag is not open; read its messages inside "with BagReader'):
         list(bag.messages())
     with bag:
