@@ -89,6 +89,14 @@ def _run(command: list[str], what: str) -> str:
     return done.stdout
 
 
+def _from_cwd(path: Path) -> Path:
+    """``path`` relative to the working directory when it lies below it: the recorded commands then run anywhere."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
 def choose_model(explicit: Path | None, workdir: Path, size: str = 'base') -> tuple[Path, str]:
     """The model to benchmark and a sentence saying where it came from.
 
@@ -100,7 +108,7 @@ def choose_model(explicit: Path | None, workdir: Path, size: str = 'base') -> tu
     for folder in SHIPPED_MODEL_DIRS:
         found = sorted(folder.glob('*.onnx'))
         if found:
-            return found[0], f'shipped model {found[0].name}'
+            return _from_cwd(found[0]), f'shipped model {found[0].name}'
     name = f'bench_{size}'
     _run(
         _python_m('anovox_training.export.run', '--random-init', size, '--out', str(workdir), '--name', name), 'export'

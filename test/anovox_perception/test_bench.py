@@ -94,6 +94,9 @@ def test_the_shipped_model_is_chosen_with_or_without_a_torch_program(
     monkeypatch.setattr(bench, 'SHIPPED_MODEL_DIRS', (shipped,))
     assert bench.choose_model(None, tmp_path / 'work') == (shipped / 'demo.onnx', 'shipped model demo.onnx')
     assert bench.choose_model(tmp_path / 'x.onnx', tmp_path)[1].endswith('(given with --model)')
+    # From the folder above the models, the recorded path (and so every recorded command) is relative.
+    monkeypatch.chdir(tmp_path)
+    assert bench.choose_model(None, tmp_path / 'work')[0] == Path('models/demo.onnx')
     (shipped / 'demo.pt2').write_bytes(b'')
     assert bench.torch_model_for(shipped / 'demo.onnx', tmp_path) == (
         shipped / 'demo.onnx',
