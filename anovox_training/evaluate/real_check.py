@@ -59,6 +59,7 @@ __all__ = [
     'compare_results',
     'fpr95_threshold',
     'frame_summary',
+    'lidar_evidence',
     'get_args_parser',
     'headline',
     'load_fpr95_threshold',
@@ -124,11 +125,49 @@ def score_distribution(scores: np.ndarray) -> dict[str, Any]:
     }
 
 
-def frame_summary(result: FrameResult, threshold: float) -> dict[str, Any]:
-    """What one frame produced, as summary.json records it (``score > threshold`` counts as above)."""
+def lidar_evidence(result: FrameResult, points: np.ndarray, threshold: float) -> dict[str, dict[str, Any]]:
+    """The occupied voxels split by the LiDAR evidence under them, each group's count and share above ``threshold``.
+
+    Groups: ``return_in_voxel`` (a point of the cloud lies in the voxel), ``return_in_column``
+    (none in the voxel, but one in its x-y column), ``no_return_in_column`` (the cloud has no point
+    in the column: occupancy the LiDAR does not support). Tells a user whether the voxels above the
+    threshold sit on measured structure or on the model's guess about unseen space.
+    """
+    grid = result.grid
+    pidx, pin = grid.cell_index(points)
+    pidx = pidx[pin]
+    in_cell = np.zeros(grid.shape, dtype=bool)
+    in_cell[pidx[:, 0], pidx[:, 1], pidx[:, 2]] = True
+    in_column = in_cell.any(axis=2)
+    vidx, vin = grid.cell_index(result.voxel_scores[:, :3])
+    cell_hit = vin & in_cell[vidx[:, 0], vidx[:, 1], vidx[:, 2]]
+    column_hit = vin & in_column[vidx[:, 0], vidx[:, 1]]
+    above = result.voxel_scores[:, 3].astype(np.float64) > threshold
+    groups = {
+        'return_in_voxel': cell_hit,
+        'return_in_column': column_hit & ~cell_hit,
+        'no_return_in_column': ~column_hit,
+    }
+    return {
+        name: {
+            'occupied_voxels': int(mask.sum()),
+            'above_threshold': int((above & mask).sum()),
+            'share_above_fpr95_threshold': float((above & mask).sum() / mask.sum()) if mask.any() else 0.0,
+        }
+        for name, mask in groups.items()
+    }
+
+
+def frame_summary(result: FrameResult, threshold: float, points: np.ndarray | None = None) -> dict[str, Any]:
+    """What one frame produced, as summary.json records it (``score > threshold`` counts as above).
+
+    With the frame's ``points``, ``lidar_evidence`` splits the occupied voxels by the returns under them.
+    """
     scores = result.voxel_scores[:, 3].astype(np.float64)
     above = int((scores > threshold).sum())
+    evidence = {} if points is None else {'lidar_evidence': lidar_evidence(result, points, threshold)}
     return {
+        **evidence,
         'markers': sum(m.action == 'add' for m in result.markers),
         'components': len(result.components),
         'occupied_voxels': int(scores.size),
@@ -276,7 +315,7 @@ def check_real_frames(
             detector.reset()  # independent scenes: no track carries over
             detector.update(**_config_fields(rig_parameters(frame)))
             result = detector.process(SyncedPair(_STAMP_NS, frame.points, frame.rgb, _STAMP_NS))
-            summary = frame_summary(result, threshold)
+            summary = frame_summary(result, threshold, frame.points)
             all_scores.append(result.voxel_scores[:, 3].astype(np.float64))
             if bag_dir is not None:
                 summary['via_bag'] = compare_results(
@@ -320,9 +359,12 @@ def _config_fields(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def real_metrics(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per frame ``{markers, share_above_fpr95_threshold, occupied_voxels}`` of a :func:`check_real_frames` report."""
-    keys = ('markers', 'share_above_fpr95_threshold', 'occupied_voxels')
-    return {name: {k: frame[k] for k in keys} for name, frame in report['frames'].items()}
+    """Per frame ``{markers, share_above_fpr95_threshold, occupied_voxels, lidar_evidence}`` of a report.
+
+    ``report`` is what :func:`check_real_frames` returns.
+    """
+    keys = ('markers', 'share_above_fpr95_threshold', 'occupied_voxels', 'lidar_evidence')
+    return {name: {k: frame[k] for k in keys if k in frame} for name, frame in report['frames'].items()}
 
 
 def get_args_parser() -> argparse.ArgumentParser:

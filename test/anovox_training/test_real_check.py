@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 from anovox_perception.core.calibration import OperatingPoint
-from anovox_perception.core.detector import Detector, DetectorConfig
+from anovox_perception.core.detector import Detector, DetectorConfig, FrameResult
 from anovox_perception.core.errors import ConfigError, DataError
+from anovox_perception.core.geometry import GridSpec
 from anovox_perception.core.model_card import CARD_METADATA_KEY
 from anovox_perception.core.sync import SyncedPair
 from anovox_training.data.kitti import KittiFolder
@@ -21,6 +22,8 @@ from anovox_training.data.kitti_bag import rig_parameters
 from anovox_training.evaluate.real_check import (
     check_real_frames,
     fpr95_threshold,
+    frame_summary,
+    lidar_evidence,
     load_fpr95_threshold,
     main,
     real_metrics,
@@ -46,6 +49,30 @@ def check_frame_invariants(frame: dict, anomaly_threshold: float) -> None:
     assert scores['min'] <= quantiles[0] and quantiles == sorted(quantiles) and quantiles[-1] <= scores['max'] <= 1.0
     for component in frame['component_list']:
         assert component['max_score'] > anomaly_threshold and component['voxels'] >= 1
+    # The LiDAR-evidence groups split the occupied voxels, and those above the threshold, without overlap.
+    groups = frame['lidar_evidence'].values()
+    assert sum(g['occupied_voxels'] for g in groups) == occupied
+    assert sum(g['above_threshold'] for g in groups) == frame['above_threshold']
+
+
+def test_lidar_evidence_groups_voxels_by_the_returns_under_them() -> None:
+    grid = GridSpec(x_min_m=0.0, x_max_m=4.0, y_min_m=0.0, y_max_m=4.0, z_min_m=0.0, z_max_m=2.0, cell_m=0.5)
+    # Voxel centres: one holding a return, one above it (same column), one in an empty column.
+    voxels = np.array([[0.25, 0.25, 0.25, 0.9], [0.25, 0.25, 1.25, 0.1], [2.25, 2.25, 0.25, 0.8]], np.float32)
+    result = FrameResult(
+        stamp_ns=0, frame_id='lidar', grid=grid, occupancy=np.zeros(grid.shape, np.float32),
+        anomaly=np.zeros(grid.shape, np.float32), score_grid=np.zeros(grid.shape[1::-1], np.int8),
+        voxel_scores=voxels, components=[], markers=[],
+    )  # fmt: skip
+    points = np.array([[0.3, 0.4, 0.1, 1.0], [0.1, 0.1, 0.4, 1.0], [9.0, 9.0, 0.0, 1.0], [np.nan, 0.0, 0.0, 1.0]])
+    groups = lidar_evidence(result, points, threshold=0.5)
+    assert groups == {
+        'return_in_voxel': {'occupied_voxels': 1, 'above_threshold': 1, 'share_above_fpr95_threshold': 1.0},
+        'return_in_column': {'occupied_voxels': 1, 'above_threshold': 0, 'share_above_fpr95_threshold': 0.0},
+        'no_return_in_column': {'occupied_voxels': 1, 'above_threshold': 1, 'share_above_fpr95_threshold': 1.0},
+    }
+    assert frame_summary(result, 0.5)  # without points: no breakdown, no error
+    assert 'lidar_evidence' not in frame_summary(result, 0.5)
 
 
 def test_cli_writes_summary_picture_and_an_agreeing_bag(tmp_path, capsys):
@@ -93,6 +120,7 @@ def test_share_matches_detector_process_with_the_frames_rig():
         'markers': 2 * len(result.components),
         'share_above_fpr95_threshold': float((scores > 0.3).mean()),
         'occupied_voxels': len(scores),
+        'lidar_evidence': lidar_evidence(result, frame.points, 0.3),
     }
 
 
