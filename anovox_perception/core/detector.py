@@ -99,6 +99,7 @@ class DetectorConfig:
     min_component_points: int = _parameter('markers.min_component_points')
     marker_lifetime_s: float = _parameter('markers.lifetime_s')
     marker_match_distance_m: float = _parameter('markers.match_distance_m')
+    lidar_intensity: str = _parameter('lidar.intensity')
     intrinsics_source: str = _parameter('camera.intrinsics_source')
     fx: float = _parameter('camera.fx')
     fy: float = _parameter('camera.fy')
@@ -266,6 +267,11 @@ class Detector:
         return self.spec.grid
 
     @property
+    def uses_intensity(self) -> bool:
+        """Whether the cloud's intensity reaches the model: the card's model reads it and ``lidar.intensity`` is use."""
+        return self.spec.lidar_intensity == 'use' and self._config.lidar_intensity == 'use'
+
+    @property
     def occupancy_threshold(self) -> float:
         """The occupancy threshold in force: the configured one, or the model card's calibrated one when -1."""
         configured = self._config.occupancy_threshold
@@ -378,6 +384,8 @@ class Detector:
             what = 'empty' if n_in == 0 else f'all {n_in} points non-finite'
             msg = f'cloud at stamp {pair.points_stamp_ns} ({frame_id or "no frame"}): {what}; frame skipped'
             raise DecodeError(msg)
+        if not self.uses_intensity and points.shape[1] > 3:
+            points = points[:, :3]  # as a cloud without intensity: the model's intensity channel stays 0
         rgb = _image_array(pair.image)
         camera = None
         if rgb is not None:

@@ -285,6 +285,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         maximum=1000,
     ),
     ParamSpec(
+        'lidar.intensity',
+        'use',
+        "LiDAR intensity: use (the cloud's intensity reaches the model when the model card says the model reads "
+        'it) or ignore (the model sees every cloud as one without intensity; for a sensor whose intensity scale '
+        'the model was not trained on, with a model trained with train.intensity_drop > 0).',
+        read_only=True,
+        choices=('use', 'ignore'),
+    ),
+    ParamSpec(
         'camera.intrinsics_source',
         'model_card',
         'Where the pinhole intrinsics come from: model_card, camera_info (the ~/input/camera_info topic; '
@@ -378,6 +387,7 @@ GROUPS: dict[str, str] = {
     'markers': 'Anomaly markers (MarkerArray).',
     'sync': 'Camera/LiDAR time synchronisation.',
     'camera': 'Camera intrinsics and extrinsics overrides.',
+    'lidar': 'LiDAR input settings.',
     'diagnostics': '/diagnostics publishing and thresholds.',
 }
 

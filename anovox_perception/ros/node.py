@@ -134,7 +134,7 @@ class DetectorNode(Node):
             self._stats,
             self._warn_throttled,
             self._now_ns,
-            intensity_used=self._detector.spec.lidar_intensity == 'use',
+            intensity_used=self._detector.uses_intensity,
         )
         # Monotonic arrival of the last usable cloud / image (start time until one comes), for the liveness check.
         self._last_cloud_s = self._last_image_s = time.monotonic()

@@ -147,7 +147,7 @@ def replay_through_pipeline(
 
     sync = make_sync(sync_parameters, callback=on_pair)
     # The node's intake on the node's clock (wall time here: no /clock in this replay).
-    uses_intensity = detector.spec.lidar_intensity == 'use'
+    uses_intensity = detector.uses_intensity
     intake = InputIntake(PipelineStats(), lambda kind, text: None, time.time_ns, intensity_used=uses_intensity)
     start = time.monotonic()
     stop = threading.Event()

@@ -122,7 +122,7 @@ class _Pipeline:
             self.counters,
             _warn_once_per_kind(),
             lambda: self.log_time_ns,
-            intensity_used=detector.spec.lidar_intensity == 'use',
+            intensity_used=detector.uses_intensity,
         )
         self.ground_truth: dict[int, np.ndarray] = {}
         self.cloud_log_ns: dict[int, int] = {}

@@ -29,7 +29,7 @@ YAML_NAME = 'detector.yaml'
 SCHEMA_NAME = 'detector.schema.json'
 CONFIG_FILES = (YAML_NAME, SCHEMA_NAME)
 # The source checkout's config folder, where the committed files live.
-_CONFIG_DIR = Path(__file__).resolve().parents[1] / 'config'
+_CONFIG_DIR = Path(__file__).resolve().parents[2] / 'config'
 _YAML_WIDTH = 110  # comment lines, indentation included
 _VALUE_COLUMN = 36  # value lines are padded to it before their range comment
 _READ_ONLY_NOTE = ' Read-only: changing it needs a restart.'

@@ -226,8 +226,11 @@ def compare_results(direct: FrameResult, via_bag: FrameResult) -> dict[str, Any]
     }
 
 
-def _run_via_bag(frame: KittiFrame, bag_dir: Path, model_path: str, backend: str, num_threads: int) -> FrameResult:
-    """Write ``frame`` as a bag with its params file and run the offline pipeline on it, as its CLI does."""
+def _run_via_bag(frame: KittiFrame, bag_dir: Path, node_values: Mapping[str, Any]) -> FrameResult:
+    """Write ``frame`` as a bag with its params file and run the offline pipeline on it, as its CLI does.
+
+    ``node_values`` (model, backend, threads, LiDAR intensity) are set over the params file's.
+    """
     bag = bag_dir / frame.name
     params_path = bag_dir / f'{frame.name}.params.yaml'
     if bag.exists():
@@ -235,7 +238,7 @@ def _run_via_bag(frame: KittiFrame, bag_dir: Path, model_path: str, backend: str
     frame_to_bag(frame, bag)
     write_params_file(rig_parameters(frame, intrinsics_source='camera_info'), params_path)
     values = load_params_file(params_path)
-    values.update({'model_path': model_path, 'backend': backend, 'backend_options.num_threads': num_threads})
+    values.update(node_values)
     frames = list(run_offline(bag, DetectorConfig.from_parameters(values), sync_parameters=values))
     if len(frames) != 1:
         msg = f'{bag}: the offline pipeline produced {len(frames)} frames from a one-frame bag'
@@ -268,6 +271,7 @@ def check_real_frames(
     via_bag: bool = False,
     backend: str = 'onnxruntime',
     num_threads: int = 0,
+    lidar_intensity: str = 'use',
 ) -> dict[str, Any]:
     """Run the detector on every KITTI-format frame of ``folder``; the summary as a dict.
 
@@ -280,10 +284,12 @@ def check_real_frames(
         via_bag: Also run each frame as a bag through the offline pipeline and compare.
         backend: Inference backend.
         num_threads: CPU inference threads (0: backend default).
+        lidar_intensity: The node's ``lidar.intensity``: ``use`` (the card's rule) or ``ignore``.
 
     Returns:
         ``{'model', 'model_name', 'backend', 'threshold', 'occupancy_threshold', 'anomaly_threshold',
-        'min_component_points', 'folder', 'layout', 'frames': {name: frame_summary(...) [+ 'via_bag', 'picture']},
+        'min_component_points', 'lidar_intensity_used', 'folder', 'layout',
+        'frames': {name: frame_summary(...) [+ 'via_bag', 'picture']},
         'totals': {...}}``;
         with ``via_bag``, ``'via_bag_agrees'`` too.
 
@@ -299,7 +305,13 @@ def check_real_frames(
     out_dir = Path(out) if out is not None else None
     if out_dir is not None and render:
         (out_dir / 'frames').mkdir(parents=True, exist_ok=True)
-    base = {**defaults(), 'model_path': str(model_path), 'backend': backend, 'backend_options.num_threads': num_threads}
+    node_values = {
+        'model_path': str(model_path),
+        'backend': backend,
+        'backend_options.num_threads': num_threads,
+        'lidar.intensity': lidar_intensity,
+    }
+    base = {**defaults(), **node_values}
     with contextlib.ExitStack() as cleanup:
         bag_dir: Path | None = None
         if via_bag:
@@ -318,9 +330,7 @@ def check_real_frames(
             summary = frame_summary(result, threshold, frame.points)
             all_scores.append(result.voxel_scores[:, 3].astype(np.float64))
             if bag_dir is not None:
-                summary['via_bag'] = compare_results(
-                    result, _run_via_bag(frame, bag_dir, str(model_path), backend, num_threads)
-                )
+                summary['via_bag'] = compare_results(result, _run_via_bag(frame, bag_dir, node_values))
             if out_dir is not None and render:
                 picture = render_real_frame(
                     out_dir / 'frames' / f'{name}.png',
@@ -342,6 +352,7 @@ def check_real_frames(
             'occupancy_threshold': detector.occupancy_threshold,
             'anomaly_threshold': detector.operating_point.anomaly_threshold,
             'min_component_points': detector.operating_point.min_component_points,
+            'lidar_intensity_used': detector.uses_intensity,
             'folder': str(folder),
             'layout': frames_in.layout,
             'frames': summaries,
@@ -385,6 +396,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument('--no-render', action='store_true', help='write no pictures')
     parser.add_argument('--backend', default='onnxruntime', help='auto | tensorrt | onnxruntime | torch')
     parser.add_argument('--threads', type=int, default=0, help='CPU inference threads (0: backend default)')
+    parser.add_argument(
+        '--ignore-intensity',
+        action='store_true',
+        help="run with the node's lidar.intensity:=ignore (for a sensor whose intensity the model was not trained on)",
+    )
     return parser
 
 
@@ -407,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             via_bag=args.via_bag,
             backend=args.backend,
             num_threads=args.threads,
+            lidar_intensity='ignore' if args.ignore_intensity else 'use',
         )
     except AnovoxError as err:
         print(f'real-check: {err}', file=sys.stderr)

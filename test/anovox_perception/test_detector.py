@@ -103,6 +103,28 @@ def test_image_pairs_reach_the_model_with_the_camera_flag_set(detector):
     np.testing.assert_allclose(result.anomaly, anomaly, atol=1e-6)
 
 
+def test_lidar_intensity_ignore_runs_every_cloud_as_one_without_intensity(model_path):
+    points = scene_points()
+    det = Detector(
+        DetectorConfig(model_path=str(model_path), backend='onnxruntime', num_threads=1, lidar_intensity='ignore')
+    )
+    try:
+        assert not det.uses_intensity
+        result = det.process(SyncedPair(1, points))
+    finally:
+        det.close()
+    bev_ignored = points_to_bev(points[:, :3], SMALL_SPEC)
+    assert not np.array_equal(bev_ignored, points_to_bev(points, SMALL_SPEC))  # the scene's intensity matters
+    _, anomaly = expected_outputs(bev_ignored, camera_valid=0.0)
+    np.testing.assert_allclose(result.anomaly, anomaly, atol=1e-6)
+
+
+def test_lidar_intensity_is_used_by_default_and_other_values_are_refused(detector):
+    assert detector.uses_intensity and detector.config.lidar_intensity == 'use'
+    with pytest.raises(ConfigError, match='lidar.intensity'):
+        DetectorConfig.from_parameters({'lidar.intensity': 'scale'})
+
+
 def test_card_intrinsics_scale_to_a_smaller_image_of_the_same_camera(detector):
     rgb = np.zeros((CAMERA.height // 2, CAMERA.width // 2, 3), dtype=np.uint8)
     result = detector.process(SyncedPair(10, scene_points(), rgb, 10))

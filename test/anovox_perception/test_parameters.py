@@ -27,6 +27,9 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / 'config'
 def test_committed_config_files_are_what_the_generator_writes():
     stale = parameter_files.stale_files(CONFIG_DIR)
     assert not stale, f'{stale} differ from the parameter table: run python -m anovox_perception.tools.parameter_files'
+    # The command's default folder is the checkout's config/ (what the message above tells a user to run).
+    assert parameter_files.stale_files() == []
+    assert parameter_files.main(['--check']) == 0
 
 
 def test_check_mode_reports_a_stale_or_missing_file(tmp_path, capsys):

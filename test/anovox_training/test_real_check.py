@@ -191,3 +191,22 @@ def test_score_distribution_counts_every_score_once():
     assert dist['min'] == 0.0 and dist['max'] == 1.0 and dist['quantiles']['p50'] == pytest.approx(0.275)
     empty = score_distribution(np.zeros(0))
     assert empty['mean'] is None and sum(empty['histogram']['counts']) == 0
+
+
+def test_ignore_intensity_runs_the_frame_as_a_cloud_without_intensity_on_both_paths(tmp_path):
+    code = main([str(FRAME_DIR), '--model', str(MODEL), '--threshold', '0.3', '--out', str(tmp_path)]
+                + ['--no-render', '--via-bag', '--ignore-intensity'])  # fmt: skip
+    assert code == 0
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    assert summary['lidar_intensity_used'] is False and summary['via_bag_agrees'] is True
+    frame = KittiFolder(FRAME_DIR).read('kitti_000008')
+    values = {'model_path': str(MODEL), 'backend': 'onnxruntime', **rig_parameters(frame)}
+    detector = Detector(DetectorConfig.from_parameters(values))
+    try:
+        result = detector.process(SyncedPair(1, frame.points[:, :3], frame.rgb, 1))
+    finally:
+        detector.close()
+    scores = result.voxel_scores[:, 3]
+    entry = summary['frames']['kitti_000008']
+    assert entry['occupied_voxels'] == len(scores)
+    assert entry['share_above_fpr95_threshold'] == pytest.approx(float((scores > 0.3).mean()))
