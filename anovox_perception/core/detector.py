@@ -252,6 +252,9 @@ class Detector:
             raise ModelCardError(msg)
         self.card.check_preprocessing(where=f'model {self.model_path or self.card.name}')
         self.spec = self.card.make_input_spec()
+        if config.lidar_intensity == 'ignore':
+            # The card's own mode for sensors without usable intensity: preprocessing leaves the channel at 0.
+            self.spec = replace(self.spec, lidar_intensity='ignore')
         self._tracker = MarkerTracker(gate_m=config.marker_match_distance_m, lifetime_s=config.marker_lifetime_s)
         self._camera_info: CameraModel | None = None
         self._lock = threading.Lock()
@@ -269,7 +272,7 @@ class Detector:
     @property
     def uses_intensity(self) -> bool:
         """Whether the cloud's intensity reaches the model: the card's model reads it and ``lidar.intensity`` is use."""
-        return self.spec.lidar_intensity == 'use' and self._config.lidar_intensity == 'use'
+        return self.spec.lidar_intensity == 'use'
 
     @property
     def occupancy_threshold(self) -> float:
@@ -384,8 +387,6 @@ class Detector:
             what = 'empty' if n_in == 0 else f'all {n_in} points non-finite'
             msg = f'cloud at stamp {pair.points_stamp_ns} ({frame_id or "no frame"}): {what}; frame skipped'
             raise DecodeError(msg)
-        if not self.uses_intensity and points.shape[1] > 3:
-            points = points[:, :3]  # as a cloud without intensity: the model's intensity channel stays 0
         rgb = _image_array(pair.image)
         camera = None
         if rgb is not None:

@@ -375,7 +375,7 @@ def real_metrics(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     ``report`` is what :func:`check_real_frames` returns.
     """
     keys = ('markers', 'share_above_fpr95_threshold', 'occupied_voxels', 'lidar_evidence')
-    return {name: {k: frame[k] for k in keys if k in frame} for name, frame in report['frames'].items()}
+    return {name: {k: frame[k] for k in keys} for name, frame in report['frames'].items()}
 
 
 def get_args_parser() -> argparse.ArgumentParser:
