@@ -121,7 +121,7 @@ QUICK_PLAN = (
 QUICK_SETTINGS: dict[str, Any] = {
     'model': {'preset': 'tiny'},
     'train': {'epochs': 1, 'progress': False},
-    'eval': {'semantic_weights': [], 'anomaly_temperatures': [], 'score_smoothings': []},
+    'eval': {'semantic_weights': [], 'anomaly_temperatures': [], 'score_smoothings': [], 'lidar_supports': []},
 }
 # Real frames (camera + LiDAR, no anomaly) every exported model is checked on.
 REAL_FRAMES = Path(__file__).resolve().parents[1] / 'real'

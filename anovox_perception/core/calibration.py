@@ -8,14 +8,17 @@ checkpoints carry the result as ``calibration``, the exporter builds the graph's
 score with its score rule and copies it into the model card, and the runtime selects voxels
 with its occupancy threshold and turns them into markers at its operating point.
 
-JSON shape (all keys required, no others)::
+JSON shape (all keys required but one, no others)::
 
     {"occupancy_threshold": 0.2,
-     "score_rule": {"semantic_weight": 0.0, "anomaly_temperature": 1.0, "score_smoothing": 7},
+     "score_rule": {"semantic_weight": 0.0, "anomaly_temperature": 1.0, "score_smoothing": 7,
+                    "lidar_support": 3},
      "operating_point": {"anomaly_threshold": 0.6, "min_component_points": 3},
      "threshold_chosen_on": {"folders": ["val"], "data_hash": "<16 hex>"},
      "score_rule_chosen_on": {"folders": ["val", "val_large"], "data_hash": "<16 hex>"},
      "operating_point_chosen_on": {"folders": ["val", "val_large"], "data_hash": "<16 hex>"}}
+
+``score_rule.lidar_support`` may be absent (files written before it existed): 0, no gate.
 
 ``folders`` are the names of the dataset folders the value was chosen on and ``data_hash``
 the hash of their cached frames (``anovox_training.data.cache.data_hash``); a value that was
@@ -46,6 +49,7 @@ __all__ = [
     'OperatingPoint',
     'ScoreRule',
     'is_smoothing_window',
+    'is_support_window',
     'read_calibration',
 ]
 
@@ -62,6 +66,13 @@ class CalibrationError(AnovoxError, ValueError):
 def is_smoothing_window(value: Any) -> bool:
     """Whether ``value`` is a valid ``score_smoothing`` window side: an odd integer >= 1."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1 and value % 2 == 1
+
+
+def is_support_window(value: Any) -> bool:
+    """Whether ``value`` is a valid ``lidar_support`` window side: 0 (no gate) or an odd integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return False
+    return value == 0 or is_smoothing_window(value)
 
 
 def _number(value: Any) -> bool:
@@ -89,11 +100,14 @@ class ScoreRule:
         anomaly_temperature: The anomaly logit is divided by it before the sigmoid (> 0).
         score_smoothing: Side (cells, odd) of the window at each height over which the score
             is averaged, weighted by sqrt(occupancy probability) (1: none).
+        lidar_support: Side (cells, odd) of the cube around a voxel in which a LiDAR return
+            must lie for the voxel to keep its score; elsewhere the score is 0 (0: no gate).
     """
 
     semantic_weight: float = 1.0
     anomaly_temperature: float = 1.0
     score_smoothing: int = 1
+    lidar_support: int = 0
 
     def __post_init__(self) -> None:
         if not _number(self.semantic_weight) or self.semantic_weight < 0:
@@ -105,6 +119,9 @@ class ScoreRule:
         if not is_smoothing_window(self.score_smoothing):
             msg = f'score_rule.score_smoothing must be an odd integer >= 1 (1: none), got {self.score_smoothing!r}'
             raise CalibrationError(msg)
+        if not is_support_window(self.lidar_support):
+            msg = f'score_rule.lidar_support must be 0 (no gate) or an odd integer >= 1, got {self.lidar_support!r}'
+            raise CalibrationError(msg)
         object.__setattr__(self, 'semantic_weight', float(self.semantic_weight))
         object.__setattr__(self, 'anomaly_temperature', float(self.anomaly_temperature))
 
@@ -113,13 +130,23 @@ class ScoreRule:
             'semantic_weight': self.semantic_weight,
             'anomaly_temperature': self.anomaly_temperature,
             'score_smoothing': self.score_smoothing,
+            'lidar_support': self.lidar_support,
         }
 
     @classmethod
     def from_dict(cls, data: Any, where: str = 'score_rule') -> ScoreRule:
-        data = _exact_keys(data, ('semantic_weight', 'anomaly_temperature', 'score_smoothing'), where)
+        keys = ('semantic_weight', 'anomaly_temperature', 'score_smoothing')
+        # Files written before the LiDAR-support gate existed have no such key: no gate.
+        if isinstance(data, Mapping) and 'lidar_support' in data:
+            keys += ('lidar_support',)
+        data = _exact_keys(data, keys, where)
         try:
-            return cls(data['semantic_weight'], data['anomaly_temperature'], data['score_smoothing'])
+            return cls(
+                data['semantic_weight'],
+                data['anomaly_temperature'],
+                data['score_smoothing'],
+                data.get('lidar_support', 0),
+            )
         except CalibrationError as err:
             raise CalibrationError(f'{where}: {err}') from None
 

@@ -1,4 +1,4 @@
-"""Choosing the score rule on validation after training (weight, temperature, smoothing window).
+"""Choosing the score rule on validation after training (weight, temperature, smoothing, LiDAR gate).
 
 After it, on the same frames, :mod:`anovox_training.calibrate.operating_point` chooses the node's
 operating point (anomaly threshold and LiDAR support of a marker) by object-level false alarms.
@@ -22,6 +22,15 @@ from passes of the network over the validation frames:
    the window up to 7-9 cells while the training categories lost
    (``models/README.md``), and unseen objects are what the detector is for;
    validation's category is one training never sees.
+4. ``lidar_support`` = the tightest LiDAR-support gate (``head.gate_by_lidar``: a
+   voxel keeps its score only with a return in the cube of that side around it;
+   0, no gate, counts as the loosest) whose Anomalies_Only AP is within
+   :data:`AP_TOLERANCE` of the best, scored as exported with the rule chosen so far.
+   Among gates validation cannot tell apart, the one that claims least without
+   LiDAR evidence: on a real street the occupancy head fills in far more voxels where
+   no ray returned than on the synthetic frames (``models/README.md``), and a frame
+   of ours cannot say how much, so validation only bounds what the gate may cost.
+   The camera-only variant has no LiDAR input and gets no candidates.
 
 The choice goes into each checkpoint's ``calibration`` (``score_rule`` and
 ``score_rule_chosen_on``: the folders and the hash of the frames it was chosen on);
@@ -36,8 +45,9 @@ Re-tune trained checkpoints (e.g. after a new score option) from the command lin
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -45,7 +55,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from anovox_perception.core.calibration import ChosenOn, ScoreRule, is_smoothing_window
+from anovox_perception.core.calibration import ChosenOn, ScoreRule, is_smoothing_window, is_support_window
 from anovox_perception.core.errors import AnovoxError, ConfigError
 from anovox_perception.core.preprocess import INPUT_NAMES, InputSpec
 from anovox_training.calibrate.operating_point import tune_operating_point
@@ -71,7 +81,8 @@ __all__ = [
     'ValidationVoxels',
     'choose',
     'choose_smoothing',
-    'collect_smoothed',
+    'choose_support',
+    'collect_exported',
     'collect_voxels',
     'main',
     'score',
@@ -108,11 +119,11 @@ def score(voxels: ValidationVoxels, semantic_weight: float, temperature: float) 
 
 def _validation_batches(
     model: AnomalyDetector, paths: Sequence[Path], spec: InputSpec
-) -> Iterator[tuple[list[CachedFrame], HeadLogits]]:
+) -> Iterator[tuple[list[CachedFrame], HeadLogits, torch.Tensor]]:
     for start in range(0, len(paths), 4):
         frames = [load_cached(p, spec) for p in paths[start : start + 4]]
         batch = [torch.from_numpy(np.concatenate([f.inputs[n] for f in frames])) for n in INPUT_NAMES]
-        yield frames, model.logits(*batch)
+        yield frames, *model.decode(*batch)
 
 
 def _evaluated(frame: CachedFrame, occupancy: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -132,7 +143,7 @@ def collect_voxels(
 ) -> ValidationVoxels | None:
     """Run the model over cached frames; keep the evaluated voxels of Anomalies_Only frames (None if none)."""
     logits_out, msp_out, labels_out = [], [], []
-    for frames, logits in _validation_batches(model, paths, spec):
+    for frames, logits, _ in _validation_batches(model, paths, spec):
         occupancy = torch.sigmoid(logits.occupancy).permute(0, 2, 3, 1).numpy()
         anomaly = logits.anomaly.permute(0, 2, 3, 1).numpy()
         msp = torch.softmax(logits.semantic, dim=1).amax(dim=1).permute(0, 2, 3, 1).numpy()
@@ -154,31 +165,39 @@ def collect_voxels(
 
 
 @torch.inference_mode()
-def collect_smoothed(
-    model: AnomalyDetector, paths: Sequence[Path], spec: InputSpec, occupancy_threshold: float, sizes: Sequence[int]
+def collect_exported(
+    model: AnomalyDetector,
+    paths: Sequence[Path],
+    spec: InputSpec,
+    occupancy_threshold: float,
+    variants: Mapping[int, Mapping[str, int]],
 ) -> tuple[dict[int, np.ndarray], np.ndarray] | None:
-    """Exported scores (the model's weight and temperature) per smoothing window at the evaluated voxels.
+    """Exported scores (the model's weight and temperature) per rule variant at the evaluated voxels.
+
+    Args:
+        variants: Candidate -> the ``VoxelHead.probabilities`` overrides that score it
+            (``score_smoothing``, ``lidar_support``).
 
     Returns:
-        ``({size: (N,) scores}, (N,) anomaly labels)`` over the Anomalies_Only frames, or None if
-        there is no anomaly among them.
+        ``({candidate: (N,) scores}, (N,) anomaly labels)`` over the Anomalies_Only frames, or None
+        if there is no anomaly among them.
     """
-    scores_out: dict[int, list[np.ndarray]] = {size: [] for size in sizes}
+    scores_out: dict[int, list[np.ndarray]] = {key: [] for key in variants}
     labels_out = []
-    for frames, logits in _validation_batches(model, paths, spec):
+    for frames, logits, bev in _validation_batches(model, paths, spec):
         occupancy = torch.sigmoid(logits.occupancy).permute(0, 2, 3, 1).numpy()
-        by_size = {size: model.head.probabilities(logits, size)[1].numpy() for size in sizes}
+        by_key = {key: model.head.probabilities(logits, bev, **kw)[1].numpy() for key, kw in variants.items()}
         for i, frame in enumerate(frames):
             evaluated = _evaluated(frame, occupancy[i], occupancy_threshold)
             if evaluated is None:
                 continue
             index, positive = evaluated
-            for size in sizes:
-                scores_out[size].append(by_size[size][i].reshape(-1)[index].astype(np.float64))
+            for key in variants:
+                scores_out[key].append(by_key[key][i].reshape(-1)[index].astype(np.float64))
             labels_out.append(positive)
     if not labels_out or not np.concatenate(labels_out).any():
         return None
-    return {size: np.concatenate(v) for size, v in scores_out.items()}, np.concatenate(labels_out)
+    return {key: np.concatenate(v) for key, v in scores_out.items()}, np.concatenate(labels_out)
 
 
 def choose(
@@ -213,6 +232,14 @@ def choose_smoothing(scores: dict[int, np.ndarray], positive: np.ndarray) -> tup
     return max(size for size, m in tried.items() if m['AP'] >= best_ap - AP_TOLERANCE), tried
 
 
+def choose_support(scores: dict[int, np.ndarray], positive: np.ndarray) -> tuple[int, dict[int, dict[str, float]]]:
+    """The tightest gate within :data:`AP_TOLERANCE` of the best AP (0, no gate, the loosest), and each's metrics."""
+    tried = {side: binary_metrics(values, positive) for side, values in scores.items()}
+    best_ap = max(m['AP'] for m in tried.values())
+    near = [side for side, m in tried.items() if m['AP'] >= best_ap - AP_TOLERANCE]
+    return min(near, key=lambda side: side if side else math.inf), tried
+
+
 def tune_checkpoints(
     checkpoints: Sequence[Path],
     val_paths: Sequence[Path],
@@ -220,6 +247,7 @@ def tune_checkpoints(
     weights: Sequence[float],
     temperatures: Sequence[float],
     smoothings: Sequence[int] = (),
+    supports: Sequence[int] = (),
     *,
     sources: Sequence[str | Path],
     max_false_alarms_per_frame: float | None = None,
@@ -233,7 +261,7 @@ def tune_checkpoints(
         checkpoints: Checkpoint files; the missing ones are left out.
         val_paths: Cached samples of the frames to choose on.
         spec: Their input spec.
-        weights, temperatures, smoothings: Candidates (empty: keep the checkpoint's value).
+        weights, temperatures, smoothings, supports: Candidates (empty: keep the checkpoint's value).
         sources: The dataset folders ``val_paths`` come from, recorded with the choice.
         max_false_alarms_per_frame: The operating point's bound (None: the checkpoint config's).
 
@@ -248,49 +276,73 @@ def tune_checkpoints(
     if not existing:
         return None
     rule = None
-    if weights or temperatures or smoothings:
-        rule = _tune_score_rule(existing, val_paths, spec, weights, temperatures, smoothings, sources)
+    if weights or temperatures or smoothings or supports:
+        candidates = _Candidates(tuple(weights), tuple(temperatures), tuple(smoothings), tuple(supports))
+        rule = _tune_score_rule(existing, val_paths, spec, candidates, sources)
     tune_operating_point(
         existing, val_paths, spec, sources=sources, max_false_alarms_per_frame=max_false_alarms_per_frame
     )
     return rule
 
 
+@dataclass(frozen=True)
+class _Candidates:
+    """Candidate values of each score-rule term (empty: keep the checkpoint's)."""
+
+    weights: tuple[float, ...]
+    temperatures: tuple[float, ...]
+    smoothings: tuple[int, ...]
+    supports: tuple[int, ...]
+
+
 def _tune_score_rule(
     existing: Sequence[Path],
     val_paths: Sequence[Path],
     spec: InputSpec,
-    weights: Sequence[float],
-    temperatures: Sequence[float],
-    smoothings: Sequence[int],
+    candidates: _Candidates,
     sources: Sequence[str | Path],
 ) -> ScoreRule | None:
     """The score-rule part of :func:`tune_checkpoints`: choose on ``existing[0]``, write into each."""
     model, _, ckpt = load_checkpoint(existing[0])
     current = checkpoint_calibration(ckpt, existing[0])
     threshold = current.occupancy_threshold
-    weight, temperature = current.score_rule.semantic_weight, current.score_rule.anomaly_temperature
+    rule = current.score_rule
     tried: dict[str, dict[str, float]] = {}
-    if weights or temperatures:
+    if candidates.weights or candidates.temperatures:
         voxels = collect_voxels(model, val_paths, spec, threshold)
         if voxels is None:
             return None
-        weight, temperature, tried = choose(voxels, weights, temperatures, (weight, temperature))
-    smoothing = current.score_rule.score_smoothing
-    if smoothings:
-        model.set_score_rule(ScoreRule(weight, temperature, smoothing))
-        collected = collect_smoothed(model, val_paths, spec, threshold, smoothings)
+        weight, temperature, tried = choose(
+            voxels, candidates.weights, candidates.temperatures, (rule.semantic_weight, rule.anomaly_temperature)
+        )
+        rule = replace(rule, semantic_weight=float(weight), anomaly_temperature=float(temperature))
+    prefix = f'w={rule.semantic_weight:g},T={rule.anomaly_temperature:g}'
+    if candidates.smoothings:
+        # Smoothing is chosen before the gate, which then only removes claims from the smoothed score.
+        model.set_score_rule(replace(rule, lidar_support=0))
+        variants = {k: {'score_smoothing': k, 'lidar_support': 0} for k in candidates.smoothings}
+        collected = collect_exported(model, val_paths, spec, threshold, variants)
         if collected is None:
             return None
         smoothing, by_size = choose_smoothing(*collected)
-        tried.update({f'w={weight:g},T={temperature:g},smoothing={k}': m for k, m in by_size.items()})
+        rule = replace(rule, score_smoothing=smoothing)
+        tried.update({f'{prefix},smoothing={k}': m for k, m in by_size.items()})
+    if candidates.supports:
+        model.set_score_rule(rule)
+        variants = {k: {'lidar_support': k} for k in candidates.supports}
+        collected = collect_exported(model, val_paths, spec, threshold, variants)
+        if collected is None:
+            return None
+        support, by_side = choose_support(*collected)
+        rule = replace(rule, lidar_support=support)
+        tried.update({f'{prefix},smoothing={rule.score_smoothing},lidar_support={k}': m for k, m in by_side.items()})
     for key, m in tried.items():
         print(f'score rule {key}: AP={m["AP"]:.4f} FPR95={m["FPR95"]:.4f} F1={m["F1"]:.4f}', file=sys.stderr)
     print(
-        f'score rule chosen on validation: semantic_weight={weight:g} anomaly_temperature={temperature:g} '
-        f'score_smoothing={smoothing}'
+        f'score rule chosen on validation: semantic_weight={rule.semantic_weight:g} '
+        f'anomaly_temperature={rule.anomaly_temperature:g} score_smoothing={rule.score_smoothing} '
+        f'lidar_support={rule.lidar_support}'
     )
-    rule = ScoreRule(float(weight), float(temperature), smoothing)
     chosen_on = ChosenOn.of_sources(sources, data_hash(val_paths))
     for path in existing:
         state = read_checkpoint(path)
@@ -323,6 +375,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument('--temperatures', type=float, nargs='*', default=None, help='candidates (default: config)')
     parser.add_argument('--smoothings', type=int, nargs='*', default=None, help='odd window sides (default: config)')
     parser.add_argument(
+        '--lidar-supports', type=int, nargs='*', default=None,
+        help='LiDAR-support gate cube sides, 0: no gate (default: config; none for a camera-only model)',
+    )  # fmt: skip
+    parser.add_argument(
         '--max-false-alarms-per-frame', type=float, default=None,
         help="the operating point's bound on object false alarms per frame (default: config)",
     )  # fmt: skip
@@ -335,6 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.smoothings and not all(is_smoothing_window(k) for k in args.smoothings):
             msg = f'--smoothings must be odd integers >= 1, got {args.smoothings}'
+            raise ConfigError(msg)
+        if args.lidar_supports and not all(is_support_window(k) for k in args.lidar_supports):
+            msg = f'--lidar-supports must be 0 (no gate) or odd integers >= 1, got {args.lidar_supports}'
             raise ConfigError(msg)
         if args.temperatures and any(t <= 0 for t in args.temperatures):
             msg = f'--temperatures must be > 0, got {args.temperatures}'
@@ -353,7 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = read_checkpoint(args.checkpoint[0])
         checkpoint_calibration(first, args.checkpoint[0])  # a checkpoint without one names its upgrade
         config = first['config']
-        spec = model_config_of(config).input_spec()
+        model_config = model_config_of(config)
+        spec = model_config.input_spec()
         refs = frame_refs(resolve_scenarios(args.data))
         default_frames = config.get('eval', {}).get('tune_max_frames', DEFAULTS['eval']['tune_max_frames'])
         refs = evenly_spread(refs, args.max_frames or default_frames)
@@ -369,6 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _candidates(config, 'semantic_weights', args.semantic_weights),
             _candidates(config, 'anomaly_temperatures', args.temperatures),
             _candidates(config, 'score_smoothings', args.smoothings),
+            [] if model_config.modality == 'camera' else _candidates(config, 'lidar_supports', args.lidar_supports),
             sources=args.data,
             max_false_alarms_per_frame=args.max_false_alarms_per_frame,
         )

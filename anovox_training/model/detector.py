@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from anovox_perception.core.calibration import ScoreRule
+from anovox_perception.core.errors import ConfigError
 from anovox_perception.core.preprocess import InputSpec
 from anovox_training.model.backbones import Backbones, BevBackbone, ImageBackbone
 from anovox_training.model.config import ModelConfig
@@ -59,30 +60,50 @@ class AnomalyDetector(nn.Module):
     def score_rule(self) -> ScoreRule:
         """How :meth:`forward` combines the head outputs into the anomaly score."""
         head = self.head
-        return ScoreRule(head.semantic_weight, head.temperature, head.score_smoothing)
+        return ScoreRule(head.semantic_weight, head.temperature, head.score_smoothing, head.lidar_support)
 
     def set_score_rule(self, rule: ScoreRule) -> None:
-        """Make :meth:`forward` (and so an export) compute the anomaly score with ``rule``; no weight changes."""
+        """Make :meth:`forward` (and so an export) compute the anomaly score with ``rule``; no weight changes.
+
+        Raises:
+            ConfigError: A LiDAR-support gate on the camera-only variant (it has no LiDAR input).
+        """
+        _check_gate(self.config, rule)
         self.head.semantic_weight = rule.semantic_weight
         self.head.temperature = rule.anomaly_temperature
         self.head.score_smoothing = rule.score_smoothing
+        self.head.lidar_support = rule.lidar_support
 
-    def logits(self, *inputs: Tensor) -> HeadLogits:
-        """Raw per-voxel logits (inputs in :attr:`INPUT_NAMES` order)."""
+    def decode(self, *inputs: Tensor) -> tuple[HeadLogits, Tensor]:
+        """Raw per-voxel logits and the routed BEV input the score rule's gate reads."""
         x = self.inputs(DetectorInputs(*inputs))
         image_feats, bev_feats = self.backbones(x.image, x.bev)
         fused = bev_feats[-1]
         if self.fusion is not None:
             fused = self.fusion(fused, image_feats, x.camera_valid, x.cell_uv, x.cell_valid, x.cell_rays, x.token_rays)
-        return self.head(fused, bev_feats, x.bev)
+        return self.head(fused, bev_feats, x.bev), x.bev
+
+    def logits(self, *inputs: Tensor) -> HeadLogits:
+        """Raw per-voxel logits (inputs in :attr:`INPUT_NAMES` order)."""
+        return self.decode(*inputs)[0]
 
     def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
         """(occupancy, anomaly) probabilities in [0, 1], each (B, nx, ny, nz)."""
-        return self.head.probabilities(self.logits(*inputs))
+        logits, bev = self.decode(*inputs)
+        return self.head.probabilities(logits, bev)
 
     def example_inputs(self, batch: int = 1) -> dict[str, Tensor]:
         """Example inputs with static shapes for tracing / export, keyed by input name."""
         return example_inputs(self.input_spec, batch=batch)
+
+
+def _check_gate(cfg: ModelConfig, rule: ScoreRule) -> None:
+    if rule.lidar_support and cfg.modality == 'camera':
+        msg = (
+            f'score_rule.lidar_support={rule.lidar_support} needs LiDAR input, which the camera-only variant '
+            'does not read; use 0 (no gate) for it'
+        )
+        raise ConfigError(msg)
 
 
 def build_model(cfg: ModelConfig, score_rule: ScoreRule | None = None) -> AnomalyDetector:
@@ -92,8 +113,11 @@ def build_model(cfg: ModelConfig, score_rule: ScoreRule | None = None) -> Anomal
     :meth:`AnomalyDetector.forward` scores anomalies; a trained model gets its calibration's.
 
     Raises:
-        ConfigError: When the image weights file is missing or unusable.
+        ConfigError: When the image weights file is missing or unusable, or the score rule gates
+            the camera-only variant by LiDAR.
     """
+    rule = score_rule or ScoreRule()
+    _check_gate(cfg, rule)
     spec = cfg.input_spec()
     image = None
     fusion = None
@@ -107,7 +131,6 @@ def build_model(cfg: ModelConfig, score_rule: ScoreRule | None = None) -> Anomal
             n_lift=len(cfg.lift_heights_m),
         )
     backbones = Backbones(image, BevBackbone(spec.bev_channels, cfg.bev_widths))
-    rule = score_rule or ScoreRule()
     head = VoxelHead(
         cfg.bev_widths,
         cfg.grid.nz,
@@ -117,6 +140,7 @@ def build_model(cfg: ModelConfig, score_rule: ScoreRule | None = None) -> Anomal
         rule.anomaly_temperature,
         cfg.voxel_refine,
         rule.score_smoothing,
+        rule.lidar_support,
     )
     return AnomalyDetector(cfg, InputStage(cfg.modality), backbones, fusion, head)
 

@@ -39,6 +39,14 @@ dilute the object; the square root keeps the weakly occupied voxels of an object
 in the vote (on the 80-scenario validation split it beat the plain probability and its
 square in AP, and matched the fourth root's AP at a better F1 and FPR95;
 models/README.md).
+
+Last, an optional LiDAR-support gate (:func:`gate_by_lidar`, ``ScoreRule.lidar_support``):
+a voxel keeps its score only when a LiDAR return lies in the cube of that side around it,
+and scores 0 otherwise. The occupancy head fills in what the rays did not see (the far side
+of an object, the road behind it), and on a real street it fills in far more than on the
+synthetic frames it was calibrated on; a claim of an anomaly there rests on the camera and
+on context alone. The gate reads the BEV input's 0/1 height slices, which say exactly which
+voxels hold a return.
 """
 
 from __future__ import annotations
@@ -53,7 +61,7 @@ from torch.nn import functional as F
 from anovox_perception.core.preprocess import BEV_COLUMN_FEATURES
 from anovox_training.model.backbones import conv_bn_relu
 
-__all__ = ['HeadLogits', 'VoxelHead', 'VoxelRefiner', 'anomaly_score', 'smooth_scores']
+__all__ = ['HeadLogits', 'VoxelHead', 'VoxelRefiner', 'anomaly_score', 'gate_by_lidar', 'smooth_scores']
 
 # Initial output biases: rare positives start near their prior, which keeps the
 # first steps of training stable (the RetinaNet trick).
@@ -124,6 +132,31 @@ def smooth_scores(score: Tensor, occupancy: Tensor, size: int) -> Tensor:
     weight = F.avg_pool2d(vote, size, stride=1, padding=size // 2)
     smoothed = (weighted / weight.clamp_min(_MIN_WEIGHT)).clamp(0.0, 1.0)
     return torch.where(weight > _MIN_WEIGHT, smoothed, score)
+
+
+def gate_by_lidar(score: Tensor, bev: Tensor, window: int) -> Tensor:
+    """Zero the scores of voxels with no LiDAR return in the ``window``-sided cube around them.
+
+    Args:
+        score: (B, nz, nx, ny) anomaly scores.
+        bev: (B, nz + 4, nx, ny) the (routed) BEV input; its first nz channels are the 0/1
+            height slices of the voxels that hold a return.
+        window: Odd cube side in cells (1: the voxel itself); 0 returns ``score`` unchanged.
+
+    Returns:
+        Scores shaped like ``score``.
+    """
+    if window == 0:
+        return score
+    nz = score.shape[1]
+    hit = (bev[:, :nz] > 0).to(score.dtype).unsqueeze(1)
+    if window > 1:
+        # A cube max is three 1D maxima: 3 * window comparisons per voxel instead of window^3.
+        pad = window // 2
+        hit = F.max_pool3d(hit, (window, 1, 1), stride=1, padding=(pad, 0, 0))
+        hit = F.max_pool3d(hit, (1, window, 1), stride=1, padding=(0, pad, 0))
+        hit = F.max_pool3d(hit, (1, 1, window), stride=1, padding=(0, 0, pad))
+    return score * hit.squeeze(1)
 
 
 class VoxelRefiner(nn.Module):
@@ -199,6 +232,7 @@ class VoxelHead(nn.Module):
         temperature: ``T`` of :func:`anomaly_score`.
         refine_width: Hidden width of the :class:`VoxelRefiner` (0: none).
         score_smoothing: Window side of :func:`smooth_scores` (1: none).
+        lidar_support: Cube side of :func:`gate_by_lidar` (0: no gate).
     """
 
     def __init__(
@@ -211,10 +245,12 @@ class VoxelHead(nn.Module):
         temperature: float = 1.0,
         refine_width: int = 0,
         score_smoothing: int = 1,
+        lidar_support: int = 0,
     ) -> None:
         super().__init__()
         self.nz = nz
         self.score_smoothing = score_smoothing
+        self.lidar_support = lidar_support
         self.n_classes = n_classes
         self.semantic_weight = semantic_weight
         self.temperature = temperature
@@ -256,15 +292,33 @@ class VoxelHead(nn.Module):
             out = torch.cat([self.refiner(out[:, :2], column, bev), out[:, 2:]], dim=1)
         return HeadLogits(occupancy=out[:, 0], anomaly=out[:, 1], semantic=out[:, 2:])
 
-    def probabilities(self, logits: HeadLogits, score_smoothing: int | None = None) -> tuple[Tensor, Tensor]:
+    def probabilities(
+        self,
+        logits: HeadLogits,
+        bev: Tensor | None = None,
+        *,
+        score_smoothing: int | None = None,
+        lidar_support: int | None = None,
+    ) -> tuple[Tensor, Tensor]:
         """(occupancy, anomaly) probabilities, each (B, nx, ny, nz).
 
         Args:
             logits: Head outputs.
+            bev: The routed BEV input, which the LiDAR-support gate reads (None: only without a gate).
             score_smoothing: Window side overriding the head's own (validation tries several).
+            lidar_support: Gate cube side overriding the head's own (validation tries several).
+
+        Raises:
+            ValueError: A gate is asked for without the BEV input.
         """
         occupancy = torch.sigmoid(logits.occupancy)
         score = anomaly_score(logits.anomaly, logits.semantic, self.semantic_weight, self.temperature)
         size = self.score_smoothing if score_smoothing is None else score_smoothing
         score = smooth_scores(score, occupancy, size)
+        support = self.lidar_support if lidar_support is None else lidar_support
+        if support:
+            if bev is None:
+                msg = 'VoxelHead.probabilities: the LiDAR-support gate needs the BEV input'
+                raise ValueError(msg)
+            score = gate_by_lidar(score, bev, support)
         return occupancy.permute(0, 2, 3, 1), score.permute(0, 2, 3, 1)

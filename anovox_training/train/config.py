@@ -5,9 +5,10 @@ units). Unknown keys, wrong types and out-of-range values fail with a message
 naming the key and the file. The ``model`` section is a ``ModelConfig`` with an
 optional ``preset`` (``base`` or ``tiny``) whose values the other keys override;
 the resolved config stores the full model dict without ``preset``. The score rule
-is not a model key: ``eval.semantic_weight``, ``eval.anomaly_temperature`` and
-``eval.score_smoothing`` are the rule validation scores with during training and the
-one kept when its candidate list (``eval.semantic_weights`` ...) is empty.
+is not a model key: ``eval.semantic_weight``, ``eval.anomaly_temperature``,
+``eval.score_smoothing`` and ``eval.lidar_support`` are the rule validation scores with
+during training and the one kept when its candidate list (``eval.semantic_weights`` ...)
+is empty.
 
 :func:`training_config` turns the validated dict into a frozen :class:`TrainingConfig`
 (one dataclass per section, the model section a ``ModelConfig``); its ``to_dict()`` is
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from anovox_perception.core.calibration import CalibrationError, ScoreRule, is_smoothing_window
+from anovox_perception.core.calibration import CalibrationError, ScoreRule, is_smoothing_window, is_support_window
 from anovox_perception.core.errors import AnovoxError, ConfigError
 from anovox_training.data.cache import BAD_FRAME_POLICIES
 from anovox_training.model.config import ModelConfig
@@ -96,9 +97,11 @@ DEFAULTS: dict[str, Any] = {
         'semantic_weight': 1.0,
         'anomaly_temperature': 1.0,
         'score_smoothing': 1,
+        'lidar_support': 0,
         'semantic_weights': [0.0, 0.5, 1.0, 2.0, 4.0],
         'anomaly_temperatures': [1.0, 2.0, 3.0, 4.0, 6.0, 8.0],
         'score_smoothings': [1, 3, 5, 7],
+        'lidar_supports': [0, 1, 3, 5, 9],
         'max_false_alarms_per_frame': 0.2,
     },
 }
@@ -270,9 +273,7 @@ def resolve_config(user: Mapping[str, Any], where: str = 'config', base_dir: Pat
             raise ConfigError(msg)
         config['eval'][key] = [float(v) for v in values]
     try:
-        rule = ScoreRule(
-            config['eval']['semantic_weight'], config['eval']['anomaly_temperature'], config['eval']['score_smoothing']
-        )
+        rule = configured_score_rule(config)
     except CalibrationError as err:
         msg = f'{where}: eval.{str(err).removeprefix("score_rule.")}'
         raise ConfigError(msg) from None
@@ -280,6 +281,10 @@ def resolve_config(user: Mapping[str, Any], where: str = 'config', base_dir: Pat
     smoothings = config['eval']['score_smoothings']
     if not isinstance(smoothings, list) or not all(is_smoothing_window(v) for v in smoothings):
         msg = f'{where}: eval.score_smoothings must be a list of odd integers >= 1 (1: none), got {smoothings!r}'
+        raise ConfigError(msg)
+    supports = config['eval']['lidar_supports']
+    if not isinstance(supports, list) or not all(is_support_window(v) for v in supports):
+        msg = f'{where}: eval.lidar_supports must be a list of 0 (no gate) or odd integers >= 1, got {supports!r}'
         raise ConfigError(msg)
     for path, choices in _CHOICES.items():
         if _get(config, path) not in choices:
@@ -319,7 +324,12 @@ def resolve_config(user: Mapping[str, Any], where: str = 'config', base_dir: Pat
 def configured_score_rule(config: Mapping[str, Any]) -> ScoreRule:
     """The score rule a resolved training config sets (``eval.semantic_weight`` ...), before any is chosen."""
     evaluation = config['eval']
-    return ScoreRule(evaluation['semantic_weight'], evaluation['anomaly_temperature'], evaluation['score_smoothing'])
+    return ScoreRule(
+        evaluation['semantic_weight'],
+        evaluation['anomaly_temperature'],
+        evaluation['score_smoothing'],
+        evaluation['lidar_support'],
+    )
 
 
 def load_config(
@@ -417,15 +427,17 @@ class EvalConfig:
     semantic_weight: float
     anomaly_temperature: float
     score_smoothing: int
+    lidar_support: int
     semantic_weights: tuple[float, ...]
     anomaly_temperatures: tuple[float, ...]
     score_smoothings: tuple[int, ...]
+    lidar_supports: tuple[int, ...]
     max_false_alarms_per_frame: float
 
     @property
     def score_rule(self) -> ScoreRule:
         """The configured score rule: validation scores with it until one is chosen after training."""
-        return ScoreRule(self.semantic_weight, self.anomaly_temperature, self.score_smoothing)
+        return ScoreRule(self.semantic_weight, self.anomaly_temperature, self.score_smoothing, self.lidar_support)
 
 
 @dataclass(frozen=True)

@@ -227,6 +227,14 @@ def test_the_card_carries_its_calibration_typed() -> None:
     assert Calibration.from_dict(json.loads(json.dumps(card.calibration.to_dict()))) == card.calibration
 
 
+def test_a_score_rule_written_before_the_lidar_gate_existed_reads_as_no_gate_and_a_gate_round_trips() -> None:
+    old = {'semantic_weight': 0.5, 'anomaly_temperature': 2.0, 'score_smoothing': 5}
+    assert ScoreRule.from_dict(old) == ScoreRule(0.5, 2.0, 5, 0)
+    gated = ScoreRule(0.5, 2.0, 5, lidar_support=3)
+    assert gated.to_dict() == {**old, 'lidar_support': 3}
+    assert ScoreRule.from_dict(json.loads(json.dumps(gated.to_dict()))) == gated
+
+
 def test_a_calibration_without_the_operating_point_names_the_upgrade_command() -> None:
     data = _card_dict('0' * 64)
     for key in ('operating_point', 'operating_point_chosen_on'):
@@ -274,6 +282,10 @@ def test_a_card_without_calibration_names_the_file_and_the_upgrade_command(tmp_p
         ({'score_rule': {'semantic_weight': -1, 'anomaly_temperature': 1, 'score_smoothing': 1}}, 'semantic_weight'),
         ({'score_rule': {'semantic_weight': 0, 'anomaly_temperature': 0, 'score_smoothing': 1}}, 'anomaly_temperature'),
         ({'score_rule': {'semantic_weight': 0, 'anomaly_temperature': 1, 'score_smoothing': 4}}, 'odd integer'),
+        (
+            {'score_rule': {'semantic_weight': 0, 'anomaly_temperature': 1, 'score_smoothing': 1, 'lidar_support': 4}},
+            r'lidar_support must be 0 \(no gate\) or an odd integer',
+        ),
         (
             {'score_rule': {'semantic_weight': 0, 'anomaly_temperature': 1}},
             r"score_rule: missing keys \['score_smoothing'\]",

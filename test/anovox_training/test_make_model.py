@@ -48,6 +48,7 @@ def test_quick_make_model_trains_evaluates_and_exports_every_artifact(tmp_path, 
             'semantic_weight': 1.0,
             'anomaly_temperature': 1.0,
             'score_smoothing': 1,
+            'lidar_support': 0,
             'chosen_on': [],
         }
         # The operating point is chosen on the validation frames (the quick plan's tune split is val).
@@ -98,6 +99,7 @@ _COMMAND_LINE_QUICK = [
     'eval.semantic_weights=[]',
     'eval.anomaly_temperatures=[]',
     'eval.score_smoothings=[]',
+    'eval.lidar_supports=[]',
 ]
 
 

@@ -1,4 +1,4 @@
-"""Score-rule tuning: weight by AP, temperature by FPR95 then F1, smoothing window by AP; the CLI."""
+"""Score-rule tuning: weight by AP, temperature by FPR95 then F1, smoothing window and LiDAR gate by AP; the CLI."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ from tiny_data import make_split, tiny_config
 
 from anovox_perception.core.calibration import ChosenOn
 from anovox_training.calibrate.operating_point import ANOMALY_THRESHOLDS, MIN_COMPONENT_POINTS
-from anovox_training.calibrate.score_tuning import AP_TOLERANCE, ValidationVoxels, choose, choose_smoothing, main, score
+from anovox_training.calibrate.score_tuning import (
+    AP_TOLERANCE,
+    ValidationVoxels,
+    choose,
+    choose_smoothing,
+    choose_support,
+    main,
+    score,
+)
 from anovox_training.data.cache import SampleCache, data_hash, evenly_spread, frame_refs
 from anovox_training.data.dataset import resolve_scenarios
 from anovox_training.model.checkpoint import checkpoint_calibration, model_config_of, read_checkpoint
@@ -56,6 +64,16 @@ def test_smoothing_choice_takes_the_largest_window_within_the_ap_tolerance_of_th
     assert choose_smoothing({1: ranked, 3: ranked, 5: mixed}, positive)[0] == 3  # a tie goes to the larger
 
 
+def test_lidar_gate_choice_takes_the_tightest_gate_within_the_ap_tolerance_and_no_gate_as_the_loosest():
+    positive = np.array([True, True, False, False, False])
+    ranked = np.array([0.9, 0.8, 0.3, 0.2, 0.1])  # AP 1
+    mixed = np.array([0.9, 0.2, 0.3, 0.25, 0.1])  # AP 0.75
+    side, tried = choose_support({0: ranked, 1: mixed, 3: ranked, 9: ranked}, positive)
+    assert side == 3 and tried[1]['AP'] < 1.0 - AP_TOLERANCE
+    assert choose_support({0: ranked, 1: mixed, 3: mixed}, positive)[0] == 0  # every gate costs AP: none
+    assert choose_support({0: mixed, 1: ranked, 5: ranked}, positive)[0] == 1
+
+
 @pytest.fixture(scope='module')
 def trained_run(tmp_path_factory):
     """A tiny run whose training did not tune its score rule (empty candidate lists)."""
@@ -64,7 +82,7 @@ def trained_run(tmp_path_factory):
     val_dir = make_split(root / 'val', 'val', scenarios=2, frames=2, seed=22)
     config = tiny_config(root, train_dir, val_dir, epochs=1)
     config['model']['grid'] = {**config['model']['grid'], 'x_max_m': 28.0, 'y_min_m': -8.0, 'y_max_m': 8.0}
-    for key in ('semantic_weights', 'anomaly_temperatures', 'score_smoothings'):
+    for key in ('semantic_weights', 'anomaly_temperatures', 'score_smoothings', 'lidar_supports'):
         config['eval'][key] = []
     torch.set_num_threads(1)
     train(config)
@@ -78,7 +96,9 @@ def test_cli_tunes_a_trained_run_and_writes_the_choice_into_every_checkpoint(tra
     args = ['--checkpoint', str(best), '--checkpoint', str(last), '--data', str(val_dir), '--threads', '1']
     before = {p: checkpoint_calibration(read_checkpoint(p), p) for p in (best, last)}
     assert all(c.score_rule_chosen_on.configured for c in before.values())  # written, not chosen, by training
-    code = main([*args, '--semantic-weights', '0', '--temperatures', '1', '2', '--smoothings', '1', '3'])
+    tune = ['--semantic-weights', '0', '--temperatures', '1', '2', '--smoothings', '1', '3']
+    tune += ['--lidar-supports', '0', '3']
+    code = main([*args, *tune])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     out = captured.out
@@ -88,13 +108,17 @@ def test_cli_tunes_a_trained_run_and_writes_the_choice_into_every_checkpoint(tra
     rule = after[best].score_rule
     assert rule == after[last].score_rule
     assert rule.semantic_weight == 0.0 and rule.anomaly_temperature in (1.0, 2.0) and rule.score_smoothing in (1, 3)
+    assert rule.lidar_support in (0, 3)
     frames = _cached_val_frames(states[best]['config'], val_dir)
     for path, calibration in after.items():
         # Each keeps its own threshold; the rule records the folders and frames it was chosen on.
         assert calibration.occupancy_threshold == before[path].occupancy_threshold
         assert calibration.score_rule_chosen_on == ChosenOn(('val',), data_hash(frames))
     tried = states[best]['score_tuning']
-    assert {f'w=0,T={rule.anomaly_temperature:g},smoothing={k}' for k in (1, 3)} <= set(tried)
+    prefix = f'w=0,T={rule.anomaly_temperature:g}'
+    assert {f'{prefix},smoothing={k}' for k in (1, 3)} <= set(tried)
+    # The gate is scored on the smoothed score the rule chose.
+    assert {f'{prefix},smoothing={rule.score_smoothing},lidar_support={k}' for k in (0, 3)} <= set(tried)
     # Then the operating point, on the same frames scored by that rule, into both.
     assert after[best].operating_point == after[last].operating_point
     assert after[best].operating_point_chosen_on == ChosenOn(('val',), data_hash(frames))
@@ -114,6 +138,7 @@ def _cached_val_frames(config, val_dir):
     ('extra', 'message'),
     [
         (['--smoothings', '4'], 'odd integers >= 1'),
+        (['--lidar-supports', '2'], '--lidar-supports must be 0 (no gate) or odd integers'),
         (['--temperatures', '0'], 'must be > 0'),
         (['--semantic-weights', '-1'], 'must be >= 0'),
         (['--threads', '0'], '--threads must be >= 1'),

@@ -128,6 +128,7 @@ def test_validation_keeps_the_best_checkpoint_and_tunes_the_score_rule(tmp_path_
     config['eval']['semantic_weights'] = [0.0, 2.0]
     config['eval']['anomaly_temperatures'] = [1.0, 4.0]
     config['eval']['score_smoothings'] = [1, 3]
+    config['eval']['lidar_supports'] = [0, 3]
     train(config)
     best = torch.load(tmp_path / 'run' / 'best.pt', weights_only=True)
     calibration = checkpoint_calibration(best, 'best.pt')
@@ -136,6 +137,8 @@ def test_validation_keeps_the_best_checkpoint_and_tunes_the_score_rule(tmp_path_
     assert weight in (0.0, 2.0) and temperature in (1.0, 4.0) and rule.score_smoothing in (1, 3)
     assert {'w=0,T=1', 'w=2,T=1', f'w={weight:g},T=4'} <= set(best['score_tuning'])
     assert {f'w={weight:g},T={temperature:g},smoothing={k}' for k in (1, 3)} <= set(best['score_tuning'])
+    gated = {f'w={weight:g},T={temperature:g},smoothing={rule.score_smoothing},lidar_support={k}' for k in (0, 3)}
+    assert gated <= set(best['score_tuning']) and rule.lidar_support in (0, 3)
     assert calibration.occupancy_threshold in THRESHOLD_GRID
     # Both were chosen on the validation frames (no data.tune), whose cached samples the hash identifies.
     val_paths = _prepare_data(training_config(config), model_config_of(config).input_spec(), DistContext()).val

@@ -20,9 +20,12 @@ from anovox_training.export.run import main as export_main
 from anovox_training.export.upgrade_calibration import main, upgrade_card_dict, upgrade_checkpoint_dict
 from anovox_training.model import ModelConfig, build_model, load_checkpoint, save_checkpoint
 from anovox_training.model.checkpoint import checkpoint_calibration, read_checkpoint
+from anovox_training.model.config import SCORE_RULE_KEYS
 
 torch.set_num_threads(1)
 RULE = ScoreRule(semantic_weight=0.0, anomaly_temperature=2.0, score_smoothing=3)
+# The score rule as the previous versions kept it in the model config (no LiDAR gate then).
+OLD_RULE_KEYS = {k: v for k, v in RULE.to_dict().items() if k in SCORE_RULE_KEYS}
 OLD_EVAL = {'occupancy_threshold': 0.5, 'calibrate_occupancy': True, 'semantic_weights': [0.0, 1.0]}
 
 
@@ -31,7 +34,7 @@ def _old_training_config(model: dict, threshold: float | None) -> dict:
     config = {
         'data': {'train': ['data/synth/train'], 'val': ['data/synth/val'], 'tune': ['data/synth/val_large']},
         'eval': dict(OLD_EVAL),
-        'model': {**model, **RULE.to_dict()},
+        'model': {**model, **OLD_RULE_KEYS},
     }
     if threshold is not None:
         config['occupancy_threshold'] = threshold
@@ -103,7 +106,7 @@ def test_a_card_gets_the_occupancy_threshold_the_previous_runtime_read(copied, e
 
 def _old_checkpoint(model: torch.nn.Module, **extra) -> dict:
     config = {
-        'model': {**model.config.to_dict(), **RULE.to_dict()},
+        'model': {**model.config.to_dict(), **OLD_RULE_KEYS},
         'data': {'train': ['t'], 'val': ['data/val'], 'tune': [], 'cache_dir': 'c'},
         'eval': dict(OLD_EVAL, val_every_epochs=1),
         'train': {'epochs': 2},
@@ -162,7 +165,8 @@ def test_the_shipped_model_was_upgraded_from_the_fields_the_runtime_read() -> No
     previous = copy.deepcopy(card.to_dict())
     del previous['calibration']
     previous['training_config']['occupancy_threshold'] = 0.2
-    previous['training_config']['model'].update(card.calibration.score_rule.to_dict())
+    rule = card.calibration.score_rule.to_dict()
+    previous['training_config']['model'].update({k: rule[k] for k in SCORE_RULE_KEYS})
     redone = upgrade_card_dict(previous, score_rule_folders=['val', 'val_large'])
     assert redone['calibration'] == card.calibration.to_dict()
 

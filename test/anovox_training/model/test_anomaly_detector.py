@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from anovox_perception.core.calibration import ScoreRule
+from anovox_perception.core.errors import ConfigError
 from anovox_training.model import INPUT_NAMES, OUTPUT_NAMES, ModelConfig, build_model
-from anovox_training.model.head import anomaly_score, smooth_scores
+from anovox_training.model.head import anomaly_score, gate_by_lidar, smooth_scores
 
 torch.set_num_threads(1)
 
@@ -119,8 +120,46 @@ def test_smoothing_keeps_scores_in_range_and_the_model_applies_its_window():
     torch.testing.assert_close(score, expected)
     assert (score - raw).abs().max() > 1e-4 and score.min() >= 0 and score.max() <= 1
     with torch.no_grad():  # validation scores other windows through the same head
-        _, overridden = smoothed.head.probabilities(smoothed.logits(*inputs.values()), 1)
+        _, overridden = smoothed.head.probabilities(smoothed.logits(*inputs.values()), score_smoothing=1)
     torch.testing.assert_close(overridden, raw, rtol=0, atol=0)
+
+
+def test_lidar_gate_keeps_a_score_only_with_a_return_in_the_cube_around_its_voxel():
+    nz = 4
+    score = torch.full((1, nz, 7, 7), 0.8)
+    bev = torch.zeros(1, nz + 4, 7, 7)
+    bev[0, 1, 3, 3] = 1.0  # one voxel holds a return
+    bev[0, nz, 0, 0] = 1.0  # a column feature is not a height slice: it never counts
+    assert gate_by_lidar(score, bev, 0) is score
+    own = gate_by_lidar(score, bev, 1)
+    assert own[0, 1, 3, 3] == 0.8 and own.sum().item() == pytest.approx(0.8)
+    cube = gate_by_lidar(score, bev, 3)
+    kept = cube[0] > 0
+    expected = torch.zeros(nz, 7, 7, dtype=torch.bool)
+    expected[0:3, 2:5, 2:5] = True  # one cell either way in z, x and y
+    assert torch.equal(kept, expected) and torch.all(cube[0][kept] == 0.8)
+
+
+def test_the_model_applies_its_lidar_gate_after_smoothing_and_refuses_one_without_lidar():
+    plain, gated = _model(), _model()
+    gated.load_state_dict(plain.state_dict())
+    gated.set_score_rule(ScoreRule(score_smoothing=3, lidar_support=3))
+    plain.set_score_rule(ScoreRule(score_smoothing=3))
+    assert gated.score_rule.lidar_support == 3
+    inputs = plain.example_inputs(batch=2)
+    with torch.no_grad():
+        occupancy, smoothed = plain(*inputs.values())
+        same_occupancy, score = gated(*inputs.values())
+    torch.testing.assert_close(occupancy, same_occupancy, rtol=0, atol=0)
+    expected = gate_by_lidar(smoothed.permute(0, 3, 1, 2), inputs['bev'], 3).permute(0, 2, 3, 1)
+    torch.testing.assert_close(score, expected, rtol=0, atol=0)
+    assert (score == 0).sum() > (smoothed == 0).sum() and (score > 0).any()
+    with pytest.raises(ConfigError, match='camera-only variant'):
+        _model(modality='camera').set_score_rule(ScoreRule(lidar_support=1))
+    with pytest.raises(ConfigError, match='camera-only variant'):
+        build_model(ModelConfig.tiny(modality='camera'), ScoreRule(lidar_support=3))
+    with pytest.raises(ValueError, match='needs the BEV input'):
+        gated.head.probabilities(gated.logits(*inputs.values()))
 
 
 def _trained_refiner(model):
