@@ -101,7 +101,7 @@ DEFAULTS: dict[str, Any] = {
         'semantic_weights': [0.0, 0.5, 1.0, 2.0, 4.0],
         'anomaly_temperatures': [1.0, 2.0, 3.0, 4.0, 6.0, 8.0],
         'score_smoothings': [1, 3, 5, 7],
-        'lidar_supports': [0, 1, 3, 5, 9],
+        'lidar_supports': [],
         'max_false_alarms_per_frame': 0.2,
     },
 }
