@@ -317,25 +317,24 @@ def _tune_score_rule(
         )
         rule = replace(rule, semantic_weight=float(weight), anomaly_temperature=float(temperature))
     prefix = f'w={rule.semantic_weight:g},T={rule.anomaly_temperature:g}'
-    if candidates.smoothings:
-        # Smoothing is chosen before the gate, which then only removes claims from the smoothed score.
-        model.set_score_rule(replace(rule, lidar_support=0))
-        variants = {k: {'score_smoothing': k, 'lidar_support': 0} for k in candidates.smoothings}
+    # Smoothing is chosen before the gate (off meanwhile), which then only removes claims from the smoothed score.
+    for term, values, chooser in (
+        ('score_smoothing', candidates.smoothings, choose_smoothing),
+        ('lidar_support', candidates.supports, choose_support),
+    ):
+        if not values:
+            continue
+        fixed = {'lidar_support': 0} if term == 'score_smoothing' else {}
+        model.set_score_rule(replace(rule, **fixed))
+        variants = {k: {**fixed, term: k} for k in values}
         collected = collect_exported(model, val_paths, spec, threshold, variants)
         if collected is None:
             return None
-        smoothing, by_size = choose_smoothing(*collected)
-        rule = replace(rule, score_smoothing=smoothing)
-        tried.update({f'{prefix},smoothing={k}': m for k, m in by_size.items()})
-    if candidates.supports:
-        model.set_score_rule(rule)
-        variants = {k: {'lidar_support': k} for k in candidates.supports}
-        collected = collect_exported(model, val_paths, spec, threshold, variants)
-        if collected is None:
-            return None
-        support, by_side = choose_support(*collected)
-        rule = replace(rule, lidar_support=support)
-        tried.update({f'{prefix},smoothing={rule.score_smoothing},lidar_support={k}': m for k, m in by_side.items()})
+        chosen, by_value = chooser(*collected)
+        head = prefix if term == 'score_smoothing' else f'{prefix},smoothing={rule.score_smoothing}'
+        rule = replace(rule, **{term: chosen})
+        name = 'smoothing' if term == 'score_smoothing' else term
+        tried.update({f'{head},{name}={k}': m for k, m in by_value.items()})
     for key, m in tried.items():
         print(f'score rule {key}: AP={m["AP"]:.4f} FPR95={m["FPR95"]:.4f} F1={m["F1"]:.4f}', file=sys.stderr)
     print(
