@@ -30,7 +30,7 @@ from passes of the network over the validation frames:
    LiDAR evidence: on a real street the occupancy head fills in far more voxels where
    no ray returned than on the synthetic frames (``models/README.md``), and a frame
    of ours cannot say how much, so validation only bounds what the gate may cost.
-   The camera-only variant has no LiDAR input and gets no candidates.
+   The camera-only variant has no LiDAR input: its gate candidates are dropped.
 
 The choice goes into each checkpoint's ``calibration`` (``score_rule`` and
 ``score_rule_chosen_on``: the folders and the hash of the frames it was chosen on);
@@ -304,6 +304,9 @@ def _tune_score_rule(
 ) -> ScoreRule | None:
     """The score-rule part of :func:`tune_checkpoints`: choose on ``existing[0]``, write into each."""
     model, _, ckpt = load_checkpoint(existing[0])
+    if model.config.modality == 'camera':
+        # The camera-only variant reads no LiDAR, so there is nothing to gate its scores by.
+        candidates = replace(candidates, supports=())
     current = checkpoint_calibration(ckpt, existing[0])
     threshold = current.occupancy_threshold
     rule = current.score_rule
@@ -318,23 +321,22 @@ def _tune_score_rule(
         rule = replace(rule, semantic_weight=float(weight), anomaly_temperature=float(temperature))
     prefix = f'w={rule.semantic_weight:g},T={rule.anomaly_temperature:g}'
     # Smoothing is chosen before the gate (off meanwhile), which then only removes claims from the smoothed score.
-    for term, values, chooser in (
-        ('score_smoothing', candidates.smoothings, choose_smoothing),
-        ('lidar_support', candidates.supports, choose_support),
-    ):
+    terms = (
+        ('score_smoothing', 'smoothing', candidates.smoothings, choose_smoothing, {'lidar_support': 0}),
+        ('lidar_support', 'lidar_support', candidates.supports, choose_support, {}),
+    )
+    for term, label, values, chooser, fixed in terms:
         if not values:
             continue
-        fixed = {'lidar_support': 0} if term == 'score_smoothing' else {}
         model.set_score_rule(replace(rule, **fixed))
-        variants = {k: {**fixed, term: k} for k in values}
-        collected = collect_exported(model, val_paths, spec, threshold, variants)
+        collected = collect_exported(model, val_paths, spec, threshold, {k: {**fixed, term: k} for k in values})
         if collected is None:
             return None
         chosen, by_value = chooser(*collected)
-        head = prefix if term == 'score_smoothing' else f'{prefix},smoothing={rule.score_smoothing}'
+        # The gate's candidates were scored on the smoothing already in the rule; their keys say which.
+        scored_on = prefix if term == 'score_smoothing' else f'{prefix},smoothing={rule.score_smoothing}'
+        tried.update({f'{scored_on},{label}={k}': m for k, m in by_value.items()})
         rule = replace(rule, **{term: chosen})
-        name = 'smoothing' if term == 'score_smoothing' else term
-        tried.update({f'{head},{name}={k}': m for k, m in by_value.items()})
     for key, m in tried.items():
         print(f'score rule {key}: AP={m["AP"]:.4f} FPR95={m["FPR95"]:.4f} F1={m["F1"]:.4f}', file=sys.stderr)
     print(
@@ -411,8 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = read_checkpoint(args.checkpoint[0])
         checkpoint_calibration(first, args.checkpoint[0])  # a checkpoint without one names its upgrade
         config = first['config']
-        model_config = model_config_of(config)
-        spec = model_config.input_spec()
+        spec = model_config_of(config).input_spec()
         refs = frame_refs(resolve_scenarios(args.data))
         default_frames = config.get('eval', {}).get('tune_max_frames', DEFAULTS['eval']['tune_max_frames'])
         refs = evenly_spread(refs, args.max_frames or default_frames)
@@ -428,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _candidates(config, 'semantic_weights', args.semantic_weights),
             _candidates(config, 'anomaly_temperatures', args.temperatures),
             _candidates(config, 'score_smoothings', args.smoothings),
-            [] if model_config.modality == 'camera' else _candidates(config, 'lidar_supports', args.lidar_supports),
+            _candidates(config, 'lidar_supports', args.lidar_supports),
             sources=args.data,
             max_false_alarms_per_frame=args.max_false_alarms_per_frame,
         )

@@ -601,8 +601,7 @@ class Trainer:
                 list(evaluation.semantic_weights),
                 list(evaluation.anomaly_temperatures),
                 list(evaluation.score_smoothings),
-                # The camera-only variant reads no LiDAR, so there is nothing to gate its scores by.
-                [] if self.config.model.modality == 'camera' else list(evaluation.lidar_supports),
+                list(evaluation.lidar_supports),
                 sources=list(data.tune or data.val),
             )
         self.dist.barrier()
